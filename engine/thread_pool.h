@@ -1,0 +1,42 @@
+// A fixed pool of worker threads for data-parallel loops. The calling thread takes part in every
+// loop, so a pool of N threads keeps N cores busy and a pool of 1 runs inline with no handoff.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace flashfix {
+
+class ThreadPool {
+ public:
+  // n_threads <= 0 picks the machine's hardware concurrency.
+  explicit ThreadPool(int n_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return int(workers_.size()) + 1; }
+
+  // Calls fn(begin, end, thread) over disjoint chunks covering [0, n); thread is in [0, size()).
+  // Chunks are contiguous and about equal, which suits loops whose iterations cost the same
+  // (matrix rows); returns when every chunk is done.
+  using RangeFn = std::function<void(int64_t begin, int64_t end, int thread)>;
+  void parallel_for(int64_t n, const RangeFn& fn);
+
+ private:
+  void worker(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable start_cv_, done_cv_;
+  const RangeFn* job_ = nullptr;
+  int64_t job_n_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace flashfix

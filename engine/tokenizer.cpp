@@ -124,7 +124,8 @@ bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 // The regex lists of llama.cpp's llama_vocab pre-tokenizer types, in PCRE2 syntax. llama.cpp runs most
 // of them through std::regex over a "collapsed" text where each non-ASCII code point stands for its
 // Unicode category; PCRE2 with UCP over the real text gives the same splits, with two adjustments:
-// - its \s is the Unicode White_Space table (PCRE2's UCP \s misses U+0085), see expand_whitespace();
+// - its \s is the Unicode White_Space table; PCRE2's UCP \s varies by version (10.42 also counts
+//   U+180E), so \s is spelled out, see expand_whitespace();
 // - its collapsed \p{S} forgets ASCII '~', so deepseek-v3 treats '~' as neither P nor S.
 struct PreTokenizer {
   std::vector<std::string_view> names;

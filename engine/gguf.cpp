@@ -567,7 +567,9 @@ void GgufWriter::write(const std::string& path) const {
     append<uint64_t>(head, offset);
     offset = align(offset + t.nbytes);
   }
-  head.resize(align(head.size()), '\0');
+  // The data section starts aligned; a file without tensors has none and ends unpadded, as other
+  // GGUF writers leave it.
+  if (!tensors_.empty()) head.resize(align(head.size()), '\0');
 
   std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");

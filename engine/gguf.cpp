@@ -567,9 +567,7 @@ void GgufWriter::write(const std::string& path) const {
     append<uint64_t>(head, offset);
     offset = align(offset + t.nbytes);
   }
-  // The data section starts aligned; a file without tensors has none and ends unpadded, as other
-  // GGUF writers leave it.
-  if (!tensors_.empty()) head.resize(align(head.size()), '\0');
+  head.resize(align(head.size()), '\0');
 
   std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");

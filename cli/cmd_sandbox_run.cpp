@@ -38,7 +38,7 @@ options:
 stdin: passed to CMD when it is not a terminal; otherwise CMD reads /dev/null.
 
 exit status: CMD's status; 128+N when CMD was killed by signal N; 127 when CMD is not found,
-126 when it cannot be executed; 124 timed out; 123 memory or output limit hit;
+126 when it cannot be executed; 124 timed out; 123 memory, process or output limit hit;
 125 the sandbox could not be set up (the reason is printed); 2 usage error.
 )";
 
@@ -96,10 +96,13 @@ int run(const std::vector<std::string>& raw) {
     case sandbox::Status::exited: return result.exit_code;
     case sandbox::Status::signaled: return 128 + result.signal;
     case sandbox::Status::timed_out:
-      note("timed out after " + std::to_string(timeout) + " s; the command and everything it started were killed");
+      note("timed out; the command and everything it started were killed");
       return kTimedOut;
     case sandbox::Status::memory_limit:
       note("memory limit of " + std::to_string(policy.memory) + " bytes hit (peak " + std::to_string(result.peak_memory) + ")");
+      return kLimit;
+    case sandbox::Status::process_limit:
+      note("process limit of " + std::to_string(policy.pids) + " hit; everything was killed");
       return kLimit;
     case sandbox::Status::output_limit:
       note("output limit hit; the command was stopped");

@@ -108,17 +108,24 @@ void close_other_fds(std::vector<int> keep) {
 
 // ---- supervisor ------------------------------------------------------------------------------
 
-// Resident memory of a process tree, from /proc; the floor for the memory limit without a cgroup.
-std::uint64_t tree_rss(pid_t root) {
+// Resident memory and size of a process tree, from /proc: the floor for the memory and process
+// limits without a cgroup. (RLIMIT_NPROC does not bind a caller that is root on the host: the
+// kernel exempts its user, whatever the user namespace.)
+struct TreeUsage {
+  std::uint64_t rss = 0, processes = 0;
+};
+
+TreeUsage tree_usage(pid_t root) {
   static const long page = sysconf(_SC_PAGESIZE);
-  std::uint64_t total = 0;
+  TreeUsage usage;
   std::vector<pid_t> todo{root};
   while (!todo.empty()) {
     pid_t pid = todo.back();
     todo.pop_back();
     std::string base = "/proc/" + std::to_string(pid);
     std::uint64_t size = 0, resident = 0;
-    if (std::ifstream(base + "/statm") >> size >> resident) total += resident * std::uint64_t(page);
+    if (std::ifstream(base + "/statm") >> size >> resident) usage.rss += resident * std::uint64_t(page);
+    ++usage.processes;
     if (DIR* tasks = opendir((base + "/task").c_str())) {
       while (dirent* t = readdir(tasks)) {
         if (t->d_name[0] == '.') continue;
@@ -128,7 +135,7 @@ std::uint64_t tree_rss(pid_t root) {
       closedir(tasks);
     }
   }
-  return total;
+  return usage;
 }
 
 struct Fd {
@@ -221,6 +228,7 @@ std::string_view to_string(Status s) {
     case Status::timed_out: return "timed out";
     case Status::memory_limit: return "memory limit";
     case Status::output_limit: return "output limit";
+    case Status::process_limit: return "process limit";
     case Status::setup_failed: return "setup failed";
   }
   return "?";
@@ -326,9 +334,10 @@ Result Sandbox::run(const Command& command, const Policy& policy) {
     if (kill_at && now >= *kill_at) stop(Status::timed_out, false);
     if (hard_kill_at) kill(keeper, now >= *hard_kill_at ? SIGKILL : SIGUSR1);  // until it is gone
     if (!cgroup && now >= next_sample) {
-      std::uint64_t rss = tree_rss(keeper);
-      sampled_peak = std::max(sampled_peak, rss);
-      if (rss > policy.memory) stop(Status::memory_limit, false);
+      TreeUsage usage = tree_usage(keeper);
+      sampled_peak = std::max(sampled_peak, usage.rss);
+      if (usage.rss > policy.memory) stop(Status::memory_limit, false);
+      if (usage.processes > policy.pids + 2) stop(Status::process_limit, false);  // + keeper, init
       next_sample = now + kSampleEvery;
     }
   }

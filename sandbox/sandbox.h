@@ -35,7 +35,7 @@ struct Policy {
   std::uint64_t cpu_seconds = 0;                // RLIMIT_CPU; 0: the timeout rounded up
   std::uint64_t memory = 2ull << 30;            // memory.max, or the sampled RSS of the tree
   std::uint64_t address_space = 0;              // RLIMIT_AS; 0: twice `memory` without cgroup, unlimited with
-  std::uint64_t pids = 256;                     // pids.max and RLIMIT_NPROC
+  std::uint64_t pids = 256;                     // pids.max, else RLIMIT_NPROC and sampling
   double cpus = 0;                              // cpu.max in CPUs; 0: no quota
   std::uint64_t file_size = 1ull << 30;         // RLIMIT_FSIZE
   std::uint64_t open_files = 1024;              // RLIMIT_NOFILE
@@ -54,6 +54,7 @@ enum class Status {
   timed_out,     // the wall-clock timeout passed and the tree was killed
   memory_limit,  // the memory limit was hit (cgroup OOM kill, or the sampled/peak RSS passed it)
   output_limit,  // a stream passed output_stop and the tree was killed
+  process_limit, // without a cgroup: the sampled tree had more than `pids` processes and was killed
   setup_failed,  // the sandbox could not be built; error says why, nothing ran
 };
 

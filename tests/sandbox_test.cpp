@@ -147,7 +147,8 @@ TEST_F(SandboxTest, ForkBombIsBoundedByThePidsLimit) {
     p.pids = 32;
     p.timeout = 3s;
   });
-  EXPECT_EQ(r.status, Status::timed_out);
+  // With a cgroup, pids.max makes forks fail until the timeout; without one, sampling kills the tree.
+  EXPECT_TRUE(r.status == Status::timed_out || r.status == Status::process_limit) << to_string(r.status);
   EXPECT_LT(r.wall, 8s);
 }
 
@@ -166,6 +167,7 @@ TEST_F(SandboxTest, CpuSpinIsKilledAtTheTimeout) {
 TEST_F(SandboxTest, SigtermIgnoringSpinIsKilledAfterTheGrace) {
   auto r = sh("trap '' TERM; while :; do :; done", [](Policy& p) {
     p.timeout = 1s;
+    p.cpu_seconds = 100;  // the wall clock, not RLIMIT_CPU, must end it
     p.kill_grace = 500ms;
   });
   EXPECT_EQ(r.status, Status::timed_out);
@@ -225,7 +227,7 @@ TEST_F(SandboxTest, DiskFillOfTmpStopsAtItsSize) {
 }
 
 TEST_F(SandboxTest, FileSizeLimitStopsAHugeFile) {
-  auto r = sh("head -c 50M /dev/zero > big", [](Policy& p) { p.file_size = 1 << 20; });
+  auto r = sh("exec head -c 50M /dev/zero > big", [](Policy& p) { p.file_size = 1 << 20; });
   EXPECT_EQ(r.status, Status::signaled);
   EXPECT_EQ(r.signal, SIGXFSZ);
   EXPECT_LE(fs::file_size(ws / "big"), 1u << 20);
@@ -320,8 +322,8 @@ TEST_F(SandboxTest, NetworkOnReachesTheHostLoopback) {
 TEST_F(SandboxTest, PtraceAndSignalsToOtherProcessesFail) {
   auto r = sh("sleep 5 & python3 -c 'import ctypes, sys; l = ctypes.CDLL(None, use_errno=True); "
               "print(l.ptrace(16, int(sys.argv[1]), 0, 0), ctypes.get_errno())' $!; kill -9 " +
-              std::to_string(canary) + " 2>/dev/null && echo KILLED_CANARY; kill -9 1 && echo KILLED_INIT; kill $!");
-  EXPECT_EQ(r.out.data, "-1 1\n");  // EPERM
+              std::to_string(canary) + " 2>/dev/null && echo KILLED_CANARY; kill -9 1; sleep 0.1; kill -0 1 && echo INIT_ALIVE; kill $!");
+  EXPECT_EQ(r.out.data, "-1 1\nINIT_ALIVE\n");  // EPERM; init ignores signals from inside
 }
 
 TEST_F(SandboxTest, UnshareAndMountAreDenied) {

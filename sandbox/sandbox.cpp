@@ -297,7 +297,9 @@ Result Sandbox::run(const Command& command, const Policy& policy) {
   auto next_sample = start + kSampleEvery;
   std::uint64_t sampled_peak = 0;
   // Graceful first (init passes SIGTERM on), then SIGKILL through the keeper, which it may miss
-  // while it starts up: so it is repeated, and after two seconds the keeper itself is killed.
+  // while it starts up: so it is repeated, and after ten seconds the keeper itself is killed. The
+  // keeper returns only once init and the whole PID namespace are gone, so waiting for it is the
+  // guarantee that nothing remains; a fork bomb takes a moment to die on two cores.
   auto stop = [&](Status why, bool graceful) {
     if (!forced) forced = why;
     if (graceful) {
@@ -307,7 +309,7 @@ Result Sandbox::run(const Command& command, const Policy& policy) {
     }
     if (cgroup) cgroup->kill();
     kill(keeper, SIGUSR1);
-    if (!hard_kill_at) hard_kill_at = Clock::now() + milliseconds(2000);
+    if (!hard_kill_at) hard_kill_at = Clock::now() + milliseconds(10000);
   };
 
   bool keeper_done = false;

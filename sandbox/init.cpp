@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <linux/close_range.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,6 +56,8 @@ struct Confine {
     // A new session: no controlling terminal, so nothing can push input into the caller's (TIOCSTI).
     if (setsid() < 0) return fail("setsid", errno);
     if (int err = apply_rlimits(plan.rlimits)) return fail("setrlimit", err);
+    // Below the supervisor, keeper and init: under a fork bomb they still get the CPU to kill it.
+    if (setpriority(PRIO_PROCESS, 0, 10) != 0) return fail("setpriority", errno);
     if (int err = drop_capabilities()) return fail("dropping capabilities", err);
     if (int err = install_seccomp(*plan.seccomp)) return fail("installing the seccomp filter", err);
     // Boost 1.81's close_all skips the gaps between kept descriptors; close-on-exec covers them.

@@ -335,7 +335,7 @@ Result Sandbox::run(const Command& command, const Policy& policy) {
     if (!forced && now >= deadline) stop(Status::timed_out, true);
     if (kill_at && now >= *kill_at) stop(Status::timed_out, false);
     if (hard_kill_at) kill(keeper, now >= *hard_kill_at ? SIGKILL : SIGUSR1);  // until it is gone
-    if (!cgroup && now >= next_sample) {
+    if (!cgroup && !forced && now >= next_sample) {  // once stopping, walking /proc only slows the teardown
       TreeUsage usage = tree_usage(keeper);
       sampled_peak = std::max(sampled_peak, usage.rss);
       if (usage.rss > policy.memory) stop(Status::memory_limit, false);

@@ -99,10 +99,11 @@ int run(const std::vector<std::string>& raw) {
       note("timed out; the command and everything it started were killed");
       return kTimedOut;
     case sandbox::Status::memory_limit:
-      note("memory limit of " + std::to_string(policy.memory) + " bytes hit (peak " + std::to_string(result.peak_memory) + ")");
+      note("memory limit of " + std::to_string(policy.memory) + " bytes hit (peak " + std::to_string(result.peak_memory) + ", enforced by " +
+           std::string(to_string(result.enforcement)) + ")");
       return kLimit;
     case sandbox::Status::process_limit:
-      note("process limit of " + std::to_string(policy.pids) + " hit; everything was killed");
+      note("process limit of " + std::to_string(policy.pids) + " hit (sampled: " + result.enforcement_note + "); everything was killed");
       return kLimit;
     case sandbox::Status::output_limit:
       note("output limit hit; the command was stopped");

@@ -64,7 +64,7 @@ void close_other_fds(std::vector<int> keep) {
   syscall(SYS_close_range, next, ~0u, 0);
 }
 
-[[noreturn]] void keeper_main(InitPlan& plan, pid_t supervisor, int cgroup_fd) {
+[[noreturn]] void keeper_main(InitPlan& plan, pid_t supervisor, const std::vector<int>& cgroup_fds) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // die with the caller ...
   if (getppid() != supervisor) _exit(1);  // ... even if it died before the line above
   setsid();
@@ -72,12 +72,17 @@ void close_other_fds(std::vector<int> keep) {
   sa.sa_handler = keeper_signal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGUSR1, &sa, nullptr);
-  close_other_fds({plan.stdin_fd, plan.stdout_fd, plan.stderr_fd, plan.report_fd, cgroup_fd});
-  if (cgroup_fd >= 0 && write(cgroup_fd, "0", 1) != 1) {
-    write_report(plan.report_fd, Report::setup_failed, 0, "joining the cgroup: " + std::string(strerror(errno)));
-    _exit(1);
+  std::vector<int> keep{plan.stdin_fd, plan.stdout_fd, plan.stderr_fd, plan.report_fd};
+  keep.insert(keep.end(), cgroup_fds.begin(), cgroup_fds.end());
+  close_other_fds(keep);
+  // Joined before init exists, so init, the command and everything they start are members.
+  for (int fd : cgroup_fds) {
+    if (write(fd, "0", 1) != 1) {
+      write_report(plan.report_fd, Report::setup_failed, 0, "joining the cgroup: " + std::string(strerror(errno)));
+      _exit(1);
+    }
+    close(fd);
   }
-  if (cgroup_fd >= 0) close(cgroup_fd);
   if (plan.namespaces) {
     if (auto err = enter_namespaces(plan.network, geteuid(), getegid()); !err.empty()) {
       write_report(plan.report_fd, Report::setup_failed, 0, err);
@@ -234,13 +239,22 @@ std::string_view to_string(Status s) {
   return "?";
 }
 
+std::string_view to_string(Enforcement e) {
+  switch (e) {
+    case Enforcement::cgroup_v2: return "cgroup v2";
+    case Enforcement::cgroup_v1: return "cgroup v1";
+    case Enforcement::sampling: return "rlimits and sampling";
+  }
+  return "?";
+}
+
 Result Sandbox::run(const Command& command, const Policy& policy) {
   const auto start = Clock::now();
   Result result;
   InitPlan plan;
   Pipe out, err, report;
   Fd stdin_fd;
-  std::optional<Cgroup> cgroup;
+  std::unique_ptr<Cgroup> cgroup;
   try {
     if (command.argv.empty() || command.argv.front().empty()) throw std::runtime_error("no command given");
     if (policy.output_keep < 2) throw std::runtime_error("output_keep must be at least 2 bytes");
@@ -250,15 +264,17 @@ Result Sandbox::run(const Command& command, const Policy& policy) {
     if (workspace == "/") throw std::runtime_error("the workspace cannot be /");
     std::vector<std::string> read_only;
     for (const auto& p : policy.read_only) read_only.push_back(canonical_dir(p, "read-only path", false));
-    std::string why_no_cgroup;
-    if (auto created = Cgroup::create(policy, &why_no_cgroup)) cgroup.emplace(std::move(*created));
-    result.cgroup = cgroup.has_value();
+    cgroup = Cgroup::create(policy, &result.enforcement_note);
+    if (cgroup) {
+      result.enforcement = cgroup->enforcement();
+      result.enforcement_note.clear();
+    }
     plan.argv = command.argv;
     plan.env = make_env(policy);
     plan.namespaces = policy.isolation == Isolation::namespaces;
     plan.network = policy.network;
     plan.mounts = make_mount_plan(workspace, read_only, policy.tmp_size);
-    plan.rlimits = rlimits_for(policy, result.cgroup);
+    plan.rlimits = rlimits_for(policy, cgroup != nullptr);
     plan.seccomp = &seccomp_program(policy.network);
     out = make_pipe();
     err = make_pipe();
@@ -282,7 +298,7 @@ Result Sandbox::run(const Command& command, const Policy& policy) {
     result.error = std::string("fork: ") + strerror(errno);
     return result;
   }
-  if (keeper == 0) keeper_main(plan, supervisor, cgroup ? cgroup->procs_fd() : -1);
+  if (keeper == 0) keeper_main(plan, supervisor, cgroup ? cgroup->procs_fds() : std::vector<int>{});
   out.write.reset();
   err.write.reset();
   report.write.reset();
@@ -348,6 +364,11 @@ Result Sandbox::run(const Command& command, const Policy& policy) {
   rusage usage{};
   while (wait4(keeper, &status, 0, &usage) < 0 && errno == EINTR) {
   }
+  // The keeper can be gone before the rest of the tree (killed by the cgroup, or after the ten
+  // seconds above); the cgroup's teardown waits until every member is gone, and is part of the run.
+  bool oom_killed = cgroup && cgroup->oom_killed();
+  std::uint64_t cgroup_peak = cgroup ? cgroup->peak_memory() : 0;
+  cgroup.reset();
   result.wall = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
   // Everything in the sandbox is gone, so whatever it wrote is already in the pipes.
   if (fds[0].fd >= 0) drain(fds[0].fd, out_cap);
@@ -362,7 +383,7 @@ Result Sandbox::run(const Command& command, const Policy& policy) {
   result.cpu = std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
                std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
   result.peak_memory = std::max<std::uint64_t>(std::uint64_t(usage.ru_maxrss) * 1024, sampled_peak);
-  if (cgroup) result.peak_memory = std::max(result.peak_memory, cgroup->peak_memory());
+  result.peak_memory = std::max(result.peak_memory, cgroup_peak);
 
   Report r{};
   bool have_report = report_bytes.size() >= sizeof r;
@@ -377,7 +398,7 @@ Result Sandbox::run(const Command& command, const Policy& policy) {
     (r.kind == Report::signaled ? result.signal : result.exit_code) = r.value;
   }
   bool succeeded = have_report && r.kind == Report::exited && r.value == 0;
-  bool over_memory = cgroup ? cgroup->oom_killed() : result.peak_memory > policy.memory;
+  bool over_memory = result.enforcement == Enforcement::sampling ? result.peak_memory > policy.memory : oom_killed;
   if (forced)
     result.status = *forced;
   else if (over_memory && !succeeded)

@@ -33,10 +33,10 @@ struct Policy {
   std::chrono::milliseconds timeout{120'000};   // wall clock; then SIGTERM, grace, SIGKILL
   std::chrono::milliseconds kill_grace{1'000};
   std::uint64_t cpu_seconds = 0;                // RLIMIT_CPU; 0: the timeout rounded up
-  std::uint64_t memory = 2ull << 30;            // memory.max, or the sampled RSS of the tree
+  std::uint64_t memory = 2ull << 30;            // the cgroup's limit, or the sampled RSS of the tree
   std::uint64_t address_space = 0;              // RLIMIT_AS; 0: twice `memory` without cgroup, unlimited with
-  std::uint64_t pids = 256;                     // pids.max, else RLIMIT_NPROC and sampling
-  double cpus = 0;                              // cpu.max in CPUs; 0: no quota
+  std::uint64_t pids = 256;                     // the cgroup's limit, else RLIMIT_NPROC and sampling
+  double cpus = 0;                              // a cgroup CPU quota in CPUs; 0: none
   std::uint64_t file_size = 1ull << 30;         // RLIMIT_FSIZE
   std::uint64_t open_files = 1024;              // RLIMIT_NOFILE
   std::uint64_t tmp_size = 256ull << 20;        // the private /tmp (and /dev/shm) tmpfs
@@ -54,11 +54,22 @@ enum class Status {
   timed_out,     // the wall-clock timeout passed and the tree was killed
   memory_limit,  // the memory limit was hit (cgroup OOM kill, or the sampled/peak RSS passed it)
   output_limit,  // a stream passed output_stop and the tree was killed
-  process_limit, // without a cgroup: the sampled tree had more than `pids` processes and was killed
+  process_limit, // sampling only: the sampled tree had more than `pids` processes and was killed
+                 // (a cgroup's pids.max makes forks fail instead, which ends in timed_out or exited)
   setup_failed,  // the sandbox could not be built; error says why, nothing ran
 };
 
 std::string_view to_string(Status s);
+
+// What held the memory and process limits for the whole tree and tore it down.
+enum class Enforcement {
+  cgroup_v2,  // memory.max, pids.max, cpu.max; cgroup.kill
+  cgroup_v1,  // pids, memory, freezer (and cpu) v1 groups; freeze, kill, thaw, wait until empty
+  sampling,   // neither could be made: rlimits plus the tree's RSS and size sampled every 20 ms,
+              // which a fast allocator or fork bomb can outrun (and host root ignores RLIMIT_NPROC)
+};
+
+std::string_view to_string(Enforcement e);
 
 // Captured output: the head and the tail of a stream, with a marker in between when cut.
 struct Output {
@@ -77,7 +88,8 @@ struct Result {
   std::chrono::microseconds wall{0};
   std::chrono::microseconds cpu{0};  // user + system of the whole tree
   std::uint64_t peak_memory = 0;     // bytes
-  bool cgroup = false;               // limits enforced by a cgroup v2 (else rlimits and sampling)
+  Enforcement enforcement = Enforcement::sampling;
+  std::string enforcement_note;      // sampling: why no cgroup could be made
   bool ok() const { return status == Status::exited && exit_code == 0; }
 };
 

@@ -3,7 +3,7 @@
 `flashfix sandbox-run`. Usage: bench/sandbox_overhead.py [FLASHFIX_BIN] [RUNS]"""
 import os, statistics, subprocess, sys, tempfile, textwrap, time
 
-flashfix = sys.argv[1] if len(sys.argv) > 1 else "build/cli/flashfix"
+flashfix = sys.argv[1] if len(sys.argv) > 1 else "build/flashfix"
 runs = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 
 def median_ms(cmd, cwd, n):

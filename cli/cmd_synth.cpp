@@ -11,7 +11,8 @@ namespace {
 
 const char* kUsage =
     "usage: flashfix synth (--arch qwen3moe|step35 | --preset NAME [--scale F]) [shape flags]\n"
-    "                      [--type f32|f16|bf16|q8_0|q4_K|q5_K|q6_K] [--seed S] [--vocab V.gguf] --out M.gguf\n"
+    "                      [--type f32|f16|bf16|q8_0|q4_K|q5_K|q6_K] [--seed S] [--vocab V.gguf] [--name NAME]\n"
+    "                      --out M.gguf\n"
     "Writes a random-weight model (Gaussian, std 1/sqrt(fan_in); norms near 1) with the metadata a loader\n"
     "needs. Presets: qwen3-30b-a3b, step3.5-flash; --scale F in (0,1] shrinks one (layers, widths, experts).\n"
     "Without a preset the shape is a tiny model like the golden files; flags override either.\n"

@@ -1,7 +1,9 @@
 #include "engine/quantize_model.h"
 
 #include <cstring>
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "engine/gguf.h"
@@ -24,6 +26,15 @@ int32_t llama_file_type(TensorType type) {
 bool keeps_type(std::string_view name, size_t n_dims) {
   return n_dims < 2 || name.ends_with("norm.weight") || name.ends_with(".bias") ||
          name.ends_with("ffn_gate_inp.weight") || name.starts_with("rope_freqs");
+}
+
+void parallel_rows(int64_t rows, int64_t row_len, const std::function<void(int64_t, int64_t)>& work) {
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned n = rows * row_len < (1 << 18) ? 1 : unsigned(std::min<int64_t>({int64_t(hw), rows, 64}));
+  if (n == 1) return work(0, rows);
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < n; ++t) pool.emplace_back(work, rows * t / n, rows * (t + 1) / n);
+  for (auto& th : pool) th.join();
 }
 
 namespace {
@@ -84,11 +95,13 @@ QuantizeStats quantize_model(const std::string& in, const std::string& out, Tens
         progress();
         const int64_t row_len = tp->ne[0], rows = tp->n_elements() / row_len;
         const size_t in_rb = tp->row_bytes(), out_rb = row_bytes(to, row_len);
-        std::vector<float> row(static_cast<size_t>(row_len));
-        for (int64_t r = 0; r < rows; ++r) {
-          dequantize_row(tp->type, tp->data + size_t(r) * in_rb, row.data(), row_len);
-          quantize_row(to, row.data(), dst + size_t(r) * out_rb, row_len);
-        }
+        parallel_rows(rows, row_len, [&](int64_t r0, int64_t r1) {
+          std::vector<float> row(static_cast<size_t>(row_len));
+          for (int64_t r = r0; r < r1; ++r) {
+            dequantize_row(tp->type, tp->data + size_t(r) * in_rb, row.data(), row_len);
+            quantize_row(to, row.data(), dst + size_t(r) * out_rb, row_len);
+          }
+        });
       });
     }
   }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,11 @@ int32_t llama_file_type(TensorType type);
 
 // Whether `quantize` leaves a tensor of this name and rank as it is whatever the target type.
 bool keeps_type(std::string_view name, size_t n_dims);
+
+// Runs work(r0, r1) over [0, rows) split across the hardware threads; inline when the tensor is small
+// (rows x row_len elements) and a thread would cost more than it saves. Used to convert or generate one
+// tensor's rows in parallel; rows must be independent.
+void parallel_rows(int64_t rows, int64_t row_len, const std::function<void(int64_t r0, int64_t r1)>& work);
 
 struct QuantizeStats {
   int converted = 0;     // float tensors rewritten as the target type

@@ -5,7 +5,6 @@
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
-#include <thread>
 
 #include "engine/gguf.h"
 #include "engine/quantize_model.h"
@@ -84,13 +83,7 @@ void fill_rows(uint8_t* dst, TensorType type, int64_t row_len, int64_t rows, uin
       else quantize_row(type, row.data(), dst + size_t(r) * rb, row_len);
     }
   };
-  const int64_t total = row_len * rows;
-  unsigned n_threads = total < (1 << 18) ? 1 : std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), unsigned(std::min<int64_t>(rows, 64))));
-  if (n_threads == 1) return work(0, rows);
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < n_threads; ++t)
-    pool.emplace_back(work, rows * t / n_threads, rows * (t + 1) / n_threads);
-  for (auto& th : pool) th.join();
+  parallel_rows(rows, row_len, work);
 }
 
 // ---- architecture layout ------------------------------------------------------------------------

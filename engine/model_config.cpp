@@ -19,6 +19,14 @@ int positive(const GgufFile& f, const std::string& key, int64_t v, int64_t max =
   return int(v);
 }
 
+// Per-layer counts arrive as doubles (a file may store them as floats). Converting a NaN or out-of-range
+// double to an integer is undefined behaviour, so the range is checked on the double (found by fuzzing).
+int positive_count(const GgufFile& f, const std::string& key, double v, int64_t max) {
+  if (!(v >= 1 && v <= double(max)) || v != std::floor(v))
+    throw GgufError(f.path() + ": metadata " + key + " = " + std::to_string(v) + " is not an integer in 1.." + std::to_string(max));
+  return int(v);
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
@@ -48,7 +56,7 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
   if (!heads) throw GgufError(f.path() + ": missing metadata " + p + "attention.head_count");
   auto heads_kv = f.get_per_layer(p + "attention.head_count_kv", block_count);
   if (!heads_kv) heads_kv = heads;
-  c.head_dim = opt("attention.key_length", c.n_embd / int((*heads)[0] > 0 ? (*heads)[0] : 1));
+  c.head_dim = opt("attention.key_length", c.n_embd / positive_count(f, p + "attention.head_count[0]", (*heads)[0], 4096));
   c.v_head_dim = opt("attention.value_length", c.head_dim);
   c.rms_eps = float(f.get_float(p + "attention.layer_norm_rms_epsilon").value_or(1e-6));
   if (!(c.rms_eps > 0.f) || c.rms_eps > 1.f) throw GgufError(f.path() + ": layer_norm_rms_epsilon out of range");
@@ -112,8 +120,8 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
   c.layers.resize(block_count);
   for (int il = 0; il < block_count; ++il) {
     LayerConfig& L = c.layers[il];
-    L.n_head = positive(f, p + "attention.head_count[" + std::to_string(il) + "]", int64_t((*heads)[il]), 4096);
-    L.n_head_kv = positive(f, p + "attention.head_count_kv[" + std::to_string(il) + "]", int64_t((*heads_kv)[il]), 4096);
+    L.n_head = positive_count(f, p + "attention.head_count[" + std::to_string(il) + "]", (*heads)[il], 4096);
+    L.n_head_kv = positive_count(f, p + "attention.head_count_kv[" + std::to_string(il) + "]", (*heads_kv)[il], 4096);
     if (L.n_head % L.n_head_kv != 0)
       throw GgufError(f.path() + ": layer " + std::to_string(il) + " has " + std::to_string(L.n_head) +
                       " heads, not a multiple of its " + std::to_string(L.n_head_kv) + " kv heads");

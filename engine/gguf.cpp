@@ -237,7 +237,8 @@ void GgufFile::parse_all() {
   if (n_kv > c.remaining() / 13) c.fail("metadata count " + std::to_string(n_kv) + " is impossible for the file size");
   if (n_tensors > c.remaining() / 32) c.fail("tensor count " + std::to_string(n_tensors) + " is impossible for the file size");
 
-  kvs_.reserve(n_kv);
+  // Counts are only bounded by the file size so far: reserve little and let real entries grow it.
+  kvs_.reserve(std::min<uint64_t>(n_kv, 1024));
   std::unordered_set<std::string_view> keys;
   for (uint64_t k = 0; k < n_kv; ++k) {
     GgufKV kv;
@@ -257,7 +258,7 @@ void GgufFile::parse_all() {
       if (kv.value.elem_type == GgufType::STRING) {
         if (count > c.remaining() / 8)
           c.fail("string array '" + std::string(kv.key) + "' claims " + std::to_string(count) + " entries, more than the file holds");
-        kv.value.strings.reserve(count);
+        kv.value.strings.reserve(std::min<uint64_t>(count, 1 << 20));
         for (uint64_t j = 0; j < count; ++j) kv.value.strings.push_back(c.string("array string"));
       } else {
         size_t es = scalar_size(kv.value.elem_type);
@@ -281,7 +282,7 @@ void GgufFile::parse_all() {
     alignment_ = a->u;
   }
 
-  tensors_.reserve(n_tensors);
+  tensors_.reserve(std::min<uint64_t>(n_tensors, 4096));
   std::unordered_set<std::string_view> names;
   for (uint64_t k = 0; k < n_tensors; ++k) {
     GgufTensor t;

@@ -37,6 +37,14 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
   c.name = std::string(f.get_string("general.name").value_or(""));
   const std::string p = c.arch + ".";
   auto req = [&](const char* k, int64_t max = 1 << 24) { return positive(f, p + k, f.require_int(p + k), max); };
+  // An optional count, range-checked as int64 before it narrows (a file claiming 2^32+8 experts must not
+  // read as 8).
+  auto count = [&](const char* k, int64_t fallback, int64_t max) {
+    int64_t v = f.get_int(p + k).value_or(fallback);
+    if (v < 0 || v > max)
+      throw GgufError(f.path() + ": metadata " + p + k + " = " + std::to_string(v) + " is out of range (0.." + std::to_string(max) + ")");
+    return int(v);
+  };
   auto opt = [&](const char* k, int64_t fallback) {
     auto v = f.get_int(p + k);
     return v ? positive(f, p + k, *v) : int(fallback);
@@ -44,7 +52,7 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
 
   const bool step = c.arch == "step35";
   int block_count = req("block_count", 4096);
-  c.n_nextn = f.get_int(p + "nextn_predict_layers").value_or(0);
+  c.n_nextn = count("nextn_predict_layers", 0, 4095);
   if (c.n_nextn < 0 || c.n_nextn >= block_count)
     throw GgufError(f.path() + ": nextn_predict_layers " + std::to_string(c.n_nextn) + " must be below block_count");
   c.n_layer = block_count - c.n_nextn;
@@ -67,16 +75,16 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
   if (embd->ne.size() != 2) throw GgufError(f.path() + ": token_embd.weight must be 2-D");
   c.n_vocab = embd->ne[1];
 
-  c.n_expert = f.get_int(p + "expert_count").value_or(0);
-  c.n_expert_used = f.get_int(p + "expert_used_count").value_or(0);
+  c.n_expert = count("expert_count", 0, 4096);
+  c.n_expert_used = count("expert_used_count", 0, 4096);
   if (c.n_expert < 0 || c.n_expert > 4096 || c.n_expert_used < 0 || c.n_expert_used > c.n_expert)
     throw GgufError(f.path() + ": expert_count/expert_used_count out of range");
-  int n_ff = f.get_int(p + "feed_forward_length").value_or(0);
-  c.n_ff_exp = f.get_int(p + "expert_feed_forward_length").value_or(c.n_expert_used ? n_ff / c.n_expert_used : 0);
-  c.n_ff_shexp = f.get_int(p + "expert_shared_feed_forward_length").value_or(c.n_ff_exp);
+  int n_ff = count("feed_forward_length", 0, 1 << 24);
+  c.n_ff_exp = count("expert_feed_forward_length", c.n_expert_used ? n_ff / c.n_expert_used : 0, 1 << 24);
+  c.n_ff_shexp = count("expert_shared_feed_forward_length", c.n_ff_exp, 1 << 24);
 
   // Router: qwen3moe is softmax + renorm regardless of metadata; step35 defaults to sigmoid.
-  int gating = f.get_int(p + "expert_gating_func").value_or(step ? 2 : 1);
+  int gating = count("expert_gating_func", step ? 2 : 1, 16);
   if (gating != 1 && gating != 2)
     throw GgufError(f.path() + ": expert_gating_func " + std::to_string(gating) + " is not supported (1 softmax, 2 sigmoid)");
   c.router = gating == 2 ? RouterKind::Sigmoid : RouterKind::Softmax;
@@ -86,7 +94,7 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
 
   // Sliding window: step35 marks SWA layers with a per-layer bool array.
   std::vector<double> swa(block_count, 0.0);
-  if (auto w = f.get_int(p + "attention.sliding_window")) c.sliding_window = int(*w);
+  c.sliding_window = count("attention.sliding_window", 0, 1 << 30);
   if (auto pat = f.get_per_layer(p + "attention.sliding_window_pattern", block_count); pat && step) swa = *pat;
   bool any_swa = false;
   for (double s : swa) any_swa |= s != 0.0;
@@ -107,14 +115,14 @@ ModelConfig ModelConfig::from_gguf(const GgufFile& f) {
       base_rope.ext_factor = 1.f;
       // The net cos/sin scale of YaRN is 1 + 0.1 ln(factor) (llama.cpp folds it into attn_factor).
       base_rope.attn_factor = float(f.get_float(p + "rope.scaling.attn_factor").value_or(1.0));
-      base_rope.n_ctx_orig = int(f.get_int(p + "rope.scaling.original_context_length").value_or(c.context_length));
+      base_rope.n_ctx_orig = count("rope.scaling.original_context_length", std::min<int64_t>(c.context_length, 1 << 30), 1 << 30);
     } else if (*type != "linear") {
       throw GgufError(f.path() + ": rope.scaling.type '" + std::string(*type) + "' is not supported");
     }
   }
-  int rot_dims = f.get_int(p + "rope.dimension_count").value_or(c.head_dim);
+  int rot_dims = count("rope.dimension_count", c.head_dim, 1 << 16);
   float swa_base = float(f.get_float(p + "rope.freq_base_swa").value_or(10000.0));
-  int swa_rot = f.get_int(p + "rope.dimension_count_swa").value_or(rot_dims);
+  int swa_rot = count("rope.dimension_count_swa", rot_dims, 1 << 16);
   bool has_freq_factors = f.find_tensor("rope_freqs.weight") != nullptr;
 
   c.layers.resize(block_count);

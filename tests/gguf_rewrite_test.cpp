@@ -10,6 +10,7 @@
 #include <iterator>
 
 #include "engine/gguf.h"
+#include "engine/model.h"
 
 using namespace flashfix;
 
@@ -49,5 +50,29 @@ INSTANTIATE_TEST_SUITE_P(SharedFiles, Rewrite,
                              if (!isalnum(static_cast<unsigned char>(c))) c = '_';
                            return s;
                          });
+
+// A count that does not fit the engine's int is an error, not a value taken modulo 2^32.
+TEST(Rewrite, OversizedCountsAreRejectedNotTruncated) {
+  auto f = GgufFile::open(std::string(FLASHFIX_SHARED_DIR) + "/golden/tiny-qwen3moe-s11.gguf");
+  for (const char* key : {"qwen3moe.expert_count", "qwen3moe.expert_feed_forward_length"}) {
+    GgufWriter w;
+    for (const auto& kv : f->metadata()) w.copy_value(std::string(kv.key), kv.value);
+    w.set_u64(key, (uint64_t(1) << 32) + 8);
+    for (const auto& t : f->tensors()) {
+      const GgufTensor* tp = &t;
+      w.add_tensor(std::string(t.name), t.type, t.ne, [tp](uint8_t* dst, size_t n) { std::memcpy(dst, tp->data, n); });
+    }
+    const std::string out = ::testing::TempDir() + "/oversized.gguf";
+    w.write(out);
+    try {
+      Model::load(out);
+      ADD_FAILURE() << key << " was accepted";
+    } catch (const GgufError& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+    }
+    std::filesystem::remove(out);
+  }
+}
 
 }  // namespace

@@ -224,21 +224,28 @@ constexpr std::string_view kQwen3ToolsTail =
     "within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
     "<args-json-object>}\n</tool_call><|im_end|>\n";
 
-std::string render_qwen3(const std::vector<ChatMessage>& msgs, const json& tools, const RenderOptions& opt) {
-  std::string out;
+// The opening system turn of the JSON-tools formats (Qwen3, Step): the system message, then the tool
+// list between `head` and `tail`, one JSON object per line; or the plain system turn without tools.
+void append_system_with_tools(std::string& out, const std::vector<ChatMessage>& msgs, const json& tools,
+                              std::string_view head, std::string_view tail) {
   const bool has_system = !msgs.empty() && msgs[0].role == "system";
   if (!tools.empty()) {
     out += "<|im_start|>system\n";
     if (has_system) out += msgs[0].content + "\n\n";
-    out += kQwen3ToolsHead;
+    out += head;
     for (const auto& tool : tools) {
       out += '\n';
       append_py_json(out, tool);
     }
-    out += kQwen3ToolsTail;
+    out += tail;
   } else if (has_system) {
     append_turn(out, "system", msgs[0].content);
   }
+}
+
+std::string render_qwen3(const std::vector<ChatMessage>& msgs, const json& tools, const RenderOptions& opt) {
+  std::string out;
+  append_system_with_tools(out, msgs, tools, kQwen3ToolsHead, kQwen3ToolsTail);
   const std::ptrdiff_t last_query = last_query_index(msgs);
   for (size_t i = 0; i < msgs.size(); ++i) {
     const ChatMessage& m = msgs[i];
@@ -382,19 +389,7 @@ std::string render_step(std::vector<ChatMessage> msgs, const json& tools, const 
     m.reasoning_content = trim_ws(m.reasoning_content);
   }
   std::string out = opt.bos_text;
-  const bool has_system = !msgs.empty() && msgs[0].role == "system";
-  if (!tools.empty()) {
-    out += "<|im_start|>system\n";
-    if (has_system) out += msgs[0].content + "\n\n";
-    out += kStepToolsHead;
-    for (const auto& tool : tools) {
-      out += '\n';
-      append_py_json(out, tool);
-    }
-    out += kStepToolsTail;
-  } else if (has_system) {
-    append_turn(out, "system", msgs[0].content);
-  }
+  append_system_with_tools(out, msgs, tools, kStepToolsHead, kStepToolsTail);
   const std::ptrdiff_t last_query = last_query_index(msgs);
   for (size_t i = 0; i < msgs.size(); ++i) {
     const ChatMessage& m = msgs[i];

@@ -14,6 +14,7 @@
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/synth.h"
+#include "scratch.h"
 
 namespace fs = std::filesystem;
 using namespace flashfix;
@@ -25,20 +26,8 @@ std::vector<uint8_t> slurp(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
-// A directory of this process's own (ctest runs test processes in parallel), removed at exit.
-const fs::path& scratch() {
-  static struct Dir {
-    fs::path path = fs::path(testing::TempDir()) / ("flashfix_gguf_test_" + std::to_string(getpid()));
-    Dir() { fs::create_directories(path); }
-    ~Dir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  } dir;
-  return dir.path;
-}
-
-std::string temp(const std::string& name) { return (scratch() / name).string(); }
+using flashfix::test::scratch;
+using flashfix::test::temp;
 
 // Little-endian byte builder for hand-made (mostly broken) files.
 struct Buf {

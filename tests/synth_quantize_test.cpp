@@ -17,6 +17,7 @@
 #include "engine/model.h"
 #include "engine/quantize_model.h"
 #include "engine/synth.h"
+#include "scratch.h"
 
 namespace fs = std::filesystem;
 using namespace flashfix;
@@ -25,20 +26,8 @@ using namespace flashfix;
 
 namespace {
 
-// A directory of this process's own (ctest runs test processes in parallel), removed at exit.
-const fs::path& scratch() {
-  static struct Dir {
-    fs::path path = fs::path(testing::TempDir()) / ("flashfix_synth_test_" + std::to_string(getpid()));
-    Dir() { fs::create_directories(path); }
-    ~Dir() {
-      std::error_code ec;
-      fs::remove_all(path, ec);
-    }
-  } dir;
-  return dir.path;
-}
-
-std::string temp(const std::string& name) { return (scratch() / name).string(); }
+using flashfix::test::scratch;
+using flashfix::test::temp;
 
 std::vector<uint8_t> slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

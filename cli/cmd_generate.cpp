@@ -29,8 +29,8 @@ int run_generate(const std::vector<std::string>& argv) {
                    {"--seed", true}, {"--top-k", true}, {"--top-p", true}, {"--min-p", true}, {"--repeat-penalty", true},
                    {"--ctx-size", true}, {"--threads", true}, {"--json", false}});
   if (args.help()) return std::fputs(kUsage, stdout), 0;
-  const int64_t max_tokens = args.get_int("--max-tokens", 0, 1, 1 << 24);
   if (!args.has("--max-tokens")) throw UsageError("missing required option --max-tokens");
+  const int64_t max_tokens = args.get_int("--max-tokens", 0, 1, 1 << 24);
   SamplerParams sp;
   sp.temperature = float(args.get_double("--temperature", 0.8));
   sp.seed = args.has("--seed") ? uint64_t(args.get_int("--seed", 0, 0, INT64_MAX)) : std::random_device{}();

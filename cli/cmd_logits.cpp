@@ -1,5 +1,4 @@
 // flashfix logits --model M.gguf --prompt-file P.txt --out OUT.f32 [--threads N]
-#include <chrono>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>

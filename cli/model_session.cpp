@@ -2,7 +2,6 @@
 
 #include <fstream>
 #include <sstream>
-#include <thread>
 #include <utility>
 
 namespace flashfix::cli {

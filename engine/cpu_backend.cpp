@@ -81,7 +81,9 @@ class CpuBackend final : public Backend {
   const ModelConfig& c_;
   ThreadPool pool_;
   // Scratch reused across calls: sized on first use, never shrunk.
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, buf_in_, buf_gate_, buf_up_, buf_out_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, buf_in_, buf_gate_, buf_up_, buf_out_, sel_;
+  std::vector<int64_t> order_;
+  std::vector<std::vector<std::pair<int64_t, float>>> routed_;  // expert -> (token, weight)
 };
 
 void CpuBackend::ubatch(CpuSequence& seq, std::span<const int32_t> tokens, bool all_rows, float* logits) {
@@ -124,9 +126,8 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
   matmul(pool_, mat(lw.attn_k), xn_.data(), T, k_.data());
   matmul(pool_, mat(lw.attn_v), xn_.data(), T, v_.data());
 
-  RopeParams rp{L.rope.n_rot, L.rope.freq_base, L.rope.freq_scale, L.rope.ext_factor, L.rope.attn_factor,
-                L.rope.beta_fast, L.rope.beta_slow, L.rope.n_ctx_orig,
-                L.rope.use_freq_factors ? reinterpret_cast<const float*>(model_.weights().rope_freqs->data) : nullptr};
+  const float* freq_factors =
+      L.rope.use_freq_factors ? reinterpret_cast<const float*>(model_.weights().rope_freqs->data) : nullptr;
   const float* qn = reinterpret_cast<const float*>(lw.attn_q_norm->data);
   const float* kn = reinterpret_cast<const float*>(lw.attn_k_norm->data);
   LayerKv& kv = seq.kv[size_t(il)];
@@ -135,12 +136,12 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
     for (int64_t h = 0; h < H; ++h) {
       float* head = &q_[size_t(t * qw + h * hd)];
       rms_norm(head, qn, head, hd, c_.rms_eps);
-      rope_neox(head, pos, rp);
+      rope_neox(head, pos, L.rope, freq_factors);
     }
     for (int64_t h = 0; h < Hkv; ++h) {
       float* head = &k_[size_t(t * kw + h * hd)];
       rms_norm(head, kn, head, hd, c_.rms_eps);
-      rope_neox(head, pos, rp);
+      rope_neox(head, pos, L.rope, freq_factors);
     }
     const int64_t slot = pos % kv.slots;
     std::copy_n(&k_[size_t(t * kw)], kw, &kv.k[size_t(slot * kw)]);
@@ -228,9 +229,10 @@ void CpuBackend::ffn(int il, int64_t T) {
   router_.resize(size_t(T * X));
   matmul(pool_, mat(lw.ffn_gate_inp), xn_.data(), T, router_.data());
   const float* bias = lw.exp_probs_b ? reinterpret_cast<const float*>(lw.exp_probs_b->data) : nullptr;
-  std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(X));  // expert -> (token, weight)
-  std::vector<float> sel(static_cast<size_t>(X));
-  std::vector<int64_t> order(static_cast<size_t>(X));
+  routed_.resize(size_t(X));
+  for (auto& r : routed_) r.clear();
+  sel_.resize(size_t(X));
+  order_.resize(size_t(X));
   for (int64_t t = 0; t < T; ++t) {
     float* p = &router_[size_t(t * X)];
     if (c_.router == RouterKind::Softmax) {
@@ -240,22 +242,22 @@ void CpuBackend::ffn(int il, int64_t T) {
     } else {
       for (int64_t e = 0; e < X; ++e) p[e] = sigmoid(p[e]);
     }
-    for (int64_t e = 0; e < X; ++e) sel[size_t(e)] = bias ? p[e] + bias[e] : p[e];
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + K, order.end(),
-                      [&](int64_t a, int64_t b) { return sel[size_t(a)] > sel[size_t(b)] || (sel[size_t(a)] == sel[size_t(b)] && a < b); });
+    for (int64_t e = 0; e < X; ++e) sel_[size_t(e)] = bias ? p[e] + bias[e] : p[e];
+    std::iota(order_.begin(), order_.end(), 0);
+    std::partial_sort(order_.begin(), order_.begin() + K, order_.end(),
+                      [&](int64_t a, int64_t b) { return sel_[size_t(a)] > sel_[size_t(b)] || (sel_[size_t(a)] == sel_[size_t(b)] && a < b); });
     float wsum = 0;
-    for (int64_t k = 0; k < K; ++k) wsum += p[order[size_t(k)]];
+    for (int64_t k = 0; k < K; ++k) wsum += p[order_[size_t(k)]];
     const float norm = c_.router_renorm ? 1.f / std::max(wsum, 6.103515625e-5f) : 1.f;
     for (int64_t k = 0; k < K; ++k) {
-      const int64_t e = order[size_t(k)];
-      routed[size_t(e)].push_back({t, p[e] * norm * c_.expert_weights_scale});
+      const int64_t e = order_[size_t(k)];
+      routed_[size_t(e)].push_back({t, p[e] * norm * c_.expert_weights_scale});
     }
   }
 
   // Experts in turn, each over the tokens routed to it: its weights are read once per micro-batch.
   for (int64_t e = 0; e < X; ++e) {
-    const auto& toks = routed[size_t(e)];
+    const auto& toks = routed_[size_t(e)];
     if (toks.empty()) continue;
     const int64_t n = int64_t(toks.size());
     buf_in_.resize(size_t(n * E));

@@ -63,26 +63,20 @@ void quantize_q8_K(const float* x, block_q8_K* y, int64_t n) {
   }
 }
 
-float dot_f32(const float* a, const float* b, int64_t n) {
+// Eight independent accumulators let the compiler keep the loop in vector registers without
+// -ffast-math (one running sum is a serial dependency it may not reorder). Load widens an element.
+template <typename T, float (*Load)(T)>
+float dot_plain(const T* a, const T* b, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
+    for (int k = 0; k < 8; ++k) acc[k] += Load(a[i + k]) * Load(b[i + k]);
   float s = 0;
-  for (; i < n; ++i) s += a[i] * b[i];
+  for (; i < n; ++i) s += Load(a[i]) * Load(b[i]);
   return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-template <float (*Cvt)(uint16_t)>
-float dot_half(const uint16_t* a, const uint16_t* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += Cvt(a[i + k]) * Cvt(b[i + k]);
-  float s = 0;
-  for (; i < n; ++i) s += Cvt(a[i]) * Cvt(b[i]);
-  return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
+inline float load_f32(float x) { return x; }
 
 float dot_q8_0(const block_q8_0* w, const block_q8_0* a, int64_t nb) {
   float s = 0;
@@ -207,9 +201,9 @@ void quantize_activation(TensorType t, const float* x, void* dst, int64_t n) {
 
 float vec_dot(TensorType t, const void* w, const void* a, int64_t n) {
   switch (t) {
-    case TensorType::F32: return dot_f32(static_cast<const float*>(w), static_cast<const float*>(a), n);
-    case TensorType::F16: return dot_half<fp16_to_fp32>(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
-    case TensorType::BF16: return dot_half<bf16_to_fp32>(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
+    case TensorType::F32: return dot_plain<float, load_f32>(static_cast<const float*>(w), static_cast<const float*>(a), n);
+    case TensorType::F16: return dot_plain<uint16_t, fp16_to_fp32>(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
+    case TensorType::BF16: return dot_plain<uint16_t, bf16_to_fp32>(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
     case TensorType::Q8_0: return dot_q8_0(static_cast<const block_q8_0*>(w), static_cast<const block_q8_0*>(a), n / QK8_0);
     case TensorType::Q4_0: return dot_q4_0(static_cast<const block_q4_0*>(w), static_cast<const block_q8_0*>(a), n / QK4_0);
     case TensorType::MXFP4: return dot_mxfp4(static_cast<const block_mxfp4*>(w), static_cast<const block_q8_0*>(a), n / QK_MXFP4);

@@ -48,7 +48,7 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
 
 // YaRN correction range: the rotary dims whose wavelength lies between beta_fast and beta_slow
 // rotations over the original context are blended between interpolation and extrapolation.
-static void yarn_corr_dims(const RopeParams& p, float dims[2]) {
+static void yarn_corr_dims(const RopeConfig& p, float dims[2]) {
   auto corr = [&](float n_rot) {
     return p.n_rot * std::log(float(p.n_ctx_orig) / (n_rot * 2.f * float(M_PI))) / (2.f * std::log(p.freq_base));
   };
@@ -56,14 +56,14 @@ static void yarn_corr_dims(const RopeParams& p, float dims[2]) {
   dims[1] = std::min(float(p.n_rot - 1), std::ceil(corr(p.beta_slow)));
 }
 
-void rope_neox(float* head, int64_t pos, const RopeParams& p) {
+void rope_neox(float* head, int64_t pos, const RopeConfig& p, const float* freq_factors) {
   const int half = p.n_rot / 2;
   float corr[2] = {0, 0};
   if (p.ext_factor != 0.f) yarn_corr_dims(p, corr);
   const float theta_scale = std::pow(p.freq_base, -2.f / float(p.n_rot));
   float theta_base = float(pos);
   for (int i = 0; i < half; ++i, theta_base *= theta_scale) {
-    float theta_extrap = p.freq_factors ? theta_base / p.freq_factors[i] : theta_base;
+    float theta_extrap = freq_factors ? theta_base / freq_factors[i] : theta_base;
     float theta = p.freq_scale * theta_extrap;
     float mscale = p.attn_factor;
     if (p.ext_factor != 0.f) {

@@ -19,20 +19,15 @@ MatView mat(Weight w);                 // a 2-D tensor
 MatView expert(Weight w, int64_t e);   // slab e of a stacked 3-D expert tensor
 
 // Y[t][o] = sum_i W[o][i] * X[t][i] for t < n_tok. X rows are n_in long, Y rows n_out long.
-// Each weight row is decoded once and applied to every token: the batch shares one weight read.
+// Weights are read in place (cpu_dot.h); each row is applied to every token: one weight read per batch.
 void matmul(ThreadPool& pool, const MatView& w, const float* x, int64_t n_tok, float* y);
 
 // y = x / sqrt(mean(x^2) + eps) * w over n elements (in place allowed).
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 
-// NEOX rotation of the first n_rot dims of one head at position pos: pairs (i, i + n_rot/2).
-struct RopeParams {
-  int n_rot;
-  float freq_base, freq_scale, ext_factor, attn_factor, beta_fast, beta_slow;
-  int n_ctx_orig;
-  const float* freq_factors;  // n_rot/2 divisors of theta, or null
-};
-void rope_neox(float* head, int64_t pos, const RopeParams& p);
+// NEOX rotation of the first rope.n_rot dims of one head at position pos: pairs (i, i + n_rot/2).
+// freq_factors: n_rot/2 divisors of theta (rope_freqs), or null.
+void rope_neox(float* head, int64_t pos, const RopeConfig& rope, const float* freq_factors);
 
 void embed_row(Weight table, int32_t token, float* out);
 

@@ -1,0 +1,78 @@
+// The engine's main API: one loaded model serving generation requests from any number of threads.
+//
+// Callers hand over the whole token context of a request every time (an agent re-renders its
+// conversation each turn); the engine finds the longest prefix whose KV it still holds and computes
+// only the rest. Every front end (generate, fix, ci, batch, serve) goes through this class, so the
+// prefix cache and the scheduler serve them all; a single sequence is just one request in flight.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/sampler.h"
+#include "engine/tokenizer.h"
+
+namespace flashfix {
+
+struct EngineOptions {
+  int threads = 0;             // <= 0: every core
+  int64_t n_ctx = 8192;        // the longest context (prompt + generated) one request may have
+  int max_sequences = 8;       // requests decoded together; more wait in the queue
+  uint64_t kv_budget_bytes = 0;  // KV memory for all sequences and the prefix cache; 0: sized from n_ctx
+  bool prefix_cache = true;    // false: every request computes its whole prompt
+  std::string cache_dir;       // non-empty: prefix blocks persist there across processes
+};
+
+enum class FinishReason {
+  Length,     // max_tokens generated
+  Stop,       // an end-of-generation or stop token was sampled (Result::stop_token)
+  Cancelled,  // the stop token was requested or on_token returned false
+};
+
+struct Request {
+  std::vector<int32_t> prompt;      // the full context, never empty
+  int64_t max_tokens = 256;
+  SamplerParams sampling{};
+  std::vector<int32_t> stop_tokens{};  // end the request besides the model's end-of-generation tokens
+  // Called on an engine thread before each sampling step; may set logits to -inf (constrained
+  // decoding). Must not block.
+  std::function<void(std::span<float> logits)> constrain{};
+  // Called on an engine thread with each sampled token, the end token included; returning false
+  // cancels the request. Must not block: it runs between batched steps of other requests.
+  std::function<bool(int32_t token)> on_token{};
+  std::stop_token stop{};           // a requested stop cancels the request, queued or running
+};
+
+struct Result {
+  std::vector<int32_t> tokens;  // generated, without the end token
+  FinishReason finish = FinishReason::Length;
+  int32_t stop_token = -1;      // the end token when finish == Stop
+  int64_t prompt_tokens = 0;    // prompt.size()
+  int64_t cached_tokens = 0;    // prompt positions whose KV was reused
+  int64_t computed_tokens = 0;  // prompt positions computed for this request
+  double ttft_ms = 0;           // submission to the first sampled token
+  double prefill_ms = 0, decode_ms = 0;
+};
+
+class Engine {
+ public:
+  // Loads the model file (mmap) and its tokenizer; throws std::runtime_error naming what is wrong.
+  static std::unique_ptr<Engine> open(const std::string& model_path, const EngineOptions& options);
+  virtual ~Engine() = default;
+
+  virtual const Model& model() const = 0;
+  virtual const Tokenizer& tokenizer() const = 0;
+  virtual const EngineOptions& options() const = 0;
+
+  // Runs one request to its end; thread-safe, concurrent callers share the engine. Throws
+  // std::invalid_argument (empty prompt, token outside the vocabulary) or std::length_error (the
+  // prompt plus max_tokens exceeds n_ctx) before any work is done.
+  virtual Result generate(const Request& request) = 0;
+};
+
+}  // namespace flashfix

@@ -1,6 +1,13 @@
 // A fixed pool of worker threads for data-parallel loops. The calling thread takes part in every
 // loop, so a pool of N threads keeps N cores busy and a pool of 1 runs inline with no handoff.
+//
+// Decode runs a few hundred short loops per token, so the handoff must cost microseconds, not the
+// ~1 ms of a condition-variable wake-up: workers spin (pause, then yield) on a generation counter for
+// a while after each loop and only then sleep on the condition variable; the caller spins on the
+// count of unfinished chunks. Yielding keeps a spinning pool from starving other processes on a
+// shared machine.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -22,7 +29,7 @@ class ThreadPool {
 
   // Calls fn(begin, end, thread) over disjoint chunks covering [0, n); thread is in [0, size()).
   // Chunks are contiguous and about equal, which suits loops whose iterations cost the same
-  // (matrix rows); returns when every chunk is done.
+  // (matrix rows); returns when every chunk is done. Not reentrant: fn must not call parallel_for.
   using RangeFn = std::function<void(int64_t begin, int64_t end, int thread)>;
   void parallel_for(int64_t n, const RangeFn& fn);
 
@@ -30,13 +37,13 @@ class ThreadPool {
   void worker(int index);
 
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable start_cv_, done_cv_;
+  std::mutex mu_;  // guards sleeping on start_cv_ against a missed generation bump
+  std::condition_variable start_cv_;
   const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace flashfix

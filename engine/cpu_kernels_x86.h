@@ -136,8 +136,20 @@ struct DecodeMXFP4 {
   static float scale(const Block& b) { return e8m0_half_bits(b.e); }
 };
 
-// Q4_K (and Q5_K with its fifth bit): per block, sum_q = sum_j sc_j * dot(q_j, a_j) and
-// sum_m = sum_j m_j * (a's sums over sub-block j), both exact, then d*sum_q - dmin*sum_m.
+// sum + the 16-bit-scaled dot of 32 unsigned x signed bytes (scale16: one int16 scale per int16 pair
+// lane). VNNI fuses the scaling madd and the add into one vpdpwssd.
+inline __m256i add_scaled_dot(__m256i sum, __m256i u, __m256i s, __m256i scale16) {
+#if FF_VNNI
+  return _mm256_dpwssd_epi32(sum, _mm256_maddubs_epi16(u, s), scale16);
+#else
+  return _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16));
+#endif
+}
+
+// Q4_K (and Q5_K with its fifth bit): sum_j sc_j * dot(q_j, a_j) in int32 lanes, and the mins term
+// sum_j m_j * (a's sums over sub-block j) from the activation's bsums. Every lane stays below 2^24
+// (8 sub-blocks x 4 products x 31 x 127 x 63), so its conversion to float is exact; lanes are then
+// scaled by d (dmin) and summed in float vectors, reduced once per row.
 template <bool kFifthBit>
 struct Q45K {
   using Block = std::conditional_t<kFifthBit, block_q5_K, block_q4_K>;
@@ -145,14 +157,14 @@ struct Q45K {
   static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
     const Block* w = static_cast<const Block*>(wv);
     const __m256i m4 = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(16);
-    float s[NT];
-    for (int t = 0; t < NT; ++t) s[t] = 0;
+    __m256 acc[NT], acc_min[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = acc_min[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; ++b) {
       uint8_t sc[8], m[8];
       scales_k4(w[b].scales, sc, m);
       const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));
       const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
-      __m256i q[8];
+      __m256i q[8], scale16[8];
       for (int c = 0; c < 4; ++c) {
         const __m256i raw = loadu(w[b].qs + 32 * c);
         q[2 * c] = _mm256_and_si256(raw, m4);
@@ -165,17 +177,18 @@ struct Q45K {
           q[j] = _mm256_or_si256(q[j], _mm256_and_si256(moved, bit4));
         }
       }
+      for (int j = 0; j < 8; ++j) scale16[j] = _mm256_set1_epi16(int16_t(sc[j]));
       const float wd = h2f(w[b].d), wdmin = h2f(w[b].dmin);
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
         __m256i sum = _mm256_setzero_si256();
-        for (int j = 0; j < 8; ++j) sum = _mm256_add_epi32(sum, dot_us_scaled(q[j], loadu(a.qs + 32 * j), sc[j], sc[j]));
-        const int sum_q = hsum_i32(sum), sum_m = hsum_i32(_mm256_madd_epi16(loadu(a.bsums), mins));
-        const float d = a.d * wd, dmin = a.d * wdmin;
-        s[t] += d * float(sum_q) - dmin * float(sum_m);
+        for (int j = 0; j < 8; ++j) sum = add_scaled_dot(sum, q[j], loadu(a.qs + 32 * j), scale16[j]);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wd), _mm256_cvtepi32_ps(sum), acc[t]);
+        acc_min[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wdmin), _mm256_cvtepi32_ps(_mm256_madd_epi16(loadu(a.bsums), mins)),
+                                     acc_min[t]);
       }
     }
-    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = s[t];
+    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = hsum(acc[t]) - hsum(acc_min[t]);
   }
 };
 

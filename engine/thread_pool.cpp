@@ -41,7 +41,7 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::parallel_for(int64_t n, const RangeFn& fn) {
+void ThreadPool::run(int64_t n, const RangeFn& fn) {
   if (n <= 0) return;
   if (workers_.empty() || n == 1) {
     fn(0, n, 0);

@@ -10,7 +10,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -30,10 +29,27 @@ class ThreadPool {
   // Calls fn(begin, end, thread) over disjoint chunks covering [0, n); thread is in [0, size()).
   // Chunks are contiguous and about equal, which suits loops whose iterations cost the same
   // (matrix rows); returns when every chunk is done. Not reentrant: fn must not call parallel_for.
-  using RangeFn = std::function<void(int64_t begin, int64_t end, int thread)>;
-  void parallel_for(int64_t n, const RangeFn& fn);
+  //
+  // fn is taken by reference (a non-owning callable view), not copied into a std::function: a loop
+  // body capturing a few references would otherwise cost a heap allocation per loop, hundreds per
+  // decoded token.
+  class RangeFn {
+   public:
+    template <class F>
+    RangeFn(F& f) : obj_(const_cast<void*>(static_cast<const void*>(&f))), call_([](void* o, int64_t b, int64_t e, int t) { (*static_cast<F*>(o))(b, e, t); }) {}
+    void operator()(int64_t b, int64_t e, int t) const { call_(obj_, b, e, t); }
+
+   private:
+    void* obj_;
+    void (*call_)(void*, int64_t, int64_t, int);
+  };
+  template <class F>
+  void parallel_for(int64_t n, F&& fn) {
+    run(n, RangeFn(fn));
+  }
 
  private:
+  void run(int64_t n, const RangeFn& fn);
   void worker(int index);
 
   std::vector<std::thread> workers_;

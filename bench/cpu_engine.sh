@@ -18,6 +18,7 @@ for t in q8_0 q4_K; do
   f="$dir/big-$(echo $t | tr K k).gguf"
   [ -f "$f" ] || "$bin" synth --preset qwen3-30b-a3b --scale 0.5 --type $t --out "$f"
 done
+"$bin" bench --kernels --json
 "$bin" bench --membw --threads 2 --json
 for m in small-q8_0 small-q4_k big-q8_0 big-q4_k; do
   for th in 1 2; do

@@ -56,6 +56,8 @@ TEST(BenchCommand, UsageErrors) {
   EXPECT_EQ(run("bench").status, 2);  // neither --model nor --membw
   EXPECT_EQ(run("bench --membw --model x.gguf").status, 2);
   EXPECT_EQ(run("bench --model x.gguf --gen-tokens 0").status, 2);
+  EXPECT_EQ(run("bench --kernels --membw").status, 2);
+  EXPECT_EQ(run("bench --kernels --threads 2").status, 2);
   EXPECT_NE(run("bench --model /nonexistent.gguf").status, 0);
 }
 

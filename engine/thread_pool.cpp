@@ -1,5 +1,7 @@
 #include "engine/thread_pool.h"
 
+#include <algorithm>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define FF_CPU_RELAX() _mm_pause()
@@ -19,10 +21,10 @@ inline void relax(int i) {
   else FF_CPU_RELAX();
 }
 
-void run_chunk(const ThreadPool::RangeFn& fn, int64_t n, int parts, int index) {
-  int64_t begin = n * index / parts, end = n * (index + 1) / parts;
-  if (begin < end) fn(begin, end, index);
-}
+// Chunks per thread: loops are split finer than one range per thread and chunks are claimed from a
+// shared counter, so when one thread is descheduled (a shared machine) or slower, the others take
+// its share instead of waiting for it.
+constexpr int64_t kChunksPerThread = 4;
 
 }  // namespace
 
@@ -49,6 +51,8 @@ void ThreadPool::run(int64_t n, const RangeFn& fn) {
   }
   job_ = &fn;
   job_n_ = n;
+  job_chunks_ = std::min<int64_t>(n, int64_t(size()) * kChunksPerThread);
+  next_chunk_.store(0, std::memory_order_relaxed);
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {
     // The bump happens under the mutex so a worker that checked the counter and is about to sleep
@@ -57,9 +61,17 @@ void ThreadPool::run(int64_t n, const RangeFn& fn) {
     generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
-  run_chunk(fn, n, size(), 0);
+  run_chunks(0);
   for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) relax(i);
   job_ = nullptr;
+}
+
+void ThreadPool::run_chunks(int index) {
+  for (;;) {
+    const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
+    if (c >= job_chunks_) return;
+    (*job_)(job_n_ * c / job_chunks_, job_n_ * (c + 1) / job_chunks_, index);
+  }
 }
 
 void ThreadPool::worker(int index) {
@@ -77,7 +89,7 @@ void ThreadPool::worker(int index) {
     }
     if (stop_.load()) return;
     seen = g;
-    run_chunk(*job_, job_n_, size(), index);
+    run_chunks(index);
     pending_.fetch_sub(1, std::memory_order_release);
   }
 }

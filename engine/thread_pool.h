@@ -27,8 +27,8 @@ class ThreadPool {
   int size() const { return int(workers_.size()) + 1; }
 
   // Calls fn(begin, end, thread) over disjoint chunks covering [0, n); thread is in [0, size()).
-  // Chunks are contiguous and about equal, which suits loops whose iterations cost the same
-  // (matrix rows); returns when every chunk is done. Not reentrant: fn must not call parallel_for.
+  // Chunks are contiguous and about equal (a few per thread, claimed dynamically); returns when
+  // every chunk is done. Not reentrant: fn must not call parallel_for.
   //
   // fn is taken by reference (a non-owning callable view), not copied into a std::function: a loop
   // body capturing a few references would otherwise cost a heap allocation per loop, hundreds per
@@ -50,13 +50,15 @@ class ThreadPool {
 
  private:
   void run(int64_t n, const RangeFn& fn);
+  void run_chunks(int index);
   void worker(int index);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;  // guards sleeping on start_cv_ against a missed generation bump
   std::condition_variable start_cv_;
   const RangeFn* job_ = nullptr;
-  int64_t job_n_ = 0;
+  int64_t job_n_ = 0, job_chunks_ = 0;
+  std::atomic<int64_t> next_chunk_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};

@@ -6,6 +6,9 @@
 // the one compiled with instructions the machine lacks). Hence the local helpers below instead of
 // quant_blocks.h's inline unpackers and <algorithm>.
 //
+// Loops over tokens and sub-blocks carry `#pragma GCC unroll`: unrolled, the unpacked weights and
+// their scales stay in registers (-O2 alone keeps them in stack arrays and reloads them per token).
+//
 // Integer layout shared by both builds: a 32-byte vector of unsigned weights (u < 128, or |w| via
 // the sign trick) times 32 signed activation bytes gives 8 int32 lanes, lane i = bytes 4i..4i+3.
 // AVX2 gets there with maddubs (int16 pairs, which cannot saturate: 2 * 128 * 127 < 32768) and madd;
@@ -116,6 +119,7 @@ struct Q32 {
       const __m256i wq = Decode::weights(w[b]);
       const __m256i u = _mm256_sign_epi8(wq, wq);
       const float dw = Decode::scale(w[b]);
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_0& a = act_row<block_q8_0>(av, as, t)[b];
         const __m256i p = dot_us(u, _mm256_sign_epi8(loadu(a.qs), wq));
@@ -170,6 +174,7 @@ struct Q45K {
       const __m256i sm = _mm256_broadcastsi128_si256(scales_mins_k4(w[b].scales));
       const __m256i mins = _mm256_shuffle_epi8(sm, kMinPairs);  // int16 lane k: min k/2 (pairs with bsums[k])
       __m256i q[8], scale16[8];
+      #pragma GCC unroll 8
       for (int c = 0; c < 4; ++c) {
         const __m256i raw = loadu(w[b].qs + 32 * c);
         q[2 * c] = _mm256_and_si256(raw, m4);
@@ -177,16 +182,20 @@ struct Q45K {
       }
       if constexpr (kFifthBit) {
         const __m256i hb = loadu(w[b].qh);
+        #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {  // bit j of qh[l] -> bit 4 of element l of sub-block j
           const __m256i moved = j < 4 ? _mm256_sll_epi16(hb, _mm_cvtsi32_si128(4 - j)) : _mm256_srl_epi16(hb, _mm_cvtsi32_si128(j - 4));
           q[j] = _mm256_or_si256(q[j], _mm256_and_si256(moved, bit4));
         }
       }
+      #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) scale16[j] = _mm256_shuffle_epi8(sm, _mm256_set1_epi16(int16_t(0x8000 | j)));  // scale j in every int16
       const float wd = h2f(w[b].d), wdmin = h2f(w[b].dmin);
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
         __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains, half the latency
+        #pragma GCC unroll 8
         for (int j = 0; j < 8; j += 2) {
           even = add_scaled_dot(even, q[j], loadu(a.qs + 32 * j), scale16[j]);
           odd = add_scaled_dot(odd, q[j + 1], loadu(a.qs + 32 * j + 32), scale16[j + 1]);
@@ -211,6 +220,7 @@ struct Q6K {
     for (int t = 0; t < NT; ++t) s[t] = 0;
     for (int64_t b = 0; b < n / QK_K; ++b) {
       __m256i q[8];  // q[4h + k]: elements 128h + 32k .. +31
+      #pragma GCC unroll 8
       for (int h = 0; h < 2; ++h) {
         const __m256i l0 = loadu(w[b].ql + 64 * h), l1 = loadu(w[b].ql + 64 * h + 32), hb = loadu(w[b].qh + 32 * h);
         q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
@@ -223,14 +233,17 @@ struct Q6K {
       const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
       __m256i scale16[8];  // vector j: sc[2j] for its low 16 bytes, sc[2j+1] for its high 16
       const __m256i sc_both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+      #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {  // both bytes of each int16 lane = the scale byte; >> 8 sign-extends it
         const __m256i pick = _mm256_set_m128i(_mm_set1_epi8(char(2 * j + 1)), _mm_set1_epi8(char(2 * j)));
         scale16[j] = _mm256_srai_epi16(_mm256_shuffle_epi8(sc_both, pick), 8);
       }
       const float wd = h2f(w[b].d);
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
         __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
+        #pragma GCC unroll 8
         for (int j = 0; j < 8; j += 2) {
           even = add_scaled_dot(even, q[j], loadu(a.qs + 32 * j), scale16[j]);
           odd = add_scaled_dot(odd, q[j + 1], loadu(a.qs + 32 * j + 32), scale16[j + 1]);
@@ -255,15 +268,18 @@ struct IQ4XS {
     for (int64_t b = 0; b < n / QK_K; ++b) {
       __m256i q[8];
       __m256i scale16[8];
+      #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
         q[j] = _mm256_shuffle_epi8(table, nibbles_q4_0(w[b].qs + 16 * j));
         const int ls = (((w[b].scales_l[j / 2] >> (4 * (j % 2))) & 15) | (((w[b].scales_h >> (2 * j)) & 3) << 4)) - 32;
         scale16[j] = _mm256_set1_epi16(int16_t(ls));
       }
       const float wd = h2f(w[b].d);
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
         __m256i sum = _mm256_setzero_si256();
+        #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j)  // signed weights through the sign trick
           sum = add_scaled_dot(sum, _mm256_sign_epi8(q[j], q[j]), _mm256_sign_epi8(loadu(a.qs + 32 * j), q[j]), scale16[j]);
         s[t] += a.d * wd * float(hsum_i32(sum));
@@ -285,12 +301,14 @@ struct FloatRows {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
       const __m256 w0 = Load::load8(w + i), w1 = Load::load8(w + i + 8);
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const T* a = act_row<T>(av, as, t) + i;
         acc0[t] = _mm256_fmadd_ps(w0, Load::load8(a), acc0[t]);
         acc1[t] = _mm256_fmadd_ps(w1, Load::load8(a + 8), acc1[t]);
       }
     }
+    #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const T* a = act_row<T>(av, as, t);
       float s = hsum(_mm256_add_ps(acc0[t], acc1[t]));
@@ -338,6 +356,7 @@ struct BF16Dot {
       for (int t = 0; t < NT; ++t)
         acc[t] = _mm512_dpbf16_ps(acc[t], wv32, (__m512bh)_mm512_loadu_si512(act_row<uint16_t>(av, as, t) + i));
     }
+    #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const uint16_t* a = act_row<uint16_t>(av, as, t);
       const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));

@@ -145,6 +145,8 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
   // KV addressing lives here and only here: where position pos of kv head h is stored.
   auto key_at = [&](int64_t pos, int64_t h) { return &kv.k[size_t((pos % kv.slots) * kw + h * hd)]; };
   auto value_at = [&](int64_t pos, int64_t h) { return &kv.v[size_t((pos % kv.slots) * vw + h * vd)]; };
+  // How many of the n keys from pos on sit at key_at(pos)'s stride (kw floats): up to the ring's end.
+  auto keys_in_run = [&](int64_t pos, int64_t n) { return std::min(n, kv.slots - pos % kv.slots); };
 
   // q, k, v and the gate read the normed input, converted once, in one parallel loop.
   q_.resize(size_t(T * qw));
@@ -190,6 +192,7 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
   // quantized models a different order (scores first, then a normalised weighted sum) changes last
   // bits, which move 8-bit activations across rounding boundaries and route tokens differently sooner.
   const CpuKernels& kern = kernels();
+  const DotTileFn dot_keys = dot_tile_for(TensorType::F32);
   const float scale = 1.f / std::sqrt(float(hd));
   const int64_t group = H / Hkv;
   att_.resize(size_t(T * H * vd));
@@ -201,18 +204,26 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
       float* out = &att_[size_t(t * H * vd + h * vd)];
       std::fill_n(out, vd, 0.f);
       float M = -INFINITY, S = 0;
-      for (int64_t j = start; j <= pos; ++j) {
-        const float s = kern.dot_f32(qh, key_at(j, kvh), hd) * scale;
-        float ms = 1, vs = 1;
-        if (s > M) {
-          ms = std::exp(M - s);  // 0 for the first key
-          M = s;
-          kern.scale_f32(ms, out, vd);
-        } else {
-          vs = std::exp(s - M);
+      float scores[kTileTokens];
+      for (int64_t j0 = start; j0 <= pos;) {
+        // Up to a tile of keys stored at a constant stride share one load of q (each score is
+        // computed exactly as a lone dot would be); the update below stays key by key.
+        const int64_t n = keys_in_run(j0, std::min<int64_t>(kTileTokens, pos + 1 - j0));
+        dot_keys(qh, key_at(j0, kvh), size_t(kw) * sizeof(float), int(n), hd, scores, 1);
+        for (int64_t u = 0; u < n; ++u) {
+          const float s = scores[u] * scale;
+          float ms = 1, vs = 1;
+          if (s > M) {
+            ms = std::exp(M - s);  // 0 for the first key
+            M = s;
+            kern.scale_f32(ms, out, vd);
+          } else {
+            vs = std::exp(s - M);
+          }
+          kern.axpy_f32(vs, value_at(j0 + u, kvh), out, vd);
+          S = S * ms + vs;
         }
-        kern.axpy_f32(vs, value_at(j, kvh), out, vd);
-        S = S * ms + vs;
+        j0 += n;
       }
       kern.scale_f32(1.f / S, out, vd);
     }

@@ -196,9 +196,12 @@ int run_bench(const std::vector<std::string>& argv) {
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 13) % uint64_t(c.n_vocab));
   auto seq = backend->new_sequence(P + G);
   std::vector<float> logits(static_cast<size_t>(c.n_vocab));
+  const int n_threads = threads > 0 ? threads : int(std::thread::hardware_concurrency());
+  const double pcpu0 = cpu_seconds();
   auto t0 = Clock::now();
   backend->forward(*seq, prompt, Logits::Last, logits.data());
   const double prefill_s = seconds_since(t0);
+  const double prefill_cpu_share = (cpu_seconds() - pcpu0) / (prefill_s * n_threads);
 
   uint64_t kv_bytes = 0;
   const double cpu0 = cpu_seconds();
@@ -211,7 +214,6 @@ int run_bench(const std::vector<std::string>& argv) {
   const double decode_s = seconds_since(t1);
   // Share of the threads' wall time they actually ran: well below 1 means other processes took the
   // cores (a shared machine), and the tok/s understate what the hardware does.
-  const int n_threads = threads > 0 ? threads : int(std::thread::hardware_concurrency());
   const double cpu_share = (cpu_seconds() - cpu0) / (decode_s * n_threads);
 
   const ParameterCounts pc = model->parameter_counts();
@@ -222,7 +224,7 @@ int run_bench(const std::vector<std::string>& argv) {
   for (const GgufTensor& t : file.tensors()) file_bytes += t.nbytes;
   const uint64_t rss = peak_rss_bytes();
   if (json) {
-    nlohmann::json j{{"model", args.require("--model")},  {"threads", n_threads}, {"decode_cpu_share", cpu_share},
+    nlohmann::json j{{"model", args.require("--model")},  {"threads", n_threads}, {"decode_cpu_share", cpu_share}, {"prefill_cpu_share", prefill_cpu_share},
                      {"kernels", std::string(k.name)},   {"prompt_tokens", P},
                      {"gen_tokens", G},                  {"prefill_tok_s", prefill_tps},
                      {"decode_tok_s", decode_tps},       {"decode_weight_bytes_per_token", weight_bytes},
@@ -235,7 +237,8 @@ int run_bench(const std::vector<std::string>& argv) {
     std::printf("prefill  %6lld tokens  %9.1f tok/s\n", static_cast<long long>(P), prefill_tps);
     std::printf("decode   %6lld tokens  %9.2f tok/s  %.1f MB weights + %.2f MB KV per token = %.2f GB/s\n",
                 static_cast<long long>(G), decode_tps, weight_bytes / 1e6, kv_per_token / 1e6, decode_gbs);
-    std::printf("decode used %.0f%% of %d threads' wall time (below 100%%: the cores were shared)\n", 100 * cpu_share, n_threads);
+    std::printf("prefill and decode used %.0f%% and %.0f%% of %d threads' wall time (below 100%%: the cores were shared)\n",
+                100 * prefill_cpu_share, 100 * cpu_share, n_threads);
     std::printf("peak RSS %.1f MB (weights %.1f MB)\n", double(rss) / 1e6, double(file_bytes) / 1e6);
   }
   return 0;

@@ -246,7 +246,8 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
 // rows; then every group's down product in one loop.
 void CpuBackend::run_ffn_groups() {
   const size_t G = groups_.size();
-  group_rows_.assign(1, 0);   // rows of groups before g; then hidden floats and converted bytes
+  // Prefix sums over the groups: rows, hidden floats, and bytes of hidden rows converted for down.
+  group_rows_.assign(1, 0);
   hid_off_.assign(1, 0);
   hid_q_off_.assign(1, 0);
   for (const FfnGroup& g : groups_) {
@@ -312,8 +313,7 @@ int64_t CpuBackend::route(int il, int64_t T) {
   sel_.resize(size_t(X));
   order_.resize(size_t(T * K));  // selected experts per token, in rank order
   token_weight_.resize(size_t(T * K));
-  std::vector<int64_t>& idx = rank_;
-  idx.resize(size_t(X));
+  rank_.resize(size_t(X));
   for (int64_t t = 0; t < T; ++t) {
     float* p = &router_[size_t(t * X)];
     if (c_.router == RouterKind::Softmax) {
@@ -324,15 +324,15 @@ int64_t CpuBackend::route(int il, int64_t T) {
       for (int64_t e = 0; e < X; ++e) p[e] = sigmoid(p[e]);
     }
     for (int64_t e = 0; e < X; ++e) sel_[size_t(e)] = bias ? p[e] + bias[e] : p[e];
-    std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
+    std::iota(rank_.begin(), rank_.end(), 0);
+    std::partial_sort(rank_.begin(), rank_.begin() + K, rank_.end(),
                       [&](int64_t a, int64_t b) { return sel_[size_t(a)] > sel_[size_t(b)] || (sel_[size_t(a)] == sel_[size_t(b)] && a < b); });
     float wsum = 0;
-    for (int64_t k = 0; k < K; ++k) wsum += p[idx[size_t(k)]];
+    for (int64_t k = 0; k < K; ++k) wsum += p[rank_[size_t(k)]];
     const float norm = c_.router_renorm ? 1.f / std::max(wsum, 6.103515625e-5f) : 1.f;
     for (int64_t k = 0; k < K; ++k) {
-      order_[size_t(t * K + k)] = idx[size_t(k)];
-      token_weight_[size_t(t * K + k)] = p[idx[size_t(k)]] * norm * c_.expert_weights_scale;
+      order_[size_t(t * K + k)] = rank_[size_t(k)];
+      token_weight_[size_t(t * K + k)] = p[rank_[size_t(k)]] * norm * c_.expert_weights_scale;
     }
   }
   // Counting sort of (token, rank) pairs by expert keeps tokens ascending within each expert.

@@ -43,6 +43,16 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+// The claim word packs (job tag : 32 | next chunk : 16 | chunk count : 16). Claiming a chunk is one
+// CAS on it, and whether the claim is valid is decided from the word alone: a thread that wakes late
+// can never take a chunk of a newer job with an older job's count, and the job's fields are stable
+// for as long as one of its chunks is claimed and not done (the caller waits for all of them).
+namespace {
+constexpr uint64_t claim_word(uint64_t tag, uint64_t next, uint64_t count) { return tag << 32 | next << 16 | count; }
+constexpr uint64_t claim_next(uint64_t w) { return (w >> 16) & 0xffff; }
+constexpr uint64_t claim_count(uint64_t w) { return w & 0xffff; }
+}  // namespace
+
 void ThreadPool::run(int64_t n, const RangeFn& fn) {
   if (n <= 0) return;
   if (workers_.empty() || n == 1) {
@@ -51,26 +61,32 @@ void ThreadPool::run(int64_t n, const RangeFn& fn) {
   }
   job_ = &fn;
   job_n_ = n;
-  job_chunks_ = std::min<int64_t>(n, int64_t(size()) * kChunksPerThread);
-  next_chunk_.store(0, std::memory_order_relaxed);
-  pending_.store(int(workers_.size()), std::memory_order_relaxed);
+  const int64_t chunks = std::min<int64_t>({n, int64_t(size()) * kChunksPerThread, 0xffff});
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t g = generation_.load(std::memory_order_relaxed) + 1;
+  claim_.store(claim_word(g & 0xffffffff, 0, uint64_t(chunks)), std::memory_order_release);
   {
     // The bump happens under the mutex so a worker that checked the counter and is about to sleep
     // cannot miss it; notify is cheap when nobody sleeps.
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    generation_.store(g, std::memory_order_release);
   }
   start_cv_.notify_all();
   run_chunks(0);
-  for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) relax(i);
-  job_ = nullptr;
+  // Wait for the chunks, not for the workers: one the OS has not scheduled yet holds nothing up.
+  for (int i = 0; done_.load(std::memory_order_acquire) != chunks; ++i) relax(i);
 }
 
 void ThreadPool::run_chunks(int index) {
+  uint64_t w = claim_.load(std::memory_order_acquire);
   for (;;) {
-    const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
-    if (c >= job_chunks_) return;
-    (*job_)(job_n_ * c / job_chunks_, job_n_ * (c + 1) / job_chunks_, index);
+    const uint64_t c = claim_next(w), count = claim_count(w);
+    if (c >= count) return;
+    if (!claim_.compare_exchange_weak(w, w + (uint64_t(1) << 16), std::memory_order_acq_rel, std::memory_order_acquire))
+      continue;  // w now holds the current word
+    (*job_)(job_n_ * int64_t(c) / int64_t(count), job_n_ * int64_t(c + 1) / int64_t(count), index);
+    done_.fetch_add(1, std::memory_order_release);
+    w = claim_.load(std::memory_order_acquire);
   }
 }
 
@@ -90,7 +106,6 @@ void ThreadPool::worker(int index) {
     if (stop_.load()) return;
     seen = g;
     run_chunks(index);
-    pending_.fetch_sub(1, std::memory_order_release);
   }
 }
 

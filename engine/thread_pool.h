@@ -57,10 +57,10 @@ class ThreadPool {
   std::mutex mu_;  // guards sleeping on start_cv_ against a missed generation bump
   std::condition_variable start_cv_;
   const RangeFn* job_ = nullptr;
-  int64_t job_n_ = 0, job_chunks_ = 0;
-  std::atomic<int64_t> next_chunk_{0};
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  int64_t job_n_ = 0;
+  std::atomic<uint64_t> claim_{0};       // see thread_pool.cpp
+  std::atomic<int64_t> done_{0};         // chunks of the current job finished
+  std::atomic<uint64_t> generation_{0};  // bumped per job: wakes the workers
   std::atomic<bool> stop_{false};
 };
 

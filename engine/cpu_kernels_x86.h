@@ -13,9 +13,10 @@
 // the sign trick) times 32 signed activation bytes gives 8 int32 lanes, lane i = bytes 4i..4i+3.
 // AVX2 gets there with maddubs (int16 pairs, which cannot saturate: 2 * 128 * 127 < 32768) and madd;
 // VNNI does it in one vpdpbusd. Both produce the same integers, so the paths differ only in how
-// float partial sums are added: 32-element formats keep a float vector per token (a horizontal
-// integer sum per 32 weights would cost more than the dot), 256-element K-quants reduce each block
-// to its exact integer first and then add block results in the scalar code's order.
+// float partial sums are added: 32-element formats and Q4_K/Q5_K keep float vectors per token
+// (exact int32 lanes, scaled and summed lane-wise, reduced once per row: a horizontal sum per block
+// would cost more than the dot); Q6_K and IQ4_XS reduce each block to its exact integer and add
+// block results in the scalar code's order.
 
 #if FF_VNNI
 inline __m256i dot_us(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }

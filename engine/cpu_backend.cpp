@@ -4,11 +4,14 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <stdexcept>
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/cpu_dot.h"
+#include "engine/cpu_kernels.h"
 #include "engine/cpu_ops.h"
 
 namespace flashfix {
@@ -170,20 +173,43 @@ class CpuBackend final : public Backend {
     if (has_kind(true)) need(r.blocks->sliding, KvKind::Sliding, std::max<int64_t>(0, r.pos0 - c_.sliding_window + 1), r.pos0 + n);
   }
 
+  // One SwiGLU MLP applied to n rows: a routed expert over its tokens, or a dense/shared MLP over all.
+  struct FfnGroup {
+    MatView gate, up, down;
+    ActRows in_gate, in_up;  // the rows, converted for gate's and up's weight types
+    float clamp;
+    float* out;  // [rows x n_embd]
+  };
+
   void ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta);
+  void norm_rows(const float* x, Weight w, float* y, int64_t T);
   void attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il);
-  void ffn(int il, int64_t T);
-  void swiglu(const MatView& gate, const MatView& up, const MatView& down, const float* x, int64_t T, float clamp, float* out);
   void output_logits(std::span<const float* const> rows, std::span<float* const> outs);
+  void ffn(int il, int64_t T);
+  int64_t route(int il, int64_t T);
+  ActRows gather(const ActRows& src, std::vector<uint8_t>& buf);
+  void run_ffn_groups();
 
   const Model& model_;
   const ModelConfig& c_;
   ThreadPool pool_;
-  // Scratch reused across calls: sized on first use, never shrunk.
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, buf_in_, buf_gate_, buf_up_, buf_out_, sel_, head_in_, head_out_;
-  std::vector<int64_t> order_;
-  std::vector<std::vector<std::pair<int64_t, float>>> routed_;  // expert -> (token, weight)
+  // Scratch reused across calls: sized on first use, never shrunk, so a decode step allocates nothing.
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, sel_, hid_gate_, hid_up_, moe_out_, shexp_out_;
+  std::vector<uint8_t> gathered_gate_, gathered_up_, hid_q_;
+  ActivationCache acts_;
+  std::vector<MatmulJob> jobs_;
+  std::vector<FfnGroup> groups_;
+  std::vector<int64_t> order_, rank_, expert_count_, expert_first_, slot_token_, group_rows_, hid_off_, hid_q_off_;
+  std::vector<float> token_weight_, slot_weight_, head_in_, head_out_;
 };
+
+void CpuBackend::norm_rows(const float* x, Weight w, float* y, int64_t T) {
+  const int64_t E = c_.n_embd;
+  const float* wf = reinterpret_cast<const float*>(w->data);
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) rms_norm(x + t * E, wf, y + t * E, E, c_.rms_eps);
+  });
+}
 
 void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta) {
   const int64_t T = int64_t(tokens.size()), E = c_.n_embd;
@@ -194,13 +220,10 @@ void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std:
 
   for (int il = 0; il < c_.n_layer; ++il) {
     const LayerWeights& lw = w.layers[size_t(il)];
-    for (int64_t t = 0; t < T; ++t)
-      rms_norm(&x_[size_t(t * E)], reinterpret_cast<const float*>(lw.attn_norm->data), &xn_[size_t(t * E)], E, c_.rms_eps);
+    norm_rows(x_.data(), lw.attn_norm, xn_.data(), T);
     attention(store, meta, il);
     for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += proj_[size_t(i)];
-
-    for (int64_t t = 0; t < T; ++t)
-      rms_norm(&x_[size_t(t * E)], reinterpret_cast<const float*>(lw.ffn_norm->data), &xn_[size_t(t * E)], E, c_.rms_eps);
+    norm_rows(x_.data(), lw.ffn_norm, xn_.data(), T);
     ffn(il, T);
     for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += ff_[size_t(i)];
   }
@@ -241,82 +264,94 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
   const int64_t H = L.n_head, Hkv = L.n_head_kv, hd = c_.head_dim, vd = c_.v_head_dim, E = c_.n_embd;
   const int64_t qw = H * hd, kw = Hkv * hd, vw = Hkv * vd;
+  // KV addressing lives here and only here: where position pos of kv head h of a token's sequence
+  // is stored (its block table for this layer's kind, then the row in the block).
+  auto table = [&](int64_t t) -> const std::vector<int32_t>& {
+    return L.sliding ? meta[size_t(t)].blocks->sliding : meta[size_t(t)].blocks->full;
+  };
+  auto key_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) {
+    return store.k_row(il, blocks[size_t(pos / kKvBlockTokens)], pos % kKvBlockTokens) + h * hd;
+  };
+  auto value_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) {
+    return store.v_row(il, blocks[size_t(pos / kKvBlockTokens)], pos % kKvBlockTokens) + h * vd;
+  };
+
+  // q, k, v and the gate read the normed input, converted once, in one parallel loop.
   q_.resize(size_t(T * qw));
   k_.resize(size_t(T * kw));
   v_.resize(size_t(T * vw));
-  matmul(pool_, mat(lw.attn_q), xn_.data(), T, q_.data());
-  matmul(pool_, mat(lw.attn_k), xn_.data(), T, k_.data());
-  matmul(pool_, mat(lw.attn_v), xn_.data(), T, v_.data());
+  gate_.resize(size_t(T * H));
+  acts_.reset(xn_.data(), T, E);
+  jobs_.clear();
+  jobs_.push_back({mat(lw.attn_q), acts_.get(pool_, lw.attn_q->type), q_.data()});
+  jobs_.push_back({mat(lw.attn_k), acts_.get(pool_, lw.attn_k->type), k_.data()});
+  jobs_.push_back({mat(lw.attn_v), acts_.get(pool_, lw.attn_v->type), v_.data()});
+  if (L.attn_gate) jobs_.push_back({mat(lw.attn_gate), acts_.get(pool_, lw.attn_gate->type), gate_.data()});
+  matmul_jobs(pool_, jobs_);
 
   const float* freq_factors =
       L.rope.use_freq_factors ? reinterpret_cast<const float*>(model_.weights().rope_freqs->data) : nullptr;
   const float* qn = reinterpret_cast<const float*>(lw.attn_q_norm->data);
   const float* kn = reinterpret_cast<const float*>(lw.attn_k_norm->data);
-  auto table = [&](const UbatchToken& m) -> const std::vector<int32_t>& { return L.sliding ? m.blocks->sliding : m.blocks->full; };
-  // Every token's K/V goes into its block before any token attends: tokens of one sequence in this
-  // micro-batch see each other.
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t pos = meta[size_t(t)].pos;
-    for (int64_t h = 0; h < H; ++h) {
-      float* head = &q_[size_t(t * qw + h * hd)];
-      rms_norm(head, qn, head, hd, c_.rms_eps);
-      rope_neox(head, pos, L.rope, freq_factors);
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    thread_local std::vector<float> cos_sin;
+    cos_sin.resize(size_t(L.rope.n_rot));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t pos = meta[size_t(t)].pos;
+      rope_table(pos, L.rope, freq_factors, cos_sin.data());  // shared by every head of the token
+      for (int64_t h = 0; h < H; ++h) {
+        float* head = &q_[size_t(t * qw + h * hd)];
+        rms_norm(head, qn, head, hd, c_.rms_eps);
+        rope_apply(head, cos_sin.data(), L.rope.n_rot);
+      }
+      for (int64_t h = 0; h < Hkv; ++h) {
+        float* head = &k_[size_t(t * kw + h * hd)];
+        rms_norm(head, kn, head, hd, c_.rms_eps);
+        rope_apply(head, cos_sin.data(), L.rope.n_rot);
+      }
+      // Every token's K/V goes into its block before any token attends: tokens of one sequence in
+      // this micro-batch see each other.
+      std::copy_n(&k_[size_t(t * kw)], kw, key_at(table(t), pos, 0));
+      std::copy_n(&v_[size_t(t * vw)], vw, value_at(table(t), pos, 0));
     }
-    for (int64_t h = 0; h < Hkv; ++h) {
-      float* head = &k_[size_t(t * kw + h * hd)];
-      rms_norm(head, kn, head, hd, c_.rms_eps);
-      rope_neox(head, pos, L.rope, freq_factors);
-    }
-    const int32_t b = block_of(table(meta[size_t(t)]), pos);
-    std::copy_n(&k_[size_t(t * kw)], kw, store.k_row(il, b, pos % kKvBlockTokens));
-    std::copy_n(&v_[size_t(t * vw)], vw, store.v_row(il, b, pos % kKvBlockTokens));
-  }
+  });
 
-  // One task per (token, head). Scores are F32 with a max-subtracted softmax, as the reference does.
+  // One task per (token, head), streaming: one pass over the keys keeps the running max M, the sum
+  // S of exp(s - M) and the unnormalised output, rescaled when M grows, so nothing grows with the
+  // context. This is the order of operations of the reference's CPU flash attention, key by key; on
+  // quantized models a different order (scores first, then a normalised weighted sum) changes last
+  // bits, which move 8-bit activations across rounding boundaries and route tokens differently sooner.
+  const CpuKernels& kern = kernels();
   const float scale = 1.f / std::sqrt(float(hd));
   const int64_t group = H / Hkv;
   att_.resize(size_t(T * H * vd));
   pool_.parallel_for(T * H, [&](int64_t i0, int64_t i1, int) {
-    thread_local std::vector<float> scores;
-    thread_local std::vector<const float*> krows, vrows;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / H, h = i % H, kvh = h / group, pos = meta[size_t(t)].pos;
+      const std::vector<int32_t>& blocks = table(t);
       const int64_t start = L.sliding ? std::max<int64_t>(0, pos - c_.sliding_window + 1) : 0;
-      const int64_t n_keys = pos - start + 1;
-      const std::vector<int32_t>& blocks = table(meta[size_t(t)]);
-      krows.resize(size_t(n_keys));
-      vrows.resize(size_t(n_keys));
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const int64_t p = start + j;
-        const int32_t b = blocks[size_t(p / kKvBlockTokens)];
-        krows[size_t(j)] = store.k_row(il, b, p % kKvBlockTokens) + kvh * hd;
-        vrows[size_t(j)] = store.v_row(il, b, p % kKvBlockTokens) + kvh * vd;
-      }
       const float* qh = &q_[size_t(t * qw + h * hd)];
-      scores.resize(size_t(n_keys));
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float* kh = krows[size_t(j)];
-        float s = 0;
-        for (int64_t d = 0; d < hd; ++d) s += qh[d] * kh[d];
-        scores[size_t(j)] = s * scale;
-        mx = std::max(mx, scores[size_t(j)]);
-      }
-      float sum = 0;
-      for (auto& s : scores) sum += (s = std::exp(s - mx));
       float* out = &att_[size_t(t * H * vd + h * vd)];
       std::fill_n(out, vd, 0.f);
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float* vh = vrows[size_t(j)];
-        const float p = scores[size_t(j)] / sum;
-        for (int64_t d = 0; d < vd; ++d) out[d] += p * vh[d];
+      float M = -INFINITY, S = 0;
+      for (int64_t j = start; j <= pos; ++j) {
+        const float s = kern.dot_f32(qh, key_at(blocks, j, kvh), hd) * scale;
+        float ms = 1, vs = 1;
+        if (s > M) {
+          ms = std::exp(M - s);  // 0 for the first key
+          M = s;
+          kern.scale_f32(ms, out, vd);
+        } else {
+          vs = std::exp(s - M);
+        }
+        kern.axpy_f32(vs, value_at(blocks, j, kvh), out, vd);
+        S = S * ms + vs;
       }
+      kern.scale_f32(1.f / S, out, vd);
     }
   });
 
   if (L.attn_gate) {  // head-wise gate from the normed layer input, applied before the output projection
-    gate_.resize(size_t(T * H));
-    matmul(pool_, mat(lw.attn_gate), xn_.data(), T, gate_.data());
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < H; ++h) {
         const float g = sigmoid(gate_[size_t(t * H + h)]);
@@ -328,45 +363,79 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   matmul(pool_, mat(lw.attn_output), att_.data(), T, proj_.data());
 }
 
-// out = down(act(gate x) * up x), with the SwiGLU clamp when limit > 0: up to [-L, L], silu(gate) to <= L.
-void CpuBackend::swiglu(const MatView& gate, const MatView& up, const MatView& down, const float* x, int64_t T,
-                        float limit, float* out) {
-  const int64_t F = gate.n_out;
-  buf_gate_.resize(size_t(T * F));
-  buf_up_.resize(size_t(T * F));
-  matmul(pool_, gate, x, T, buf_gate_.data());
-  matmul(pool_, up, x, T, buf_up_.data());
-  for (int64_t i = 0; i < T * F; ++i) {
-    float g = silu(buf_gate_[size_t(i)]), u = buf_up_[size_t(i)];
-    if (limit > 0.f) {
-      g = std::min(g, limit);
-      u = std::clamp(u, -limit, limit);
-    }
-    buf_gate_[size_t(i)] = g * u;
+// Every group's gate and up products in one parallel loop; then act(gate) * up, with the SwiGLU
+// clamp when limit > 0 (up to [-L, L], silu(gate) to <= L), converted for down, in one loop over all
+// rows; then every group's down product in one loop.
+void CpuBackend::run_ffn_groups() {
+  const size_t G = groups_.size();
+  group_rows_.assign(1, 0);   // rows of groups before g; then hidden floats and converted bytes
+  hid_off_.assign(1, 0);
+  hid_q_off_.assign(1, 0);
+  for (const FfnGroup& g : groups_) {
+    const int64_t n = g.in_gate.n_tok;
+    group_rows_.push_back(group_rows_.back() + n);
+    hid_off_.push_back(hid_off_.back() + n * g.gate.n_out);
+    hid_q_off_.push_back(hid_q_off_.back() + n * int64_t(row_bytes(activation_type(g.down.type), g.down.n_in)));
   }
-  matmul(pool_, down, buf_gate_.data(), T, out);
+  if (hid_gate_.size() < size_t(hid_off_.back())) hid_gate_.resize(size_t(hid_off_.back())), hid_up_.resize(size_t(hid_off_.back()));
+  if (hid_q_.size() < size_t(hid_q_off_.back())) hid_q_.resize(size_t(hid_q_off_.back()));
+
+  jobs_.clear();
+  for (size_t g = 0; g < G; ++g) {
+    jobs_.push_back({groups_[g].gate, groups_[g].in_gate, hid_gate_.data() + hid_off_[g]});
+    jobs_.push_back({groups_[g].up, groups_[g].in_up, hid_up_.data() + hid_off_[g]});
+  }
+  matmul_jobs(pool_, jobs_);
+
+  pool_.parallel_for(group_rows_.back(), [&](int64_t r0, int64_t r1, int) {
+    size_t g = size_t(std::upper_bound(group_rows_.begin(), group_rows_.end(), r0) - group_rows_.begin()) - 1;
+    for (int64_t r = r0; r < r1; ++r) {
+      while (r >= group_rows_[g + 1]) ++g;
+      const FfnGroup& grp = groups_[g];
+      const int64_t F = grp.gate.n_out, local = r - group_rows_[g];
+      float* hg = hid_gate_.data() + hid_off_[g] + local * F;
+      const float* hu = hid_up_.data() + hid_off_[g] + local * F;
+      for (int64_t i = 0; i < F; ++i) {
+        float a = silu(hg[i]), u = hu[i];
+        if (grp.clamp > 0.f) {
+          a = std::min(a, grp.clamp);
+          u = std::clamp(u, -grp.clamp, grp.clamp);
+        }
+        hg[i] = a * u;
+      }
+      const TensorType at = activation_type(grp.down.type);
+      if (at != TensorType::F32)
+        quantize_activation_fast(at, hg, hid_q_.data() + hid_q_off_[g] + size_t(local) * row_bytes(at, F), F);
+    }
+  });
+
+  jobs_.clear();
+  for (size_t g = 0; g < G; ++g) {
+    const FfnGroup& grp = groups_[g];
+    const TensorType at = activation_type(grp.down.type);
+    const uint8_t* a = at == TensorType::F32 ? reinterpret_cast<const uint8_t*>(hid_gate_.data() + hid_off_[g])
+                                             : hid_q_.data() + hid_q_off_[g];
+    jobs_.push_back({grp.down, ActRows{at, a, row_bytes(at, grp.down.n_in), grp.in_gate.n_tok}, grp.out});
+  }
+  matmul_jobs(pool_, jobs_);
 }
 
-void CpuBackend::ffn(int il, int64_t T) {
-  const LayerConfig& L = c_.layers[size_t(il)];
+// Routes every token: probabilities from the router, selection on probabilities plus the optional
+// bias, weights from the unbiased probabilities, renormalised and scaled. Leaves the (token, weight)
+// pairs grouped by expert in slot_token_/slot_weight_ (expert e owns slots expert_first_[e]..+count,
+// tokens ascending) and returns the number of slots (T * K).
+int64_t CpuBackend::route(int il, int64_t T) {
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
-  const int64_t E = c_.n_embd;
-  ff_.assign(size_t(T * E), 0.f);
-  if (!L.moe) {
-    swiglu(mat(lw.ffn_gate), mat(lw.ffn_up), mat(lw.ffn_down), xn_.data(), T, L.clamp_shexp, ff_.data());
-    return;
-  }
-
-  // Route: probabilities from the router, selection on probabilities plus the optional bias, weights
-  // from the unbiased probabilities, renormalised and scaled.
   const int64_t X = c_.n_expert, K = c_.n_expert_used;
   router_.resize(size_t(T * X));
-  matmul(pool_, mat(lw.ffn_gate_inp), xn_.data(), T, router_.data());
+  jobs_.assign(1, {mat(lw.ffn_gate_inp), acts_.get(pool_, lw.ffn_gate_inp->type), router_.data()});
+  matmul_jobs(pool_, jobs_);
   const float* bias = lw.exp_probs_b ? reinterpret_cast<const float*>(lw.exp_probs_b->data) : nullptr;
-  routed_.resize(size_t(X));
-  for (auto& r : routed_) r.clear();
   sel_.resize(size_t(X));
-  order_.resize(size_t(X));
+  order_.resize(size_t(T * K));  // selected experts per token, in rank order
+  token_weight_.resize(size_t(T * K));
+  std::vector<int64_t>& idx = rank_;
+  idx.resize(size_t(X));
   for (int64_t t = 0; t < T; ++t) {
     float* p = &router_[size_t(t * X)];
     if (c_.router == RouterKind::Softmax) {
@@ -377,39 +446,90 @@ void CpuBackend::ffn(int il, int64_t T) {
       for (int64_t e = 0; e < X; ++e) p[e] = sigmoid(p[e]);
     }
     for (int64_t e = 0; e < X; ++e) sel_[size_t(e)] = bias ? p[e] + bias[e] : p[e];
-    std::iota(order_.begin(), order_.end(), 0);
-    std::partial_sort(order_.begin(), order_.begin() + K, order_.end(),
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
                       [&](int64_t a, int64_t b) { return sel_[size_t(a)] > sel_[size_t(b)] || (sel_[size_t(a)] == sel_[size_t(b)] && a < b); });
     float wsum = 0;
-    for (int64_t k = 0; k < K; ++k) wsum += p[order_[size_t(k)]];
+    for (int64_t k = 0; k < K; ++k) wsum += p[idx[size_t(k)]];
     const float norm = c_.router_renorm ? 1.f / std::max(wsum, 6.103515625e-5f) : 1.f;
     for (int64_t k = 0; k < K; ++k) {
-      const int64_t e = order_[size_t(k)];
-      routed_[size_t(e)].push_back({t, p[e] * norm * c_.expert_weights_scale});
+      order_[size_t(t * K + k)] = idx[size_t(k)];
+      token_weight_[size_t(t * K + k)] = p[idx[size_t(k)]] * norm * c_.expert_weights_scale;
     }
+  }
+  // Counting sort of (token, rank) pairs by expert keeps tokens ascending within each expert.
+  expert_count_.assign(size_t(X), 0);
+  for (int64_t i = 0; i < T * K; ++i) ++expert_count_[size_t(order_[size_t(i)])];
+  expert_first_.assign(size_t(X) + 1, 0);
+  for (int64_t e = 0; e < X; ++e) expert_first_[size_t(e) + 1] = expert_first_[size_t(e)] + expert_count_[size_t(e)];
+  slot_token_.resize(size_t(T * K));
+  std::vector<int64_t>& fill = expert_count_;  // next free slot per expert
+  std::copy_n(expert_first_.begin(), X, fill.begin());
+  slot_weight_.resize(size_t(T * K));
+  for (int64_t i = 0; i < T * K; ++i) {
+    const int64_t slot = fill[size_t(order_[size_t(i)])]++;
+    slot_token_[size_t(slot)] = i / K;
+    slot_weight_[size_t(slot)] = token_weight_[size_t(i)];
+  }
+  return T * K;
+}
+
+// The rows of src for every slot's token, in slot order: each expert then reads a contiguous block.
+ActRows CpuBackend::gather(const ActRows& src, std::vector<uint8_t>& buf) {
+  const int64_t n = int64_t(slot_token_.size());
+  if (buf.size() < src.row_bytes * size_t(n)) buf.resize(src.row_bytes * size_t(n));
+  for (int64_t s = 0; s < n; ++s)
+    std::memcpy(buf.data() + size_t(s) * src.row_bytes, src.data + size_t(slot_token_[size_t(s)]) * src.row_bytes, src.row_bytes);
+  return {src.type, buf.data(), src.row_bytes, n};
+}
+
+void CpuBackend::ffn(int il, int64_t T) {
+  const LayerConfig& L = c_.layers[size_t(il)];
+  const LayerWeights& lw = model_.weights().layers[size_t(il)];
+  const int64_t E = c_.n_embd;
+  acts_.reset(xn_.data(), T, E);
+  ff_.assign(size_t(T * E), 0.f);
+  groups_.clear();
+  if (!L.moe) {
+    groups_.push_back({mat(lw.ffn_gate), mat(lw.ffn_up), mat(lw.ffn_down), acts_.get(pool_, lw.ffn_gate->type),
+                       acts_.get(pool_, lw.ffn_up->type), L.clamp_shexp, ff_.data()});
+    run_ffn_groups();
+    return;
   }
 
-  // Experts in turn, each over the tokens routed to it: its weights are read once per micro-batch.
-  for (int64_t e = 0; e < X; ++e) {
-    const auto& toks = routed_[size_t(e)];
-    if (toks.empty()) continue;
-    const int64_t n = int64_t(toks.size());
-    buf_in_.resize(size_t(n * E));
-    buf_out_.resize(size_t(n * E));
-    for (int64_t i = 0; i < n; ++i) std::copy_n(&xn_[size_t(toks[size_t(i)].first * E)], E, &buf_in_[size_t(i * E)]);
-    swiglu(expert(lw.ffn_gate_exps, e), expert(lw.ffn_up_exps, e), expert(lw.ffn_down_exps, e), buf_in_.data(), n,
-           L.clamp_exp, buf_out_.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* dst = &ff_[size_t(toks[size_t(i)].first * E)];
-      const float wgt = toks[size_t(i)].second;
-      for (int64_t d = 0; d < E; ++d) dst[d] += wgt * buf_out_[size_t(i * E + d)];
-    }
+  // Experts are grouped by the tokens routed to them (each expert's weights are read once per
+  // micro-batch, and in decode only the K selected ones are touched); the shared expert joins the same
+  // parallel loops over all tokens.
+  const int64_t slots = route(il, T);
+  const ActRows in_gate = gather(acts_.get(pool_, lw.ffn_gate_exps->type), gathered_gate_);
+  const ActRows in_up = activation_type(lw.ffn_up_exps->type) == in_gate.type
+                            ? in_gate
+                            : gather(acts_.get(pool_, lw.ffn_up_exps->type), gathered_up_);
+  moe_out_.resize(size_t(slots * E));
+  for (int64_t e = 0; e < c_.n_expert; ++e) {
+    const int64_t first = expert_first_[size_t(e)], n = expert_first_[size_t(e) + 1] - first;
+    if (n == 0) continue;
+    auto rows = [&](const ActRows& a) { return ActRows{a.type, a.data + size_t(first) * a.row_bytes, a.row_bytes, n}; };
+    groups_.push_back({expert(lw.ffn_gate_exps, e), expert(lw.ffn_up_exps, e), expert(lw.ffn_down_exps, e), rows(in_gate),
+                       rows(in_up), L.clamp_exp, moe_out_.data() + first * E});
   }
   if (L.shared_expert) {
-    buf_out_.resize(size_t(T * E));
-    swiglu(mat(lw.ffn_gate_shexp), mat(lw.ffn_up_shexp), mat(lw.ffn_down_shexp), xn_.data(), T, L.clamp_shexp, buf_out_.data());
-    for (int64_t i = 0; i < T * E; ++i) ff_[size_t(i)] += buf_out_[size_t(i)];
+    shexp_out_.resize(size_t(T * E));
+    groups_.push_back({mat(lw.ffn_gate_shexp), mat(lw.ffn_up_shexp), mat(lw.ffn_down_shexp),
+                       acts_.get(pool_, lw.ffn_gate_shexp->type), acts_.get(pool_, lw.ffn_up_shexp->type), L.clamp_shexp,
+                       shexp_out_.data()});
   }
+  run_ffn_groups();
+
+  // Weighted sum in expert order, then the shared expert: the reference's order of additions.
+  for (int64_t s = 0; s < slots; ++s) {
+    float* dst = &ff_[size_t(slot_token_[size_t(s)] * E)];
+    const float* src = &moe_out_[size_t(s * E)];
+    const float wgt = slot_weight_[size_t(s)];
+    for (int64_t d = 0; d < E; ++d) dst[d] += wgt * src[d];
+  }
+  if (L.shared_expert)
+    for (int64_t i = 0; i < T * E; ++i) ff_[size_t(i)] += shexp_out_[size_t(i)];
 }
 
 }  // namespace

@@ -13,10 +13,10 @@ std::vector<FlagSpec> engine_flag_specs() {
           {"--kv-budget-mb", true},  {"--cache-dir", true}, {"--cache-dir-max-mb", true}, {"--no-prefix-cache", false}};
 }
 
-std::unique_ptr<Engine> open_engine(const Args& args) {
+std::unique_ptr<Engine> open_engine(const Args& args, int64_t default_ctx) {
   EngineOptions o;
   o.threads = int(args.get_int("--threads", 0, 0, 1024));
-  o.n_ctx = args.get_int("--ctx-size", o.n_ctx, 1, int64_t(1) << 24);
+  o.n_ctx = args.get_int("--ctx-size", default_ctx, 1, int64_t(1) << 24);
   o.max_sequences = int(args.get_int("--max-sequences", o.max_sequences, 1, 4096));
   o.kv_budget_bytes = uint64_t(args.get_int("--kv-budget-mb", 0, 0, int64_t(1) << 30)) << 20;
   o.prefix_cache = !args.has("--no-prefix-cache");

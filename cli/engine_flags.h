@@ -14,8 +14,9 @@ namespace flashfix::cli {
 std::vector<FlagSpec> engine_flag_specs();
 extern const char* const kEngineFlagsUsage;
 
-// Opens the engine of --model with the options the flags give (range errors are usage errors).
-std::unique_ptr<Engine> open_engine(const Args& args);
+// Opens the engine of --model with the options the flags give (range errors are usage errors);
+// default_ctx applies when --ctx-size is absent.
+std::unique_ptr<Engine> open_engine(const Args& args, int64_t default_ctx = EngineOptions{}.n_ctx);
 
 // Specials parsed, BOS per the model; an empty result is a usage error.
 std::vector<int32_t> tokenize_prompt(const Engine& engine, const std::string& text);

@@ -42,8 +42,9 @@ class CpuKvStore final : public KvStore {
   int64_t n_blocks(KvKind kind) const override { return n_blocks_[int(kind)]; }
   size_t block_bytes(KvKind kind) const override { return row_floats_[int(kind)] * kKvBlockTokens * sizeof(float); }
 
-  float* k_row(int il, int32_t block, int64_t off) { return row(k_, il, block, off, c_.head_dim); }
-  float* v_row(int il, int32_t block, int64_t off) { return row(v_, il, block, off, c_.v_head_dim); }
+  // Position rows of one layer's K or V: [n_blocks * kKvBlockTokens][n_head_kv * dim].
+  float* k_base(int il) { return base(k_, il); }
+  float* v_base(int il) { return base(v_, il); }
   float* hidden_row(int32_t block, int64_t off) { return &hidden_[size_t((block * kKvBlockTokens + off) * c_.n_embd)]; }
   const float* hidden_row(int32_t block, int64_t off) const { return const_cast<CpuKvStore*>(this)->hidden_row(block, off); }
 
@@ -69,10 +70,8 @@ class CpuKvStore final : public KvStore {
   }
 
  private:
-  float* row(std::array<std::vector<std::vector<float>>, 2>& arr, int il, int32_t block, int64_t off, int64_t dim) {
-    const LayerConfig& L = c_.layers[size_t(il)];
-    const auto width = size_t(L.n_head_kv * dim);
-    return &arr[L.sliding ? 1 : 0][size_t(slot_[size_t(il)])][(size_t(block) * kKvBlockTokens + size_t(off)) * width];
+  float* base(std::array<std::vector<std::vector<float>>, 2>& arr, int il) {
+    return arr[c_.layers[size_t(il)].sliding ? 1 : 0][size_t(slot_[size_t(il)])].data();
   }
   void check_size(KvKind kind, size_t bytes) const {
     if (bytes != block_bytes(kind)) throw std::invalid_argument("KV block buffer of the wrong size");
@@ -269,12 +268,13 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   auto table = [&](int64_t t) -> const std::vector<int32_t>& {
     return L.sliding ? meta[size_t(t)].blocks->sliding : meta[size_t(t)].blocks->full;
   };
-  auto key_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) {
-    return store.k_row(il, blocks[size_t(pos / kKvBlockTokens)], pos % kKvBlockTokens) + h * hd;
+  float* const kbase = store.k_base(il);
+  float* const vbase = store.v_base(il);
+  auto row = [](const std::vector<int32_t>& blocks, int64_t pos) {
+    return int64_t(blocks[size_t(pos / kKvBlockTokens)]) * kKvBlockTokens + pos % kKvBlockTokens;
   };
-  auto value_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) {
-    return store.v_row(il, blocks[size_t(pos / kKvBlockTokens)], pos % kKvBlockTokens) + h * vd;
-  };
+  auto key_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) { return kbase + row(blocks, pos) * kw + h * hd; };
+  auto value_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) { return vbase + row(blocks, pos) * vw + h * vd; };
 
   // q, k, v and the gate read the normed input, converted once, in one parallel loop.
   q_.resize(size_t(T * qw));

@@ -276,8 +276,9 @@ class BatchEngine final : public Engine {
     if (active_.empty()) return;
 
     const int64_t V = model_->config().n_vocab;
-    std::vector<BatchRun> runs;
-    std::vector<Seq*> in_batch;
+    std::vector<BatchRun>& runs = runs_;
+    std::vector<Seq*>& in_batch = in_batch_;
+    runs.clear(), in_batch.clear();
     int64_t budget = kStepTokens;
     for (int pass = 0; pass < 2; ++pass)  // decode tokens first, then prompt chunks in arrival order
       for (Seq& s : active_) {
@@ -396,6 +397,8 @@ class BatchEngine final : public Engine {
   std::deque<Job*> queue_;
   bool stopping_ = false;
   std::list<Seq> active_;
+  std::vector<BatchRun> runs_;  // the step being built (kept: a decode step allocates nothing new)
+  std::vector<Seq*> in_batch_;
   std::thread scheduler_;
 };
 

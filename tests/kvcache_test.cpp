@@ -99,6 +99,27 @@ TEST(Scheduler, ConcurrentRequestsGiveTheTokensOfOneByOne) {
   }
 }
 
+TEST(Scheduler, CancellingOneRequestLeavesTheOthersUntouched) {
+  auto g = test::load_golden("tiny-step35-s11");
+  Request a = greedy(long_prompt(g, 40, 1), 24), b = greedy(long_prompt(g, 80, 2), 24);
+  std::vector<int32_t> want_b = Engine::open(g.model_path, opts(false))->generate(b).tokens;
+  auto e = Engine::open(g.model_path, opts(true));
+  std::stop_source stop_a;
+  a.stop = stop_a.get_token();
+  int seen = 0;
+  a.on_token = [&](int32_t) {
+    if (++seen == 3) stop_a.request_stop();  // cancelled from inside the batch, mid-generation
+    return true;
+  };
+  Result ra, rb;
+  std::thread ta([&] { ra = e->generate(a); }), tb([&] { rb = e->generate(b); });
+  ta.join(), tb.join();
+  EXPECT_EQ(ra.finish, FinishReason::Cancelled);
+  EXPECT_LT(ra.tokens.size(), 24u);
+  EXPECT_EQ(rb.finish, FinishReason::Length);
+  EXPECT_EQ(rb.tokens, want_b);
+}
+
 TEST(PrefixCache, TinyBudgetEvictsAndStaysCorrect) {
   for (const char* name : kModels) {
     SCOPED_TRACE(name);
@@ -171,6 +192,30 @@ TEST(DiskCache, ReusedByTheNextEngineAndRejectedAfterTheModelChanges) {
     auto changed = Engine::open(model, opts(true, dir));
     EXPECT_EQ(changed->prompt_logits(prompt).cached_tokens, 0);
   }
+}
+
+TEST(DiskCache, TheDirectoryStaysWithinItsBound) {
+  auto g = test::load_golden("tiny-qwen3moe-s11");
+  const std::string dir = test::temp("bounded-cache");
+  auto block_file_bytes = [&] {
+    uint64_t n = 0;
+    for (const auto& f : fs::recursive_directory_iterator(dir))
+      if (f.path().extension() == ".kvb") n += f.file_size();
+    return n;
+  };
+  {
+    auto e = Engine::open(g.model_path, opts(true, dir));
+    e->prompt_logits(long_prompt(g, 57, 1));  // 8 whole blocks
+  }
+  const uint64_t eight = block_file_bytes();
+  ASSERT_GT(eight, 0u);
+  EngineOptions o = opts(true, dir);
+  o.cache_dir_max_bytes = eight / 2;
+  {
+    auto e = Engine::open(g.model_path, o);
+    for (uint32_t i = 2; i < 5; ++i) e->prompt_logits(long_prompt(g, 57, i));
+  }
+  EXPECT_LE(block_file_bytes(), o.cache_dir_max_bytes);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
+#include "cli/bench_agent_replay.h"
 #include "cli/command.h"
 #include "engine/backend.h"
 #include "engine/cpu_dot.h"
@@ -29,6 +30,7 @@ const char* kUsage =
     "usage: flashfix bench --model M.gguf [--prompt-tokens N (512)] [--gen-tokens N (128)] [--threads N] [--json]\n"
     "       flashfix bench --membw [--threads N] [--json]\n"
     "       flashfix bench --kernels [--json]\n"
+    "%s"
     "Model: times a prefill of N pseudo-random tokens, then N greedy decode steps, and reports tok/s,\n"
     "the bytes decode reads per token (active weights: dense parts, the selected experts, one embedding\n"
     "row, the output matrix; plus the KV cache attended to), the bandwidth that achieves, and peak RSS.\n"
@@ -165,13 +167,23 @@ uint64_t kv_bytes_read(const ModelConfig& c, int64_t pos) {
 }
 
 int run_bench(const std::vector<std::string>& argv) {
-  Args args(argv, {{"--model", true}, {"--prompt-tokens", true}, {"--gen-tokens", true}, {"--threads", true},
-                   {"--membw", false}, {"--kernels", false}, {"--json", false}});
-  if (args.help()) return std::fputs(kUsage, stdout), 0;
+  // One spec for every mode (the parser is strict); flags of another mode are refused below.
+  auto specs = agent_replay_flag_specs();
+  specs.insert(specs.end(), {{"--prompt-tokens", true}, {"--gen-tokens", true}, {"--membw", false}, {"--kernels", false}, {"--json", false}});
+  Args args(argv, specs);
+  if (args.help()) return std::printf(kUsage, kAgentReplayUsage), 0;
   if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
   const int threads = int(args.get_int("--threads", 0, 0, 1024));
   const bool json = args.has("--json");
   if (args.has("--membw") && args.has("--kernels")) throw UsageError("--membw and --kernels are separate runs");
+  if (args.has("--agent-replay")) {
+    if (args.has("--membw") || args.has("--kernels") || args.has("--prompt-tokens"))
+      throw UsageError("--agent-replay takes no --membw, --kernels or --prompt-tokens");
+    return run_agent_replay(args, json);
+  }
+  for (const char* f : {"--prefix-tokens", "--turns", "--turn-tokens", "--ctx-size", "--max-sequences", "--kv-budget-mb",
+                        "--cache-dir", "--cache-dir-max-mb", "--no-prefix-cache"})
+    if (args.has(f)) throw UsageError(std::string(f) + " needs --agent-replay");
   if (args.has("--membw")) return run_membw(args, threads, json);
   if (args.has("--kernels")) {
     if (args.has("--model") || args.has("--threads")) throw UsageError("--kernels takes no model or thread options");

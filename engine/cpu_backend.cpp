@@ -2,6 +2,7 @@
 // per-layer fields; the differences between step35 and qwen3moe are data (head counts, window,
 // rotary dims and base, router kind, clamps, gate and shared expert present or not).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -18,29 +19,88 @@ namespace {
 
 using namespace cpu;
 
-// Prompts are processed in micro-batches of at most this many tokens: it bounds scratch memory, and
-// a sliding-window layer's ring buffer needs window + kMaxUbatch slots to serve a whole micro-batch.
-constexpr int64_t kMaxUbatch = 512;
+// Block storage: per layer kind, one K and one V array per layer of that kind, indexed by
+// (block * kKvBlockTokens + offset) rows; Full blocks also keep the trunk's final hidden state.
+class CpuKvStore final : public KvStore {
+ public:
+  CpuKvStore(const ModelConfig& c, int64_t full_blocks, int64_t sliding_blocks) : c_(c) {
+    n_blocks_[0] = full_blocks, n_blocks_[1] = sliding_blocks;
+    slot_.resize(size_t(c.n_layer));
+    for (int il = 0; il < c.n_layer; ++il) {
+      const LayerConfig& L = c.layers[size_t(il)];
+      const int kind = L.sliding ? 1 : 0;
+      slot_[size_t(il)] = int(k_[kind].size());
+      const auto rows = size_t(n_blocks_[kind] * kKvBlockTokens);
+      k_[kind].emplace_back(rows * size_t(L.n_head_kv * c.head_dim), 0.f);
+      v_[kind].emplace_back(rows * size_t(L.n_head_kv * c.v_head_dim), 0.f);
+      row_floats_[kind] += size_t(L.n_head_kv) * size_t(c.head_dim + c.v_head_dim);
+    }
+    row_floats_[0] += size_t(c.n_embd);
+    hidden_.assign(size_t(full_blocks * kKvBlockTokens * c.n_embd), 0.f);
+  }
 
-struct LayerKv {
-  int64_t slots = 0;       // ring size: every position for full attention, window + ubatch for SWA
-  std::vector<float> k, v; // [slots][n_head_kv * head_dim]
+  int64_t n_blocks(KvKind kind) const override { return n_blocks_[int(kind)]; }
+  size_t block_bytes(KvKind kind) const override { return row_floats_[int(kind)] * kKvBlockTokens * sizeof(float); }
+
+  // Position rows of one layer's K or V: [n_blocks * kKvBlockTokens][n_head_kv * dim].
+  float* k_base(int il) { return base(k_, il); }
+  float* v_base(int il) { return base(v_, il); }
+  float* hidden_row(int32_t block, int64_t off) { return &hidden_[size_t((block * kKvBlockTokens + off) * c_.n_embd)]; }
+  const float* hidden_row(int32_t block, int64_t off) const { return const_cast<CpuKvStore*>(this)->hidden_row(block, off); }
+
+  void copy_block(KvKind kind, int32_t src, int32_t dst, int64_t n) override {
+    for_each_span(kind, [&](float* base, size_t per_row) {
+      std::copy_n(base + size_t(src) * per_row * kKvBlockTokens, size_t(n) * per_row, base + size_t(dst) * per_row * kKvBlockTokens);
+    });
+  }
+  void read_block(KvKind kind, int32_t block, std::span<uint8_t> out) const override {
+    check_size(kind, out.size());
+    auto* dst = reinterpret_cast<float*>(out.data());
+    const_cast<CpuKvStore*>(this)->for_each_span(kind, [&](float* base, size_t per_row) {
+      dst = std::copy_n(base + size_t(block) * per_row * kKvBlockTokens, per_row * kKvBlockTokens, dst);
+    });
+  }
+  void write_block(KvKind kind, int32_t block, std::span<const uint8_t> in) override {
+    check_size(kind, in.size());
+    auto* src = reinterpret_cast<const float*>(in.data());
+    for_each_span(kind, [&](float* base, size_t per_row) {
+      std::copy_n(src, per_row * kKvBlockTokens, base + size_t(block) * per_row * kKvBlockTokens);
+      src += per_row * kKvBlockTokens;
+    });
+  }
+
+ private:
+  float* base(std::array<std::vector<std::vector<float>>, 2>& arr, int il) {
+    return arr[c_.layers[size_t(il)].sliding ? 1 : 0][size_t(slot_[size_t(il)])].data();
+  }
+  void check_size(KvKind kind, size_t bytes) const {
+    if (bytes != block_bytes(kind)) throw std::invalid_argument("KV block buffer of the wrong size");
+  }
+  // Every array of a kind with its floats per position, in one fixed order (the block byte layout).
+  template <class Fn>
+  void for_each_span(KvKind kind, Fn&& fn) {
+    const int k = int(kind);
+    for (size_t i = 0; i < k_[k].size(); ++i) {
+      const size_t rows = size_t(n_blocks_[k] * kKvBlockTokens);
+      fn(k_[k][i].data(), k_[k][i].size() / rows);
+      fn(v_[k][i].data(), v_[k][i].size() / rows);
+    }
+    if (kind == KvKind::Full) fn(hidden_.data(), size_t(c_.n_embd));
+  }
+
+  const ModelConfig& c_;
+  int64_t n_blocks_[2] = {0, 0};
+  size_t row_floats_[2] = {0, 0};
+  std::vector<int> slot_;                                  // layer -> index among the layers of its kind
+  std::array<std::vector<std::vector<float>>, 2> k_, v_;   // [kind][slot][rows * width]
+  std::vector<float> hidden_;
 };
 
-class CpuSequence : public Sequence {
- public:
-  CpuSequence(const ModelConfig& c, int64_t n_ctx) : Sequence(n_ctx) {
-    kv.resize(size_t(c.n_layer));
-    for (int il = 0; il < c.n_layer; ++il) {
-      const LayerConfig& L = c.layers[il];
-      LayerKv& s = kv[size_t(il)];
-      s.slots = L.sliding ? std::min<int64_t>(n_ctx, c.sliding_window + kMaxUbatch) : n_ctx;
-      s.k.assign(size_t(s.slots * L.n_head_kv * c.head_dim), 0.f);
-      s.v.assign(size_t(s.slots * L.n_head_kv * c.v_head_dim), 0.f);
-    }
-  }
-  void advance(int64_t n) { n_past_ += n; }
-  std::vector<LayerKv> kv;
+// Where one token of a micro-batch comes from and where its logits go (null: none).
+struct UbatchToken {
+  const BlockTable* blocks;
+  int64_t pos;
+  float* logits;
 };
 
 class CpuBackend final : public Backend {
@@ -50,31 +110,68 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   const Model& model() const override { return model_; }
 
-  std::unique_ptr<Sequence> new_sequence(int64_t n_ctx) override {
-    if (n_ctx <= 0) throw std::invalid_argument("context size must be positive");
-    return std::make_unique<CpuSequence>(c_, n_ctx);
+  std::unique_ptr<KvStore> new_kv_store(int64_t full_blocks, int64_t sliding_blocks) override {
+    if (full_blocks < 0 || sliding_blocks < 0) throw std::invalid_argument("negative KV block count");
+    return std::make_unique<CpuKvStore>(c_, full_blocks, sliding_blocks);
+  }
+  size_t kv_block_bytes(KvKind kind) const override { return CpuKvStore(c_, 0, 0).block_bytes(kind); }
+
+  void forward(KvStore& store_base, std::span<const BatchRun> runs) override {
+    auto& store = static_cast<CpuKvStore&>(store_base);
+    for (const BatchRun& r : runs) check_run(store, r);
+    // Cut the runs into micro-batches of at most kMaxUbatchTokens tokens, a run possibly across two.
+    ub_tokens_.clear(), ub_meta_.clear();
+    for (const BatchRun& r : runs) {
+      for (int64_t i = 0; i < int64_t(r.tokens.size()); ++i) {
+        ub_tokens_.push_back(r.tokens[size_t(i)]);
+        float* out = i >= r.logits_from ? r.logits + (i - r.logits_from) * c_.n_vocab : nullptr;
+        ub_meta_.push_back({r.blocks, r.pos0 + i, out});
+        if (int64_t(ub_tokens_.size()) == kMaxUbatchTokens) ubatch(store, ub_tokens_, ub_meta_), ub_tokens_.clear(), ub_meta_.clear();
+      }
+    }
+    if (!ub_tokens_.empty()) ubatch(store, ub_tokens_, ub_meta_);
   }
 
-  void forward(Sequence& seq_base, std::span<const int32_t> tokens, Logits which, float* logits) override {
-    auto& seq = static_cast<CpuSequence&>(seq_base);
-    const int64_t n = int64_t(tokens.size());
-    if (n == 0) throw std::invalid_argument("forward needs at least one token");
-    if (seq.n_past() + n > seq.n_ctx())
-      throw std::length_error("context full: " + std::to_string(seq.n_past()) + " + " + std::to_string(n) +
-                              " tokens exceed the context of " + std::to_string(seq.n_ctx()));
-    for (int32_t t : tokens)
-      if (t < 0 || t >= c_.n_vocab) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
-    for (int64_t b = 0; b < n; b += kMaxUbatch) {
-      int64_t len = std::min(kMaxUbatch, n - b);
-      bool last = b + len == n;
-      float* out = nullptr;
-      if (which == Logits::All) out = logits + b * c_.n_vocab;
-      else if (last) out = logits;
-      ubatch(seq, tokens.subspan(size_t(b), size_t(len)), which == Logits::All, out);
+  void logits_from_hidden(const KvStore& store_base, const BlockTable& blocks, int64_t pos0, int64_t n,
+                          float* logits) override {
+    const auto& store = static_cast<const CpuKvStore&>(store_base);
+    std::vector<const float*>& rows = head_rows_;
+    std::vector<float*>& outs = head_outs_;
+    rows.clear(), outs.clear();
+    for (int64_t p = pos0; p < pos0 + n; ++p) {
+      const int32_t b = block_of(blocks.full, p);
+      if (b < 0 || b >= store.n_blocks(KvKind::Full)) throw std::logic_error("logits of a position whose block is not held");
+      rows.push_back(store.hidden_row(b, p % kKvBlockTokens));
+      outs.push_back(logits + (p - pos0) * c_.n_vocab);
     }
+    output_logits(rows, outs);
   }
 
  private:
+  static int32_t block_of(const std::vector<int32_t>& table, int64_t pos) {
+    const auto i = size_t(pos / kKvBlockTokens);
+    return i < table.size() ? table[i] : -1;
+  }
+  bool has_kind(bool sliding) const {
+    return std::ranges::any_of(c_.layers.begin(), c_.layers.begin() + c_.n_layer, [&](const LayerConfig& L) { return L.sliding == sliding; });
+  }
+  // Every position a run writes or reads must have a block: a missing one is the caller's bug.
+  void check_run(const CpuKvStore& store, const BatchRun& r) const {
+    const int64_t n = int64_t(r.tokens.size());
+    if (n == 0 || r.pos0 < 0 || r.logits_from < 0 || r.logits_from > n || (r.logits_from < n && !r.logits))
+      throw std::invalid_argument("malformed batch run");
+    for (int32_t t : r.tokens)
+      if (t < 0 || t >= c_.n_vocab) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
+    auto need = [&](const std::vector<int32_t>& table, KvKind kind, int64_t from, int64_t to) {
+      for (int64_t p = from - from % kKvBlockTokens; p < to; p += kKvBlockTokens) {
+        const int32_t b = block_of(table, p);
+        if (b < 0 || b >= store.n_blocks(kind)) throw std::logic_error("batch run at a position whose KV block is not held");
+      }
+    };
+    need(r.blocks->full, KvKind::Full, has_kind(false) ? 0 : r.pos0, r.pos0 + n);
+    if (has_kind(true)) need(r.blocks->sliding, KvKind::Sliding, std::max<int64_t>(0, r.pos0 - c_.sliding_window + 1), r.pos0 + n);
+  }
+
   // One SwiGLU MLP applied to n rows: a routed expert over its tokens, or a dense/shared MLP over all.
   struct FfnGroup {
     MatView gate, up, down;
@@ -83,9 +180,10 @@ class CpuBackend final : public Backend {
     float* out;  // [rows x n_embd]
   };
 
-  void ubatch(CpuSequence& seq, std::span<const int32_t> tokens, bool all_rows, float* logits);
+  void ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta);
   void norm_rows(const float* x, Weight w, float* y, int64_t T);
-  void attention(CpuSequence& seq, int il, int64_t pos0, int64_t T);
+  void attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il);
+  void output_logits(std::span<const float* const> rows, std::span<float* const> outs);
   void ffn(int il, int64_t T);
   int64_t route(int il, int64_t T);
   ActRows gather(const ActRows& src, std::vector<uint8_t>& buf);
@@ -101,7 +199,11 @@ class CpuBackend final : public Backend {
   std::vector<MatmulJob> jobs_;
   std::vector<FfnGroup> groups_;
   std::vector<int64_t> order_, rank_, expert_count_, expert_first_, slot_token_, group_rows_, hid_off_, hid_q_off_;
-  std::vector<float> token_weight_, slot_weight_;
+  std::vector<float> token_weight_, slot_weight_, head_in_, head_out_;
+  std::vector<int32_t> ub_tokens_;      // the micro-batch being cut from the runs
+  std::vector<UbatchToken> ub_meta_;
+  std::vector<const float*> head_rows_;  // hidden rows that want logits, and where they go
+  std::vector<float*> head_outs_;
 };
 
 void CpuBackend::norm_rows(const float* x, Weight w, float* y, int64_t T) {
@@ -112,7 +214,7 @@ void CpuBackend::norm_rows(const float* x, Weight w, float* y, int64_t T) {
   });
 }
 
-void CpuBackend::ubatch(CpuSequence& seq, std::span<const int32_t> tokens, bool all_rows, float* logits) {
+void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta) {
   const int64_t T = int64_t(tokens.size()), E = c_.n_embd;
   const ModelWeights& w = model_.weights();
   x_.resize(size_t(T * E));
@@ -122,31 +224,64 @@ void CpuBackend::ubatch(CpuSequence& seq, std::span<const int32_t> tokens, bool 
   for (int il = 0; il < c_.n_layer; ++il) {
     const LayerWeights& lw = w.layers[size_t(il)];
     norm_rows(x_.data(), lw.attn_norm, xn_.data(), T);
-    attention(seq, il, seq.n_past(), T);
+    attention(store, meta, il);
     for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += proj_[size_t(i)];
     norm_rows(x_.data(), lw.ffn_norm, xn_.data(), T);
     ffn(il, T);
     for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += ff_[size_t(i)];
   }
-  seq.advance(T);
-  if (!logits) return;
-
-  const int64_t first = all_rows ? 0 : T - 1, rows = T - first;
-  norm_rows(&x_[size_t(first * E)], w.output_norm, xn_.data(), rows);
-  matmul(pool_, mat(w.output), xn_.data(), rows, logits);
+  std::vector<const float*>& rows = head_rows_;
+  std::vector<float*>& outs = head_outs_;
+  rows.clear(), outs.clear();
+  for (int64_t t = 0; t < T; ++t) {
+    const UbatchToken& m = meta[size_t(t)];
+    std::copy_n(&x_[size_t(t * E)], E, store.hidden_row(block_of(m.blocks->full, m.pos), m.pos % kKvBlockTokens));
+    if (m.logits) rows.push_back(&x_[size_t(t * E)]), outs.push_back(m.logits);
+  }
+  output_logits(rows, outs);
 }
 
-void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
+// The output head over scattered hidden rows, a bounded group at a time (a group's logits are
+// [group x n_vocab] of scratch; the head's weights are read once per group).
+void CpuBackend::output_logits(std::span<const float* const> rows, std::span<float* const> outs) {
+  constexpr size_t kGroup = 32;
+  const int64_t E = c_.n_embd, V = c_.n_vocab;
+  const ModelWeights& w = model_.weights();
+  for (size_t g = 0; g < rows.size(); g += kGroup) {
+    const size_t n = std::min(kGroup, rows.size() - g);
+    head_in_.resize(n * size_t(E));
+    for (size_t i = 0; i < n; ++i)
+      rms_norm(rows[g + i], reinterpret_cast<const float*>(w.output_norm->data), &head_in_[i * size_t(E)], E, c_.rms_eps);
+    if (n == 1) {
+      matmul(pool_, mat(w.output), head_in_.data(), 1, outs[g]);
+      continue;
+    }
+    head_out_.resize(n * size_t(V));
+    matmul(pool_, mat(w.output), head_in_.data(), int64_t(n), head_out_.data());
+    for (size_t i = 0; i < n; ++i) std::copy_n(&head_out_[i * size_t(V)], V, outs[g + i]);
+  }
+}
+
+void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il) {
+  const int64_t T = int64_t(meta.size());
   const LayerConfig& L = c_.layers[size_t(il)];
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
   const int64_t H = L.n_head, Hkv = L.n_head_kv, hd = c_.head_dim, vd = c_.v_head_dim, E = c_.n_embd;
   const int64_t qw = H * hd, kw = Hkv * hd, vw = Hkv * vd;
-  LayerKv& kv = seq.kv[size_t(il)];
-  // KV addressing lives here and only here: where position pos of kv head h is stored.
-  auto key_at = [&](int64_t pos, int64_t h) { return &kv.k[size_t((pos % kv.slots) * kw + h * hd)]; };
-  auto value_at = [&](int64_t pos, int64_t h) { return &kv.v[size_t((pos % kv.slots) * vw + h * vd)]; };
-  // How many of the n keys from pos on sit at key_at(pos)'s stride (kw floats): up to the ring's end.
-  auto keys_in_run = [&](int64_t pos, int64_t n) { return std::min(n, kv.slots - pos % kv.slots); };
+  // KV addressing lives here and only here: where position pos of kv head h of a token's sequence
+  // is stored (its block table for this layer's kind, then the row in the block).
+  auto table = [&](int64_t t) -> const std::vector<int32_t>& {
+    return L.sliding ? meta[size_t(t)].blocks->sliding : meta[size_t(t)].blocks->full;
+  };
+  float* const kbase = store.k_base(il);
+  float* const vbase = store.v_base(il);
+  auto row = [](const std::vector<int32_t>& blocks, int64_t pos) {
+    return int64_t(blocks[size_t(pos / kKvBlockTokens)]) * kKvBlockTokens + pos % kKvBlockTokens;
+  };
+  auto key_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) { return kbase + row(blocks, pos) * kw + h * hd; };
+  auto value_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) { return vbase + row(blocks, pos) * vw + h * vd; };
+  // How many of the n keys from pos on sit at key_at(pos)'s stride (kw floats): up to the block's end.
+  auto keys_in_run = [](int64_t pos, int64_t n) { return std::min(n, kKvBlockTokens - pos % kKvBlockTokens); };
 
   // q, k, v and the gate read the normed input, converted once, in one parallel loop.
   q_.resize(size_t(T * qw));
@@ -169,7 +304,7 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
     thread_local std::vector<float> cos_sin;
     cos_sin.resize(size_t(L.rope.n_rot));
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t pos = pos0 + t;
+      const int64_t pos = meta[size_t(t)].pos;
       rope_table(pos, L.rope, freq_factors, cos_sin.data());  // shared by every head of the token
       for (int64_t h = 0; h < H; ++h) {
         float* head = &q_[size_t(t * qw + h * hd)];
@@ -181,8 +316,10 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
         rms_norm(head, kn, head, hd, c_.rms_eps);
         rope_apply(head, cos_sin.data(), L.rope.n_rot);
       }
-      std::copy_n(&k_[size_t(t * kw)], kw, key_at(pos, 0));
-      std::copy_n(&v_[size_t(t * vw)], vw, value_at(pos, 0));
+      // Every token's K/V goes into its block before any token attends: tokens of one sequence in
+      // this micro-batch see each other.
+      std::copy_n(&k_[size_t(t * kw)], kw, key_at(table(t), pos, 0));
+      std::copy_n(&v_[size_t(t * vw)], vw, value_at(table(t), pos, 0));
     }
   });
 
@@ -198,7 +335,8 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
   att_.resize(size_t(T * H * vd));
   pool_.parallel_for(T * H, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / H, h = i % H, kvh = h / group, pos = pos0 + t;
+      const int64_t t = i / H, h = i % H, kvh = h / group, pos = meta[size_t(t)].pos;
+      const std::vector<int32_t>& blocks = table(t);
       const int64_t start = L.sliding ? std::max<int64_t>(0, pos - c_.sliding_window + 1) : 0;
       const float* qh = &q_[size_t(t * qw + h * hd)];
       float* out = &att_[size_t(t * H * vd + h * vd)];
@@ -209,7 +347,7 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
         // Up to a tile of keys stored at a constant stride share one load of q (each score is
         // computed exactly as a lone dot would be); the update below stays key by key.
         const int64_t n = keys_in_run(j0, std::min<int64_t>(kTileTokens, pos + 1 - j0));
-        dot_keys(qh, key_at(j0, kvh), size_t(kw) * sizeof(float), int(n), hd, scores, 1);
+        dot_keys(qh, key_at(blocks, j0, kvh), size_t(kw) * sizeof(float), int(n), hd, scores, 1);
         for (int64_t u = 0; u < n; ++u) {
           const float s = scores[u] * scale;
           float ms = 1, vs = 1;
@@ -220,7 +358,7 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
           } else {
             vs = std::exp(s - M);
           }
-          kern.axpy_f32(vs, value_at(j0 + u, kvh), out, vd);
+          kern.axpy_f32(vs, value_at(blocks, j0 + u, kvh), out, vd);
           S = S * ms + vs;
         }
         j0 += n;

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "tools/output_shaping.h"
+
 namespace flashfix::tools {
 namespace {
 
@@ -38,8 +40,8 @@ ShellOutcome run_in_sandbox(const Workspace& ws, sandbox::Policy policy, const s
   }
   o.headline = buf;
   if (r.status == sandbox::Status::setup_failed) o.headline += r.error;
-  o.stdout_text = std::move(r.out.data);
-  o.stderr_text = std::move(r.err.data);
+  o.stdout_text = strip_ansi(r.out.data);
+  o.stderr_text = strip_ansi(r.err.data);
   std::error_code ec;
   std::string root = std::filesystem::weakly_canonical(ws.root(), ec).string();
   replace_all(o.stdout_text, root + "/", "");

@@ -239,7 +239,9 @@ TEST(OutputShaping, TruncateMiddle) {
   std::string u = truncate_middle(utf8, 200);
   EXPECT_NE(u.find("bytes cut"), std::string::npos);
   for (size_t i = 0; i + 1 < u.size(); ++i) {
-    if (static_cast<unsigned char>(u[i]) == 0xc3) EXPECT_EQ(static_cast<unsigned char>(u[i + 1]), 0xa9);
+    if (static_cast<unsigned char>(u[i]) == 0xc3) {
+      EXPECT_EQ(static_cast<unsigned char>(u[i + 1]), 0xa9);
+    }
   }
   EXPECT_EQ(flashfix::tools::strip_ansi("\x1b[31mred\x1b[0m plain"), "red plain");
 }

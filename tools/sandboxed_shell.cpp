@@ -1,5 +1,6 @@
 #include "tools/sandboxed_shell.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -22,6 +23,7 @@ ShellOutcome run_in_sandbox(const Workspace& ws, sandbox::Policy policy, const s
   ShellOutcome o;
   o.ran = r.status != sandbox::Status::setup_failed;
   o.status = std::string(sandbox::to_string(r.status));
+  std::replace(o.status.begin(), o.status.end(), ' ', '_');  // "timed out" -> "timed_out", a JSON-friendly token
   o.exit_code = r.status == sandbox::Status::exited ? r.exit_code : r.status == sandbox::Status::signaled ? 128 + r.signal : -1;
   double secs = double(r.wall.count()) / 1e6, limit = double(policy.timeout.count()) / 1e3;
   char buf[160];

@@ -94,6 +94,10 @@ TEST_F(ToolsTest, SchemaValidationErrorsAreClear) {
   EXPECT_TRUE(contains(r.text, "unknown argument 'old'"));
   EXPECT_TRUE(contains(r.text, "argument 'path' must be a string"));
 
+  // Arguments as the tool-call parser produces them (ordered_json) convert implicitly.
+  nlohmann::ordered_json ordered = {{"path", "README.md"}};
+  EXPECT_TRUE(registry.invoke("read_file", ordered, *ctx).ok);
+
   // 3.0 is an integer; null args are an empty object for tools without required arguments.
   EXPECT_TRUE(call("read_file", {{"path", "README.md"}, {"start_line", 1.0}}).ok);
   EXPECT_TRUE(call("git_diff", json()).ok);

@@ -175,7 +175,7 @@ Workspace::~Workspace() = default;
 Workspace Workspace::create(const fs::path& repo_path) {
   git::ensure_initialized();
   std::error_code ec;
-  if (!fs::is_directory(repo_path, ec)) throw std::runtime_error("repository folder " + repo_path.string() + " does not exist");
+  if (!fs::is_directory(repo_path, ec)) throw std::runtime_error("repository folder " + repo_path.string() + " does not exist or is not a folder");
   git_repository* raw_user = nullptr;
   int rc = git_repository_open_ext(&raw_user, repo_path.c_str(), 0, nullptr);
   if (rc == GIT_ENOTFOUND)

@@ -52,6 +52,24 @@ TEST(TestReport, PytestCollectionError) {
   expect_failure(r.failures[0], "tests/test_broken.py", "tests/test_broken.py", 1, "No module named 'nosuchmodule'");
 }
 
+TEST(TestReport, PytestQuietCounts) {
+  auto r = parse_test_output("F.\nFAILED tests/test_a.py::test_x - assert 1 == 2\n1 failed, 1 passed in 0.03s\n", 1);
+  EXPECT_EQ(r.format, "pytest");
+  EXPECT_EQ(r.n_failed, 1);
+  EXPECT_EQ(r.n_passed, 1);
+  expect_failure(r.failures.at(0), "tests/test_a.py::test_x", "tests/test_a.py", 0, "assert 1 == 2");
+}
+
+TEST(TestReport, PythonUnittest) {
+  auto r = parse("unittest.txt");
+  EXPECT_EQ(r.format, "unittest");
+  EXPECT_EQ(r.n_failed, 2);
+  EXPECT_EQ(r.n_passed, 1);
+  ASSERT_EQ(r.failures.size(), 2u);
+  expect_failure(r.failures[0], "tests.test_calc.TestCalc.test_div_zero", "tests/test_calc.py", 13, "ZeroDivisionError: division by zero");
+  expect_failure(r.failures[1], "tests.test_calc.TestCalc.test_add", "tests/test_calc.py", 7, "AssertionError: -1 != 5");
+}
+
 TEST(TestReport, GoogleTest) {
   auto r = parse("gtest_failures.txt");
   EXPECT_EQ(r.format, "gtest");

@@ -49,6 +49,7 @@ TestReport parse_test_output(std::string_view raw_output, int exit_code, size_t 
   ParsedRun ctest = parse_ctest(lines), gtest = parse_gtest(lines);
   std::vector<std::pair<const char*, ParsedRun>> runners;
   runners.emplace_back("pytest", parse_pytest(lines));
+  runners.emplace_back("unittest", parse_unittest(lines));
   if (ctest.detected) {
     if (gtest.detected) {
       std::map<std::string, bool> located;

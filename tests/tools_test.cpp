@@ -315,6 +315,9 @@ TEST_F(ToolsTest, EditKeepsWindowsLineEndings) {
   auto r = call("edit", {{"path", "win.txt"}, {"old_text", "beta\ngamma"}, {"new_text", "BETA\ngamma"}});
   ASSERT_TRUE(r.ok) << r.text;
   EXPECT_EQ(read(ws->root() / "win.txt"), "alpha\r\n  BETA\r\ngamma\r\n");
+  r = call("edit", {{"path", "win.txt"}, {"old_text", "alpha"}, {"new_text", "alpha\nalpha2"}});
+  ASSERT_TRUE(r.ok) << r.text;
+  EXPECT_EQ(read(ws->root() / "win.txt"), "alpha\r\nalpha2\r\n  BETA\r\ngamma\r\n");
 }
 
 TEST_F(ToolsTest, ApplyPatchSimpleAndWithMovedContext) {

@@ -143,6 +143,12 @@ TEST_F(ToolsTest, PathsCannotLeaveTheWorkspace) {
     EXPECT_FALSE(call("write_file", {{"path", path}, {"content", "x"}}).ok);
   }
   EXPECT_EQ(read(scratch() / "secret.txt"), "secret");
+  // A dangling link to a place outside: writing through it would create the file there.
+  fs::create_symlink(scratch() / "not-yet" / "planted.txt", ws->root() / "dangling");
+  auto r = call("write_file", {{"path", "dangling"}, {"content", "x"}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(contains(r.text, "broken symlink")) << r.text;
+  EXPECT_FALSE(fs::exists(scratch() / "not-yet"));
   // A link that stays inside is fine.
   fs::create_symlink("calc.py", ws->root() / "src/alias.py");
   EXPECT_TRUE(call("read_file", {{"path", "src/alias.py"}}).ok);

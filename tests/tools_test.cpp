@@ -417,6 +417,10 @@ TEST_F(ToolsTest, RunCommandInTheSandbox) {
   EXPECT_EQ(r.data["status"], "timed_out");
   EXPECT_TRUE(contains(r.text, "timed out after 1 s")) << r.text;
 
+  ctx->policy.timeout = std::chrono::seconds(5);
+  r = call("run", {{"command", "echo quick"}, {"timeout_seconds", 600}});
+  EXPECT_TRUE(contains(r.text, "[timeout_seconds capped at the configured 5 s]")) << r.text;
+
   r = call("run", {{"command", "seq 1 100000"}});
   EXPECT_LE(r.text.size(), 12400u);
   EXPECT_TRUE(contains(r.text, "\n100000\n"));

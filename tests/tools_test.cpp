@@ -209,6 +209,10 @@ TEST_F(ToolsTest, SearchFindsLinesAndHonoursGitignore) {
   EXPECT_FALSE(contains(r.text, "build/generated.py")) << r.text;
   EXPECT_FALSE(contains(r.text, "debug.log"));
 
+  write(ws->root() / "build/generated.py", "def add(): pass  # generated\n");
+  r = call("search", {{"pattern", "def add"}, {"path", "build"}});
+  EXPECT_EQ(r.text, "build/generated.py:1: def add(): pass  # generated\n") << "an ignored folder named explicitly is searched";
+
   r = call("search", {{"pattern", "^def"}, {"glob", "util*.py"}});
   EXPECT_EQ(r.text, "src/util.py:1: def helper():\n");
   r = call("search", {{"pattern", "^def"}, {"glob", "src/c*"}});
@@ -314,6 +318,21 @@ TEST_F(ToolsTest, EditMismatchShowsClosestLinesAndRetrySucceeds) {
   EXPECT_FALSE(call("edit", {{"path", "src/calc.py"}, {"old_text", "def"}, {"new_text", "def"}}).ok);
   EXPECT_FALSE(call("edit", {{"path", "src/calc.py"}, {"old_text", ""}, {"new_text", "x"}}).ok);
   EXPECT_FALSE(call("edit", {{"path", "missing.py"}, {"old_text", "a"}, {"new_text", "b"}}).ok);
+}
+
+TEST_F(ToolsTest, EditMismatchOnALargeFileIsQuick) {
+  std::string big;
+  for (int i = 0; i < 20000; ++i) big += "    value_" + std::to_string(i) + " = compute(" + std::to_string(i) + ", factor)\n";
+  write(ws->root() / "big.py", big);
+  std::string old_text;
+  for (int i = 12000; i < 12030; ++i) old_text += "    value_" + std::to_string(i) + " = compute(" + std::to_string(i) + ", factr)\n";
+  auto start = std::chrono::steady_clock::now();
+  auto r = call("edit", {{"path", "big.py"}, {"old_text", old_text}, {"new_text", "x = 1\n"}});
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(contains(r.text, "closest lines are 12001-12030")) << r.text.substr(0, 300);
+  EXPECT_LT(secs, 3.0);
+  std::printf("edit mismatch, 30 lines against 20,000: %.3f s\n", secs);
 }
 
 TEST_F(ToolsTest, EditKeepsWindowsLineEndings) {

@@ -284,6 +284,7 @@ TEST_F(ToolsTest, EditWithSeveralMatchesListsThem) {
   EXPECT_FALSE(r.ok);
   EXPECT_TRUE(contains(r.text, "occurs 2 times")) << r.text;
   EXPECT_TRUE(contains(r.text, "lines 1, 5")) << r.text;
+  EXPECT_TRUE(contains(r.text, " 1\tdef add(a, b):\n 5\tdef mul(a, b):\n")) << r.text;
   EXPECT_EQ(read(ws->root() / "src/calc.py").find("(a, b, c)"), std::string::npos);
 }
 

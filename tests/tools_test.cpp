@@ -288,6 +288,14 @@ TEST_F(ToolsTest, EditWithSeveralMatchesListsThem) {
   EXPECT_EQ(read(ws->root() / "src/calc.py").find("(a, b, c)"), std::string::npos);
 }
 
+TEST_F(ToolsTest, EditFuzzyMatchInSeveralPlacesListsThem) {
+  write(ws->root() / "dup.py", "if a:\n  x = 1\nif b:\n    x = 1\n");
+  auto r = call("edit", {{"path", "dup.py"}, {"old_text", "x  =  1"}, {"new_text", "x = 2"}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(contains(r.text, "ignoring whitespace it matches 2 places (lines 2, 4)")) << r.text;
+  EXPECT_EQ(read(ws->root() / "dup.py"), "if a:\n  x = 1\nif b:\n    x = 1\n");
+}
+
 TEST_F(ToolsTest, EditToleratesIndentationAndReindents) {
   // The model lost the function's indentation in both texts.
   auto r = call("edit", {{"path", "src/calc.py"}, {"old_text", "def add(a, b):\nreturn a - b\n"},
@@ -361,6 +369,15 @@ TEST_F(ToolsTest, ApplyPatchSimpleAndWithMovedContext) {
   ASSERT_TRUE(r.ok) << r.text;
   EXPECT_TRUE(contains(r.text, "found 3 lines below the stated line")) << r.text;
   EXPECT_EQ(read(ws->root() / "src/util.py"), "import os\nimport sys\n\ndef helper():\n    return 'fixed'\n");
+}
+
+TEST_F(ToolsTest, ApplyPatchWithFuzzForAChangedContextLine) {
+  // The line above the change was edited since the model read the file.
+  write(ws->root() / "f.py", "# header changed\na = 1\nb = 2\nc = 3\n");
+  auto r = call("apply_patch", {{"patch", "--- a/f.py\n+++ b/f.py\n@@ -1,4 +1,4 @@\n # header\n a = 1\n-b = 2\n+b = 20\n c = 3\n"}});
+  ASSERT_TRUE(r.ok) << r.text;
+  EXPECT_TRUE(contains(r.text, "with fuzz 1")) << r.text;
+  EXPECT_EQ(read(ws->root() / "f.py"), "# header changed\na = 1\nb = 20\nc = 3\n");
 }
 
 TEST_F(ToolsTest, ApplyPatchFailingHunkLeavesTheFileUntouched) {

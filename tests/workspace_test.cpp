@@ -135,6 +135,17 @@ TEST(Workspace, ApplyToUserTreeKeepsTheirWorkAndTheirIndex) {
   EXPECT_NE(git(repo, "status --porcelain"), status_before);
 }
 
+TEST(Workspace, ApplyTurnsAFolderIntoAFile) {
+  auto repo = make_repo("dir-to-file", {{"config/a.ini", "a\n"}, {"config/b.ini", "b\n"}, {"keep.txt", "k\n"}});
+  auto ws = Workspace::create(repo);
+  fs::remove_all(ws.root() / "config");
+  write(ws.root() / "config", "flat config\n");
+  ws.apply_to_user_tree();
+  EXPECT_TRUE(fs::is_regular_file(repo / "config"));
+  EXPECT_EQ(read(repo / "config"), "flat config\n");
+  EXPECT_EQ(read(repo / "keep.txt"), "k\n");
+}
+
 TEST(Workspace, ApplyRefusesWhenTheUserChangedTheSameFileMeanwhile) {
   auto repo = dirty_repo("conflict");
   auto ws = Workspace::create(repo);

@@ -329,14 +329,21 @@ void Workspace::apply_to_user_tree() const {
     throw std::runtime_error("not applied: these files changed in " + impl_->user_root.string() +
                              " since the agent started, and applying would overwrite those changes: " + list);
   }
+  // Deletions first, with the folders they empty, so a folder the fix turned into a file (or a
+  // file into a folder) is out of the way when the new content is written.
   for (size_t i = 0; i < n; ++i) {
     const git_diff_delta* delta = git_diff_get_delta(d.get(), i);
+    if (delta->status != GIT_DELTA_DELETED) continue;
     fs::path target = impl_->user_root / delta_path(delta);
-    if (delta->status == GIT_DELTA_DELETED) {
-      fs::remove(target);
-    } else {
-      write_worktree_file(target, blob_content(repo, delta->new_file.id), delta->new_file.mode);
-    }
+    fs::remove(target);
+    std::error_code ec;
+    for (fs::path dir = target.parent_path(); dir != impl_->user_root && fs::is_empty(dir, ec) && !ec; dir = dir.parent_path())
+      fs::remove(dir, ec);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const git_diff_delta* delta = git_diff_get_delta(d.get(), i);
+    if (delta->status == GIT_DELTA_DELETED) continue;
+    write_worktree_file(impl_->user_root / delta_path(delta), blob_content(repo, delta->new_file.id), delta->new_file.mode);
   }
 }
 

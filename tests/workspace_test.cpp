@@ -135,11 +135,13 @@ TEST(Workspace, ApplyToUserTreeKeepsTheirWorkAndTheirIndex) {
   EXPECT_NE(git(repo, "status --porcelain"), status_before);
 }
 
-TEST(Workspace, ApplyTurnsAFolderIntoAFile) {
+TEST(Workspace, ApplyAndCommitTurnAFolderIntoAFile) {
   auto repo = make_repo("dir-to-file", {{"config/a.ini", "a\n"}, {"config/b.ini", "b\n"}, {"keep.txt", "k\n"}});
   auto ws = Workspace::create(repo);
   fs::remove_all(ws.root() / "config");
   write(ws.root() / "config", "flat config\n");
+  std::string id = ws.commit_branch("flat", "flatten config");
+  EXPECT_EQ(git(repo, "ls-tree --name-only flat"), "config\nkeep.txt\n");
   ws.apply_to_user_tree();
   EXPECT_TRUE(fs::is_regular_file(repo / "config"));
   EXPECT_EQ(read(repo / "config"), "flat config\n");

@@ -124,8 +124,11 @@ TEST(Workspace, ApplyToUserTreeKeepsTheirWorkAndTheirIndex) {
   auto ws = Workspace::create(repo);
   write(ws.root() / "src/b.py", "print('fixed')\n");
   write(ws.root() / "src/c.py", "new = True\n");
+  const std::string binary("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\xff", 17);
+  write(ws.root() / "img/logo.png", binary);
   fs::remove(ws.root() / "notes.md");
   ws.apply_to_user_tree();
+  EXPECT_EQ(read(repo / "img/logo.png"), binary);
   EXPECT_EQ(read(repo / "src/b.py"), "print('fixed')\n");
   EXPECT_EQ(read(repo / "src/c.py"), "new = True\n");
   EXPECT_FALSE(fs::exists(repo / "notes.md"));

@@ -52,6 +52,11 @@ TEST_F(ToolsTest, RegistryListsNineToolsInOpenAiShape) {
   }
   EXPECT_EQ(names, (std::vector<std::string>{"read_file", "list_dir", "search", "write_file", "edit", "apply_patch", "run",
                                              "run_tests", "git_diff"}));
+  // Properties in their natural order, not alphabetical.
+  std::vector<std::string> edit_args;
+  for (const auto& [key, _] : tools[4]["function"]["parameters"]["properties"].items()) edit_args.push_back(key);
+  EXPECT_EQ(edit_args, (std::vector<std::string>{"path", "old_text", "new_text"}));
+  EXPECT_EQ(tools[4]["function"]["parameters"].begin().key(), "type");
   EXPECT_NE(registry.find("edit"), nullptr);
   EXPECT_EQ(registry.find("nope"), nullptr);
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/tool_schema.h"
+#include "agent/utf8.h"
 
 namespace flashfix::agent {
 
@@ -19,33 +20,12 @@ namespace {
 // backslash or '<' (which could start a tag), no control character, only whole, valid UTF-8
 // characters (the same rules the grammar's UTF-8 check applies). Most of a vocabulary is such text.
 bool is_plain_text(std::string_view piece, bool json_string) {
-  for (size_t i = 0; i < piece.size();) {
-    const uint8_t c = uint8_t(piece[i]);
-    if (c < 0x80) {
-      if (c == '<' || (c < 0x20 && (json_string || (c != '\n' && c != '\t' && c != '\r')))) return false;
-      if (json_string && (c == '"' || c == '\\')) return false;
-      ++i;
-      continue;
-    }
-    size_t need;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c == 0xE0) need = 2, lo = 0xA0;
-    else if (c == 0xED) need = 2, hi = 0x9F;
-    else if (c >= 0xE1 && c <= 0xEF) need = 2;
-    else if (c == 0xF0) need = 3, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) need = 3;
-    else if (c == 0xF4) need = 3, hi = 0x8F;
-    else return false;
-    if (i + need >= piece.size()) return false;  // a fragment: the next token completes it
-    for (size_t k = 1; k <= need; ++k) {
-      const uint8_t b = uint8_t(piece[i + k]);
-      if (b < lo || b > hi) return false;
-      lo = 0x80, hi = 0xBF;
-    }
-    i += need + 1;
+  for (char ch : piece) {
+    const uint8_t c = uint8_t(ch);
+    if (c == '<' || (c < 0x20 && (json_string || (c != '\n' && c != '\t' && c != '\r')))) return false;
+    if (json_string && (c == '"' || c == '\\')) return false;
   }
-  return true;
+  return valid_utf8(piece);  // fragments of a character depend on the bytes before them
 }
 
 }  // namespace
@@ -227,11 +207,11 @@ class Grammar {
       const ToolSpec& spec = specs.tools[t];
       if (spec.params.size() > 64)
         throw std::invalid_argument("call constraint: tool '" + spec.name + "' has more than 64 parameters");
-      names_.push_back({spec.name + (xml_ ? ">" : "\""), int(t)});
+      names_.push_back({tag_name(spec.name), int(t)});
       ToolG g;
       for (size_t p = 0; p < spec.params.size(); ++p) {
         const ParamSpec& ps = spec.params[p];
-        g.keys.push_back({ps.name + (xml_ ? ">" : "\""), int(p)});
+        g.keys.push_back({tag_name(ps.name), int(p)});
         ParamG pg{ps.type, {}};
         for (size_t e = 0; e < ps.enum_values.size(); ++e) {
           const auto& ev = ps.enum_values[e];
@@ -251,6 +231,12 @@ class Grammar {
   }
 
   bool has_tools() const { return !names_.empty(); }
+
+  // A name as the grammar spells it, up to its closing byte: `read_file>` in a tag, `read_file"`
+  // (escaped as JSON) after a quote.
+  std::string tag_name(const std::string& name) const {
+    return xml_ ? name + ">" : nlohmann::json(name).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(1);
+  }
 
   // Is the state inside value text where every plain-text token of up to max_len bytes is allowed
   // and changes nothing but the text's length? (TokenTrie's json_text / xml_text.)
@@ -315,7 +301,14 @@ class Grammar {
     s.hi = uint16_t(choices(s).size());
     s.clen = 0;
   }
-  // Narrows the candidates by c; sets `done` to the chosen candidate's id once one is complete.
+  // Is one candidate complete at the current length?
+  bool chosen(const State& s) const {
+    const auto& cands = choices(s);
+    for (uint16_t i = s.lo; i < s.hi && s.clen > 0; ++i)
+      if (cands[i].text.size() == s.clen && usable(s, cands[i])) return true;
+    return false;
+  }
+  // Narrows the candidates by c (false, and s untouched, when none goes on with c); sets `done` to the chosen candidate's id once one is complete.
   bool choose(State& s, uint8_t c, int& done) const {
     const auto& cands = choices(s);
     uint16_t lo = s.hi, hi = s.lo;
@@ -445,16 +438,9 @@ class Grammar {
       s.utf_lo = 0x80, s.utf_hi = 0xBF;
       return true;
     }
-    if (c < 0x80) return true;
-    s.utf_lo = 0x80, s.utf_hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) s.utf_need = 1;
-    else if (c == 0xE0) s.utf_need = 2, s.utf_lo = 0xA0;
-    else if (c == 0xED) s.utf_need = 2, s.utf_hi = 0x9F;  // no UTF-16 surrogates
-    else if (c >= 0xE1 && c <= 0xEF) s.utf_need = 2;
-    else if (c == 0xF0) s.utf_need = 3, s.utf_lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) s.utf_need = 3;
-    else if (c == 0xF4) s.utf_need = 3, s.utf_hi = 0x8F;
-    else return false;
+    const int need = utf8_lead(c, s.utf_lo, s.utf_hi);
+    if (need < 0) return false;
+    s.utf_need = uint8_t(need);
     return true;
   }
 
@@ -720,25 +706,23 @@ class Grammar {
       case Phase::JValue:
       case Phase::XValue: {
         if (!param(s).enums.empty()) {
-          int done;
-          if (s.v == V::Done) {  // the enum was chosen before c
-            after_value(s);
-            return R::Ended;
-          }
           if (s.clen == 0 && s.phase == Phase::JValue) {  // whitespace before a JSON enum value
             Sp sp = space(s, c);
             if (sp == Sp::Yes) return R::Ok;
             if (sp == Sp::Over) return R::Reject;
           }
-          if (!choose(s, c, done)) return R::Reject;
-          if (done >= 0) {
-            if (s.phase == Phase::XValue) {  // the XML enum text includes its </parameter>
-              literal(s, LNewline, Next::XParamOrEnd);
-            } else {
-              s.v = V::Done;
-            }
+          int done;
+          if (choose(s, c, done)) {
+            // The XML enum text includes its </parameter>; a JSON one (say 1 of [1, 10]) ends only
+            // when the next byte cannot extend it.
+            if (done >= 0 && s.phase == Phase::XValue) literal(s, LNewline, Next::XParamOrEnd);
+            return R::Ok;
           }
-          return R::Ok;
+          if (s.phase == Phase::JValue && chosen(s)) {
+            after_value(s);
+            return R::Ended;
+          }
+          return R::Reject;
         }
         R r = value_byte(s, c);
         if (r == R::Ended) after_value(s);

@@ -33,7 +33,7 @@ const json kTools = json::parse(R"([
   {"type": "function", "function": {"name": "run", "description": "Run a command.", "parameters": {"type": "object",
     "properties": {"command": {"type": "string"}, "timeout": {"type": "number"}, "shell": {"type": "boolean"},
                    "env": {"type": "object"}, "args": {"type": "array"}, "mode": {"type": "string", "enum": ["fast", "full", "f"]},
-                   "extra": {}},
+                   "extra": {}, "level": {"type": "integer", "enum": [1, 10, 100]}},
     "required": ["command", "mode"]}}},
   {"type": "function", "function": {"name": "git_diff", "description": "Show the diff.", "parameters": {"type": "object", "properties": {}}}},
   {"type": "function", "function": {"name": "run_tests", "description": "Run the tests.", "parameters": {"type": "object",
@@ -169,7 +169,20 @@ TEST(CallConstraint, JsonGrammarStepByStep) {
   EXPECT_TRUE(allowed(c, tok, ">"));
   c.accept_text(">");
   EXPECT_FALSE(c.in_call());
-  EXPECT_EQ(c.calls_completed(), 1);
+  // Enums: a value that is a prefix of another ends when the next byte cannot extend it.
+  c.accept_text("<tool_call>\n{\"name\": \"run\", \"arguments\": {\"level\": 1");
+  EXPECT_TRUE(allowed(c, tok, "0"));
+  EXPECT_TRUE(allowed(c, tok, ","));
+  EXPECT_FALSE(allowed(c, tok, "2"));
+  c.accept_text("00, \"mode\": ");
+  EXPECT_TRUE(allowed(c, tok, "\""));
+  EXPECT_FALSE(allowed(c, tok, "1"));
+  c.accept_text("\"fast\", \"command\": \"\"}}\n</tool_call");
+  EXPECT_TRUE(c.in_call());
+  EXPECT_TRUE(allowed(c, tok, ">"));
+  c.accept_text(">");
+  EXPECT_FALSE(c.in_call());
+  EXPECT_EQ(c.calls_completed(), 2);
 }
 
 TEST(CallConstraint, XmlGrammarStepByStep) {

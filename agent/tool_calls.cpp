@@ -385,13 +385,15 @@ struct StreamParser::Impl {
   }
 
   // A lone </think> in content: when nothing so far was reasoning or a call, the <think> was in the
-  // prompt and everything before this tag was reasoning (already streamed as content: a caller that
-  // knows the prompt opened <think> says so with starts_in_reasoning). Otherwise the tag is dropped.
+  // prompt and everything before this tag was reasoning. It was streamed as content already; a
+  // Reasoning event now carries it again (a caller that knows the prompt opened <think> avoids this
+  // with starts_in_reasoning). Otherwise the tag is dropped.
   void lone_reasoning_end() {
     if (seen_reasoning || !msg.calls.empty()) return;
     msg.reasoning = std::move(msg.content);
     msg.content.clear();
     content.reset();
+    if (!msg.reasoning.empty()) events.push_back({StreamEvent::Reasoning, msg.reasoning});
   }
 
   bool scan_text(bool final) {

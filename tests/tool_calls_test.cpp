@@ -206,6 +206,23 @@ TEST(ToolCalls, ReasoningVariants) {
   EXPECT_EQ(d.content, "");
 }
 
+TEST(ToolCalls, LoneThinkEndResendsTheTextAsReasoning) {
+  StreamParser p(ChatFormat::Qwen3, false);
+  std::vector<StreamEvent> events = p.feed("I should read it.\n</thi");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, StreamEvent::Content);
+  EXPECT_EQ(events[0].text, "I should read it.");
+  events = p.feed("nk>\n\nReading.");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, StreamEvent::Reasoning);
+  EXPECT_EQ(events[0].text, "I should read it.");
+  EXPECT_EQ(events[1].kind, StreamEvent::Content);
+  EXPECT_EQ(events[1].text, "Reading.");
+  p.finish();
+  EXPECT_EQ(p.message().reasoning, "I should read it.");
+  EXPECT_EQ(p.message().content, "Reading.");
+}
+
 // ---- Round trip through the chat templates -------------------------------------------------------
 
 TEST(ToolCalls, RoundTripThroughRenderChat) {

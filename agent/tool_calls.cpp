@@ -1,6 +1,7 @@
 #include "agent/tool_calls.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -445,7 +446,15 @@ struct StreamParser::Impl {
     }
     if (end == std::string::npos) {
       if (!final) {
-        progress(std::string_view(buf).substr(body_start));
+        // The end of the text may be the start of the closing tag: not part of the body for sure.
+        std::string_view body = std::string_view(buf).substr(body_start);
+        size_t held = 0;
+        const std::array<std::string_view, 2> closers = mode == Mode::Call ? std::array{kToolCallEnd, kToolCall}
+                                                                           : std::array{kFunctionEnd, kFunctionEnd};
+        for (std::string_view tag : closers)
+          for (size_t k = std::min(tag.size() - 1, body.size()); k > held; --k)
+            if (body.ends_with(tag.substr(0, k))) held = k;
+        progress(body.substr(0, body.size() - held));
         search_from = std::max(body_start, buf.size() - std::min(buf.size(), kToolCallEnd.size()));
         return false;
       }

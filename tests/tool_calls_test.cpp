@@ -355,6 +355,10 @@ const std::vector<StreamInput> kStreamInputs = {
     {ChatFormat::Step35, true, "reasoning 🙂 here\n</think>\n<tool_call>\n<function=read_file>\n<parameter=start>\nx\n</parameter>\n"
                          "</function>\n</tool_call><tool_call>\n<function=run>\n<parameter=command>\nls"},
     {ChatFormat::Step35, false, "<think>a</think>b</think>c<think"},
+    // Found by fuzz/tool_calls_fuzz: an unbalanced string runs into the closing tag, which streaming
+    // must not take for arguments.
+    {ChatFormat::Qwen3, false, "<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path!: \"a.txt\", \"start\": 3}}\n</tool_call>"},
+    {ChatFormat::Qwen3, false, "<tool_call>{\"name\": \"run\", \"arguments\": {\"command\": \"<tool_\"}}</tool_call>"},
 };
 
 TEST(ToolCalls, StreamingMatchesOneShotForEverySplit) {

@@ -44,6 +44,8 @@ struct ConstraintLimits {
   uint32_t max_space = 32;              // consecutive whitespace between JSON tokens
 };
 
+// One per generation (it holds that generation's state and scratch buffers; apply() is const but not
+// safe to call concurrently on one object). Many may share one TokenTrie.
 class CallConstraint {
  public:
   // Throws std::invalid_argument for a malformed tools array or more than 64 parameters in a tool.

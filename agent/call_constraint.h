@@ -26,15 +26,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/token_trie.h"
 #include "engine/chat.h"
 #include "engine/tokenizer.h"
 
 namespace flashfix::agent {
 
-// Token texts of a vocabulary as a byte trie, built once per tokenizer and shareable between
-// constraints (building it for a 151k vocabulary takes a while; a constraint per turn must not).
-class TokenTrie;
-std::shared_ptr<const TokenTrie> build_token_trie(const Tokenizer& tok);
+// build_token_trie(tokenizer) (agent/token_trie.h): the vocabulary's token texts, built once per
+// tokenizer (0.1-0.2 s for 151k tokens) and shared by the constraints of every turn and task.
 
 struct ConstraintLimits {
   uint32_t max_string_bytes = 1 << 20;  // per string value (a whole file for write_file)

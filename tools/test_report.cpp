@@ -35,7 +35,8 @@ std::string TestReport::summary() const {
   return text;
 }
 
-TestReport parse_test_output(std::string_view output, int exit_code, size_t max_tail_chars) {
+TestReport parse_test_output(std::string_view raw_output, int exit_code, size_t max_tail_chars) {
+  std::string output = strip_ansi(raw_output);
   TestReport report;
   report.exit_code = exit_code;
   report.passed = exit_code == 0;

@@ -291,6 +291,15 @@ std::vector<std::string> Workspace::changed_files() const {
 
 bool Workspace::is_ignored(const fs::path& relative, bool is_dir) const {
   std::string path = relative.generic_string();
+  // A tracked file is never ignored (as in git), and the index answers that with a binary search,
+  // far cheaper than evaluating the ignore rules of every folder above the file.
+  if (!is_dir) {
+    git_index* index = nullptr;
+    git::check(git_repository_index(&index, impl_->repo.get()), "opening the workspace index");
+    bool tracked = git_index_get_bypath(index, path.c_str(), 0) != nullptr;
+    git_index_free(index);
+    if (tracked) return false;
+  }
   if (is_dir && (path.empty() || path.back() != '/')) path += '/';
   int ignored = 0;
   git::check(git_ignore_path_is_ignored(&ignored, impl_->repo.get(), path.c_str()), "checking ignore rules for " + path);

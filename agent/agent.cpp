@@ -195,7 +195,12 @@ class Run {
                           {"tool_calls", calls}, {"stats", mt.stats.to_json()}});
     if (obs_.on_turn) obs_.on_turn(turn_, mt.stats);
     ChatMessage m{.role = "assistant", .content = mt.message.content, .reasoning_content = mt.message.reasoning};
-    for (const ParsedCall& c : mt.message.calls) m.tool_calls.push_back(c.call);
+    for (const ParsedCall& c : mt.message.calls) {
+      m.tool_calls.push_back(c.call);
+      // Chat templates and the OpenAI API need a name on every call; a call malformed before its name
+      // keeps a placeholder, and its error observation says what was wrong.
+      if (m.tool_calls.back().name.empty()) m.tool_calls.back().name = "unnamed_call";
+    }
     messages_.push_back(std::move(m));
   }
 
@@ -221,7 +226,9 @@ class Run {
     }
     traj_.write("tool", line);
     if (obs_.on_tool_result) obs_.on_tool_result(call, result);
-    messages_.push_back({.role = "tool", .content = result.text, .tool_call_id = call.call.id, .name = call.call.name});
+    // Templates refuse an empty tool message; "(no output)" also reads better to a model.
+    messages_.push_back({.role = "tool", .content = result.text.empty() ? "(no output)" : result.text,
+                         .tool_call_id = call.call.id, .name = call.call.name});
     return result;
   }
 

@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libpcre2-dev libseccomp-dev libgit2-dev libcpp-httplib-dev libboost1.81-dev
   libgtest-dev googletest clang libclang-rt-14-dev python3
+  python3-pytest nodejs
 )
 
 if [[ "${1:-}" != "--no-install" ]]; then

@@ -52,6 +52,24 @@ TEST(TestReport, PytestCollectionError) {
   expect_failure(r.failures[0], "tests/test_broken.py", "tests/test_broken.py", 1, "No module named 'nosuchmodule'");
 }
 
+TEST(TestReport, PytestQuietCounts) {
+  auto r = parse_test_output("F.\nFAILED tests/test_a.py::test_x - assert 1 == 2\n1 failed, 1 passed in 0.03s\n", 1);
+  EXPECT_EQ(r.format, "pytest");
+  EXPECT_EQ(r.n_failed, 1);
+  EXPECT_EQ(r.n_passed, 1);
+  expect_failure(r.failures.at(0), "tests/test_a.py::test_x", "tests/test_a.py", 0, "assert 1 == 2");
+}
+
+TEST(TestReport, PythonUnittest) {
+  auto r = parse("unittest.txt");
+  EXPECT_EQ(r.format, "unittest");
+  EXPECT_EQ(r.n_failed, 2);
+  EXPECT_EQ(r.n_passed, 1);
+  ASSERT_EQ(r.failures.size(), 2u);
+  expect_failure(r.failures[0], "tests.test_calc.TestCalc.test_div_zero", "tests/test_calc.py", 13, "ZeroDivisionError: division by zero");
+  expect_failure(r.failures[1], "tests.test_calc.TestCalc.test_add", "tests/test_calc.py", 7, "AssertionError: -1 != 5");
+}
+
 TEST(TestReport, GoogleTest) {
   auto r = parse("gtest_failures.txt");
   EXPECT_EQ(r.format, "gtest");
@@ -213,6 +231,18 @@ TEST(TestReport, ToJsonCarriesEveryField) {
   EXPECT_EQ(j["failures"][0]["line"], 6);
   EXPECT_EQ(j["failures"][0]["file"], "tests/test_calc.py");
   EXPECT_TRUE(j.contains("output_tail"));
+}
+
+TEST(TestReport, FromJsonInvertsToJson) {
+  auto r = parse("cargo_test.txt", 101);
+  auto back = TestReport::from_json(r.to_json());
+  EXPECT_EQ(back.to_json(), r.to_json());
+  EXPECT_EQ(TestReport::from_json(nullptr).status, "error");
+  auto partial = TestReport::from_json({{"passed", true}, {"failures", {{{"test", "t"}, {"line", "x"}}, 7}}});
+  EXPECT_TRUE(partial.passed);
+  ASSERT_EQ(partial.failures.size(), 1u);
+  EXPECT_EQ(partial.failures[0].test, "t");
+  EXPECT_EQ(partial.failures[0].line, 0);
 }
 
 TEST(OutputShaping, TruncateMiddle) {

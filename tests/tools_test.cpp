@@ -94,6 +94,10 @@ TEST_F(ToolsTest, SchemaValidationErrorsAreClear) {
   EXPECT_TRUE(contains(r.text, "unknown argument 'old'"));
   EXPECT_TRUE(contains(r.text, "argument 'path' must be a string"));
 
+  // Arguments as the tool-call parser produces them (ordered_json) convert implicitly.
+  nlohmann::ordered_json ordered = {{"path", "README.md"}};
+  EXPECT_TRUE(registry.invoke("read_file", ordered, *ctx).ok);
+
   // 3.0 is an integer; null args are an empty object for tools without required arguments.
   EXPECT_TRUE(call("read_file", {{"path", "README.md"}, {"start_line", 1.0}}).ok);
   EXPECT_TRUE(call("git_diff", json()).ok);
@@ -139,6 +143,12 @@ TEST_F(ToolsTest, PathsCannotLeaveTheWorkspace) {
     EXPECT_FALSE(call("write_file", {{"path", path}, {"content", "x"}}).ok);
   }
   EXPECT_EQ(read(scratch() / "secret.txt"), "secret");
+  // A dangling link to a place outside: writing through it would create the file there.
+  fs::create_symlink(scratch() / "not-yet" / "planted.txt", ws->root() / "dangling");
+  auto r = call("write_file", {{"path", "dangling"}, {"content", "x"}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(contains(r.text, "broken symlink")) << r.text;
+  EXPECT_FALSE(fs::exists(scratch() / "not-yet"));
   // A link that stays inside is fine.
   fs::create_symlink("calc.py", ws->root() / "src/alias.py");
   EXPECT_TRUE(call("read_file", {{"path", "src/alias.py"}}).ok);
@@ -311,6 +321,9 @@ TEST_F(ToolsTest, EditKeepsWindowsLineEndings) {
   auto r = call("edit", {{"path", "win.txt"}, {"old_text", "beta\ngamma"}, {"new_text", "BETA\ngamma"}});
   ASSERT_TRUE(r.ok) << r.text;
   EXPECT_EQ(read(ws->root() / "win.txt"), "alpha\r\n  BETA\r\ngamma\r\n");
+  r = call("edit", {{"path", "win.txt"}, {"old_text", "alpha"}, {"new_text", "alpha\nalpha2"}});
+  ASSERT_TRUE(r.ok) << r.text;
+  EXPECT_EQ(read(ws->root() / "win.txt"), "alpha\r\nalpha2\r\n  BETA\r\ngamma\r\n");
 }
 
 TEST_F(ToolsTest, ApplyPatchSimpleAndWithMovedContext) {
@@ -403,6 +416,10 @@ TEST_F(ToolsTest, RunCommandInTheSandbox) {
   EXPECT_TRUE(r.ok);
   EXPECT_EQ(r.data["status"], "timed_out");
   EXPECT_TRUE(contains(r.text, "timed out after 1 s")) << r.text;
+
+  ctx->policy.timeout = std::chrono::seconds(5);
+  r = call("run", {{"command", "echo quick"}, {"timeout_seconds", 600}});
+  EXPECT_TRUE(contains(r.text, "[timeout_seconds capped at the configured 5 s]")) << r.text;
 
   r = call("run", {{"command", "seq 1 100000"}});
   EXPECT_LE(r.text.size(), 12400u);

@@ -97,6 +97,16 @@ TEST(Workspace, RevertRestoresACheckpointExactly) {
   EXPECT_THROW(ws2.revert("not-a-checkpoint"), std::runtime_error);
 }
 
+TEST(Workspace, TestRunCachesStayOutOfTheDiff) {
+  auto repo = make_repo("caches", {{"m.py", "x = 1\n"}});
+  auto ws = Workspace::create(repo);
+  write(ws.root() / "__pycache__/m.cpython-311.pyc", "bytecode");
+  write(ws.root() / ".pytest_cache/v/cache/lastfailed", "{}");
+  write(ws.root() / "node_modules/left-pad/index.js", "module.exports = 1;");
+  EXPECT_EQ(ws.diff(), "");
+  EXPECT_TRUE(ws.changed_files().empty());
+}
+
 TEST(Workspace, DiffSinceACheckpoint) {
   auto repo = make_repo("since", {{"f.txt", "1\n"}});
   auto ws = Workspace::create(repo);

@@ -14,7 +14,8 @@ ParsedRun parse_pytest(const Lines& lines) {
   static const LinePattern block("^_{3,} (?:ERROR (?:at \\w+ of |collecting ))?(.+?) _{3,}$");
   static const LinePattern location("^(\\S+\\.py):(\\d+): (.*)$");
   static const LinePattern error_line("^E\\s+(.*)$");
-  static const LinePattern totals("^=+ (.*\\b(?:passed|failed|error|errors|skipped|deselected|no tests ran)\\b.*) in [\\d.]+s(?: \\(.*\\))? =+$");
+  // "=== 2 failed, 2 passed in 0.07s ===", or bare under -q; counts only, so cargo's "test result:" line cannot pass.
+  static const LinePattern totals("^(?:=+ )?((?:\\d+ [a-z]+(?:, )?)+|no tests ran) in [\\d.]+s(?: \\(.*\\))?(?: =+)?$");
   static const LinePattern count("(\\d+) (passed|failed|errors?)");
 
   ParsedRun run;

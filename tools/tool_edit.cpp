@@ -87,6 +87,9 @@ class Edit : public BasicTool {
     std::string content = read_whole_file(path);
     std::string old_text = string_arg(args, "old_text"), new_text = string_arg(args, "new_text");
     if (old_text == new_text) throw ToolError("old_text and new_text are the same; nothing to change");
+    // Models write "\n"; a CRLF file keeps its line endings in what is inserted.
+    if (TextLines::split(content).eol == "\r\n" && new_text.find('\r') == std::string::npos)
+      for (size_t p = 0; (p = new_text.find('\n', p)) != std::string::npos; p += 2) new_text.replace(p, 1, "\r\n");
 
     std::vector<size_t> at;
     for (size_t pos = content.find(old_text); pos != std::string::npos; pos = content.find(old_text, pos + 1)) at.push_back(pos);

@@ -175,7 +175,7 @@ Workspace::~Workspace() = default;
 Workspace Workspace::create(const fs::path& repo_path) {
   git::ensure_initialized();
   std::error_code ec;
-  if (!fs::is_directory(repo_path, ec)) throw std::runtime_error("repository folder " + repo_path.string() + " does not exist");
+  if (!fs::is_directory(repo_path, ec)) throw std::runtime_error("repository folder " + repo_path.string() + " does not exist or is not a folder");
   git_repository* raw_user = nullptr;
   int rc = git_repository_open_ext(&raw_user, repo_path.c_str(), 0, nullptr);
   if (rc == GIT_ENOTFOUND)
@@ -205,12 +205,15 @@ Workspace Workspace::create(const fs::path& repo_path) {
   impl->repo.reset(raw_repo);
   fs::remove(impl->work / ".git", ec);  // the link libgit2 leaves in the work tree; core.worktree suffices
 
-  // The user's private ignore rules apply to the copy too, so the same files count as build outputs.
-  fs::path user_exclude = fs::path(git_repository_path(raw_user)) / "info" / "exclude";
-  if (fs::exists(user_exclude)) {
-    fs::create_directories(gitdir / "info");
-    fs::copy_file(user_exclude, gitdir / "info" / "exclude", fs::copy_options::overwrite_existing);
-  }
+  // The user's private ignore rules apply to the copy too, so the same files count as build
+  // outputs; so do the caches that test runs leave next to the sources, which are never part of a
+  // fix (this only hides untracked files: tracked ones stay tracked).
+  std::string exclude;
+  fs::path user_exclude = fs::path(git_repository_commondir(raw_user)) / "info" / "exclude";  // shared by linked worktrees
+  if (fs::exists(user_exclude)) exclude = slurp(user_exclude) + "\n";
+  exclude += "# flashfix: caches left by test runs in the sandbox\n__pycache__/\n*.py[co]\n.pytest_cache/\nnode_modules/\n";
+  fs::create_directories(gitdir / "info");
+  std::ofstream(gitdir / "info" / "exclude", std::ios::trunc) << exclude;
 
   git_index* raw_index = nullptr;
   git::check(git_repository_index(&raw_index, raw_repo), "opening the workspace index");

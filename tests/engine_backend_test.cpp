@@ -106,6 +106,32 @@ TEST(EngineBackend, ForcedCallsAreConstrainedToTheSchema) {
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), StreamEvent::CallEnd), kinds.end());
 }
 
+// Step-3.5 opens the think block in its generation prompt and speaks the XML call format.
+TEST(EngineBackend, ForcedCallsOnStep35) {
+  EngineOptions opt;
+  opt.threads = 2;
+  opt.n_ctx = 4096;
+  RecordingEngine eng(Engine::open(std::string(FLASHFIX_SHARED_DIR) + "/golden/tiny-step35-s11.gguf", opt));
+  const ojson tools = ojson::parse(R"([{"type":"function","function":{"name":"pick","description":"Pick a speed.",
+    "parameters":{"type":"object","properties":{"speed":{"type":"string","enum":["fast","slow"]}},"required":["speed"]}}}])");
+  auto backend = make_engine_backend(eng, {.max_tokens = 120, .sampling = random_sampling(3), .tool_choice = ToolChoice::Required});
+  std::vector<ChatMessage> messages = {{.role = "user", .content = "Pick one."}};
+  for (size_t turn = 0; turn < 2; ++turn) {
+    ModelTurn t = backend->complete(messages, tools, nullptr, {});
+    EXPECT_TRUE(t.raw.starts_with("\n</think>\n<tool_call>")) << t.raw;
+    ASSERT_FALSE(t.message.calls.empty()) << t.raw;
+    EXPECT_EQ(t.message.calls[0].error, "") << t.raw;
+    EXPECT_EQ(t.message.calls[0].call.name, "pick");
+    expect_calls_parse(t, turn);
+    ChatMessage assistant{.role = "assistant", .content = t.message.content, .reasoning_content = t.message.reasoning};
+    for (const ParsedCall& c : t.message.calls) assistant.tool_calls.push_back(c.call);
+    messages.push_back(assistant);
+    for (const ParsedCall& c : t.message.calls) messages.push_back({.role = "tool", .content = "ok", .tool_call_id = c.call.id});
+  }
+  ASSERT_EQ(eng.prompts.size(), 2u);
+  expect_prefix(eng.prompts[0], eng.prompts[1], 1);
+}
+
 fs::path shell_repo(const std::string& name) {
   fs::path repo = test::scratch() / name;
   fs::create_directories(repo);

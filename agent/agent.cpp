@@ -74,10 +74,6 @@ class Run {
         tool_specs_(registry_.openai_tools()) {
     if (!config.trajectory.empty()) traj_ = TrajectoryWriter(config.trajectory);
     ctx_.policy.timeout = std::chrono::milliseconds(int64_t(config.test_timeout_seconds * 1000));
-    // Python trusts a cached .pyc whose source has the same size and mtime second: an edit made in
-    // the same second as the last test run, keeping the length ("a - b" -> "a + b"), would run stale
-    // code. The agent edits that fast, so its commands write no bytecode.
-    ctx_.policy.env_set.emplace_back("PYTHONDONTWRITEBYTECODE", "1");
   }
 
   AgentResult run() {

@@ -179,5 +179,20 @@ TEST(EngineBackend, AgentRunOnARandomModelCompletesTurns) {
   EXPECT_EQ(r.final_tests.status, "failed");
 }
 
+// A conversation longer than the engine's context ends the run as a spent budget, before any work.
+TEST(EngineBackend, ContextOverflowIsABudget) {
+  EngineOptions opt;
+  opt.threads = 1;
+  opt.n_ctx = 512;
+  auto small = Engine::open(kModel, opt);
+  fs::path repo = shell_repo("engine_small");
+  tools::Workspace ws = tools::Workspace::create(repo);
+  auto backend = make_engine_backend(*small, {.max_tokens = 16});
+  AgentResult r = run_agent(*backend, ws, {.test_command = "sh test.sh"});
+  EXPECT_EQ(r.outcome, Outcome::BudgetExhausted) << r.reason;
+  EXPECT_NE(r.reason.find("fills the context of 512 tokens"), std::string::npos) << r.reason;
+  EXPECT_EQ(r.turns, 0);
+}
+
 }  // namespace
 }  // namespace flashfix::agent

@@ -1,0 +1,36 @@
+#include "server/server_context.h"
+
+#include "server/api_error.h"
+
+namespace flashfix::server {
+
+ServerContext::ServerContext(Engine& e, ServerOptions o)
+    : engine(e),
+      options(std::move(o)),
+      chat_format(detect_chat_format(e.model().config().arch, e.tokenizer().chat_template())),
+      admission(int64_t(e.options().max_sequences) + options.max_queue) {}
+
+void ServerContext::check_model(const std::string& requested) const {
+  if (requested != options.model_name)
+    throw not_found("The model '" + requested + "' does not exist; this server serves '" + options.model_name + "'",
+                    "model_not_found");
+}
+
+int64_t ServerContext::resolve_max_tokens(size_t prompt_tokens, const std::optional<int64_t>& asked) const {
+  const int64_t n_ctx = engine.options().n_ctx;
+  const int64_t n_prompt = int64_t(prompt_tokens);
+  if (asked && *asked > options.max_tokens_limit)
+    throw invalid_request("max_tokens " + std::to_string(*asked) + " exceeds this server's limit of " +
+                              std::to_string(options.max_tokens_limit),
+                          "max_tokens");
+  if (n_prompt >= n_ctx)
+    throw context_overflow("This model's maximum context length is " + std::to_string(n_ctx) + " tokens; the prompt has " +
+                           std::to_string(n_prompt));
+  if (!asked) return std::min(options.max_tokens_limit, n_ctx - n_prompt);
+  if (n_prompt + *asked > n_ctx)
+    throw context_overflow("This model's maximum context length is " + std::to_string(n_ctx) + " tokens; the prompt has " +
+                           std::to_string(n_prompt) + " and max_tokens asks for " + std::to_string(*asked));
+  return *asked;
+}
+
+}  // namespace flashfix::server

@@ -1,0 +1,55 @@
+#include "server/tool_choice_constraint.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "server/api_error.h"
+
+namespace flashfix::server {
+
+ToolChoiceConstraint::ToolChoiceConstraint(const Tokenizer& tok, ChatFormat format, const nlohmann::ordered_json& tools,
+                                           ToolChoice choice, const std::string& name)
+    : choice_(choice) {
+  // All three chat formats open a call with the <tool_call> special token.
+  if (auto id = tok.find_token("<tool_call>")) call_open_ = *id;
+  if (call_open_ < 0 && choice != ToolChoice::Auto)
+    throw invalid_request("this model's vocabulary has no <tool_call> token, so tool_choice cannot be enforced", "tool_choice");
+  if (choice == ToolChoice::None) return;
+  nlohmann::ordered_json allowed = tools;
+  if (choice == ToolChoice::Named) {
+    allowed = nlohmann::ordered_json::array();
+    for (const auto& t : tools)
+      if (t["function"]["name"] == name) allowed.push_back(t);
+  }
+  try {
+    grammar_ = std::make_unique<agent::CallConstraint>(tok, format, allowed);
+  } catch (const std::exception& e) {
+    throw invalid_request(std::string("the tools cannot be enforced: ") + e.what(), "tools");
+  }
+}
+
+void ToolChoiceConstraint::apply(std::span<float> logits) const {
+  constexpr float kMasked = -std::numeric_limits<float>::infinity();
+  const bool in_range = call_open_ >= 0 && size_t(call_open_) < logits.size();
+  if (choice_ == ToolChoice::None) {
+    if (in_range) logits[size_t(call_open_)] = kMasked;
+    return;
+  }
+  if ((choice_ == ToolChoice::Required || choice_ == ToolChoice::Named) && !call_started_ && in_range) {
+    const float keep = logits[size_t(call_open_)];
+    std::fill(logits.begin(), logits.end(), kMasked);
+    // The opening token's own logit may be -inf already (a random model); any finite value works.
+    logits[size_t(call_open_)] = std::isfinite(keep) ? keep : 0.f;
+    return;
+  }
+  grammar_->apply(logits);
+}
+
+void ToolChoiceConstraint::accept(int32_t token) {
+  if (token == call_open_) call_started_ = true;
+  if (grammar_) grammar_->accept(token);
+}
+
+}  // namespace flashfix::server

@@ -4,7 +4,9 @@ namespace flashfix::server {
 
 Generation::Generation(Engine& engine, Metrics& metrics, GenerationSpec spec)
     : metrics_(metrics), tokenizer_(engine.tokenizer()), text_stream_(spec.stop), constraint_(std::move(spec.constraint)) {
-  if (spec.chat_format) parser_ = std::make_unique<agent::StreamParser>(*spec.chat_format, spec.starts_in_reasoning);
+  if (spec.chat_format)
+    parser_ = spec.tools.is_null() ? std::make_unique<agent::StreamParser>(*spec.chat_format, spec.starts_in_reasoning)
+                                   : std::make_unique<agent::StreamParser>(*spec.chat_format, spec.starts_in_reasoning, spec.tools);
   metrics_.waiting.fetch_add(1);
   thread_ = std::thread([this, &engine, spec = std::move(spec)]() mutable { run(engine, std::move(spec)); });
 }

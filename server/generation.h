@@ -31,6 +31,7 @@ struct GenerationSpec {
   std::vector<std::string> stop;
   std::optional<ChatFormat> chat_format;  // set: the text is a chat reply, parsed into reasoning/content/calls
   bool starts_in_reasoning = false;       // the prompt ends inside an open <think> block
+  nlohmann::ordered_json tools;           // the request's tools (null: none), to type XML argument values
   std::unique_ptr<ToolChoiceConstraint> constraint;
 };
 

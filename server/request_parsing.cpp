@@ -281,6 +281,7 @@ ChatRequest parse_chat_request(const ojson& b) {
   for (size_t i = 0; i < msgs->size(); ++i) r.messages.push_back(parse_message((*msgs)[i], "messages[" + std::to_string(i) + "]"));
   if (const ojson* t = field(b, "tools"); t && !t->empty()) r.tools = parse_tools(*t);
   if (const ojson* tc = field(b, "tool_choice")) parse_tool_choice(*tc, r);
+  if (const ojson* p = field(b, "parallel_tool_calls")) r.parallel_tool_calls = get_bool(*p, "parallel_tool_calls");
   if (r.tools.is_null() && (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Named))
     throw invalid_request("'tool_choice' requires 'tools'", "tool_choice");
   if (r.tool_choice == ToolChoice::Named) {

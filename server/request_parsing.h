@@ -33,6 +33,7 @@ struct ChatRequest {
   nlohmann::ordered_json tools;  // null, or the request's array of {"type":"function","function":{..}}
   ToolChoice tool_choice = ToolChoice::Auto;
   std::string tool_choice_name;  // ToolChoice::Named
+  bool parallel_tool_calls = true;
   bool enable_thinking = true;   // chat_template_kwargs.enable_thinking (Qwen3)
   GenerationParams gen;
 };

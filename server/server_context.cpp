@@ -8,7 +8,13 @@ ServerContext::ServerContext(Engine& e, ServerOptions o)
     : engine(e),
       options(std::move(o)),
       chat_format(detect_chat_format(e.model().config().arch, e.tokenizer().chat_template())),
-      admission(int64_t(e.options().max_sequences) + options.max_queue) {}
+      token_trie(agent::build_token_trie(e.tokenizer())),
+      admission(int64_t(e.options().max_sequences) + options.max_queue) {
+  const Tokenizer& tok = e.tokenizer();
+  for (int32_t id = 0; id < tok.n_vocab(); ++id)
+    if (tok.is_eog(id)) after_call_tokens.push_back(id);
+  if (auto nl = tok.encode("\n", false, false); nl.size() == 1) after_call_tokens.push_back(nl[0]);
+}
 
 void ServerContext::check_model(const std::string& requested) const {
   if (requested != options.model_name)

@@ -1,8 +1,11 @@
 // What every route handler shares: the engine, the server's options and its bookkeeping.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "agent/call_constraint.h"
 #include "engine/chat.h"
 #include "engine/engine.h"
 #include "server/access_control.h"
@@ -24,6 +27,10 @@ struct ServerContext {
   Engine& engine;
   ServerOptions options;
   ChatFormat chat_format;
+  // The vocabulary as a byte trie for tool-call constraints: built once, shared by every request.
+  std::shared_ptr<const agent::TokenTrie> token_trie;
+  // What may follow a finished tool call: the end-of-turn tokens and a newline (see ToolChoiceConstraint).
+  std::vector<int32_t> after_call_tokens;
   Metrics metrics;
   Admission admission;
 

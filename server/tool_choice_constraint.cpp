@@ -9,9 +9,10 @@
 
 namespace flashfix::server {
 
-ToolChoiceConstraint::ToolChoiceConstraint(const Tokenizer& tok, ChatFormat format, const nlohmann::ordered_json& tools,
-                                           ToolChoice choice, const std::string& name)
-    : choice_(choice) {
+ToolChoiceConstraint::ToolChoiceConstraint(const Tokenizer& tok, std::shared_ptr<const agent::TokenTrie> trie, ChatFormat format,
+                                           const nlohmann::ordered_json& tools, ToolChoice choice, const std::string& name,
+                                           bool parallel_calls, std::vector<int32_t> after_call)
+    : choice_(choice), parallel_calls_(parallel_calls), after_call_(std::move(after_call)) {
   // All three chat formats open a call with the <tool_call> special token.
   if (auto id = tok.find_token("<tool_call>")) call_open_ = *id;
   if (call_open_ < 0 && choice != ToolChoice::Auto)
@@ -24,7 +25,7 @@ ToolChoiceConstraint::ToolChoiceConstraint(const Tokenizer& tok, ChatFormat form
       if (t["function"]["name"] == name) allowed.push_back(t);
   }
   try {
-    grammar_ = std::make_unique<agent::CallConstraint>(tok, format, allowed);
+    grammar_ = std::make_unique<agent::CallConstraint>(tok, std::move(trie), format, allowed);
   } catch (const std::exception& e) {
     throw invalid_request(std::string("the tools cannot be enforced: ") + e.what(), "tools");
   }
@@ -44,7 +45,16 @@ void ToolChoiceConstraint::apply(std::span<float> logits) const {
     logits[size_t(call_open_)] = std::isfinite(keep) ? keep : 0.f;
     return;
   }
-  grammar_->apply(logits);
+  if (grammar_->in_call() || grammar_->calls_completed() == 0) return grammar_->apply(logits);
+  // After a call: keep only the turn's end, a newline and (parallel calls) the next call's opener.
+  std::vector<std::pair<int32_t, float>> keep;
+  for (int32_t id : after_call_)
+    if (size_t(id) < logits.size()) keep.emplace_back(id, logits[size_t(id)]);
+  if (parallel_calls_ && in_range) keep.emplace_back(call_open_, logits[size_t(call_open_)]);
+  std::fill(logits.begin(), logits.end(), kMasked);
+  bool any_finite = false;
+  for (auto [id, value] : keep) any_finite |= std::isfinite(logits[size_t(id)] = value);
+  if (!any_finite && !keep.empty()) logits[size_t(keep.front().first)] = 0.f;
 }
 
 void ToolChoiceConstraint::accept(int32_t token) {

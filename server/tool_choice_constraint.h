@@ -5,10 +5,15 @@
 //   none      the call-opening token is masked, so no call can start;
 //   required  until a call has started, only the call-opening token may be sampled;
 //   named     as required, with the grammar built from that one tool, so the call names it.
+// Once a call has closed, the turn may only end, or open another call when parallel calls are
+// allowed: a reply is content then calls, as the chat templates render it, and a model (least of
+// all a random one) must not run on after its calls until max_tokens.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -23,8 +28,11 @@ class ToolChoiceConstraint {
  public:
   // Throws ApiError 400 when the tools cannot be turned into a grammar or the model has no single
   // call-opening token to force.
-  ToolChoiceConstraint(const Tokenizer& tok, ChatFormat format, const nlohmann::ordered_json& tools, ToolChoice choice,
-                       const std::string& name);
+  // after_call: the tokens allowed between and after calls besides the call opener (end of turn,
+  // newline).
+  ToolChoiceConstraint(const Tokenizer& tok, std::shared_ptr<const agent::TokenTrie> trie, ChatFormat format,
+                       const nlohmann::ordered_json& tools, ToolChoice choice, const std::string& name, bool parallel_calls,
+                       std::vector<int32_t> after_call);
 
   void apply(std::span<float> logits) const;
   void accept(int32_t token);
@@ -33,6 +41,8 @@ class ToolChoiceConstraint {
   ToolChoice choice_;
   int32_t call_open_ = -1;  // the `<tool_call>` token
   bool call_started_ = false;
+  bool parallel_calls_;
+  std::vector<int32_t> after_call_;
   std::unique_ptr<agent::CallConstraint> grammar_;
 };
 

@@ -112,19 +112,21 @@ json long_stream_body(int max_tokens) {
   return body;
 }
 
+// Enum and integer parameters keep a random model's call short: the grammar leaves it no free text
+// to ramble in, so the call closes well within max_tokens.
 const json kWeatherTool = {{"type", "function"},
                            {"function",
                             {{"name", "get_weather"},
                              {"description", "Weather for a city"},
                              {"parameters",
                               {{"type", "object"},
-                               {"properties", {{"city", {{"type", "string"}}}, {"days", {{"type", "integer"}}}}},
-                               {"required", {"city"}}}}}}};
+                               {"properties", {{"city", {{"type", "string"}, {"enum", {"Paris", "Oslo"}}}}, {"days", {{"type", "integer"}}}}},
+                               {"required", {"city", "days"}}}}}}};
 
 class Serve : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new ServeProcess({"--model", kModel, "--port", "0", "--threads", "2", "--ctx-size", "512", "--max-tokens-limit", "256"});
+    server_ = new ServeProcess({"--model", kModel, "--port", "0", "--threads", "2", "--ctx-size", "1024", "--max-tokens-limit", "256"});
   }
   static void TearDownTestSuite() {
     const int status = server_->stop();
@@ -244,7 +246,7 @@ TEST_F(Serve, StreamedChatIsOpenAiShaped) {
 
 TEST_F(Serve, RequiredToolChoiceForcesAWellFormedCall) {
   for (const json& choice : {json("required"), json{{"type", "function"}, {"function", {{"name", "get_weather"}}}}}) {
-    json body = chat_body("What's the weather in Paris?", 60);
+    json body = chat_body("What's the weather in Paris?", 256);
     body["tools"] = {kWeatherTool};
     body["tool_choice"] = choice;
     auto r = post(port(), "/v1/chat/completions", body.dump());
@@ -256,13 +258,14 @@ TEST_F(Serve, RequiredToolChoiceForcesAWellFormedCall) {
     EXPECT_EQ(call["type"], "function");
     EXPECT_EQ(call["function"]["name"], "get_weather");
     json args = json::parse(call["function"]["arguments"].get<std::string>());
-    EXPECT_TRUE(args.is_object());
+    EXPECT_TRUE(args["city"] == "Paris" || args["city"] == "Oslo") << args;
+    EXPECT_TRUE(args["days"].is_number_integer()) << args;
     EXPECT_EQ(c["finish_reason"], "tool_calls") << r->body;
   }
 }
 
 TEST_F(Serve, StreamedToolCallArrivesInFragments) {
-  json body = chat_body("Weather in Oslo?", 60);
+  json body = chat_body("Weather in Oslo?", 256);
   body["tools"] = {kWeatherTool};
   body["tool_choice"] = "required";
   body["stream"] = true;
@@ -346,9 +349,9 @@ TEST_F(Serve, InvalidRequestsGetOpenAiErrors) {
   b = chat_body("hi");
   b["model"] = "gpt-4o";
   expect_error(post(port(), chat, b.dump()), 404, "invalid_request_error", "model_not_found");
-  // 512-token context: a long message overflows it.
+  // 1024-token context: a long message overflows it.
   std::string lengthy;
-  for (int i = 0; i < 400; ++i) lengthy += "overflowing words ";
+  for (int i = 0; i < 800; ++i) lengthy += "overflowing words ";
   expect_error(post(port(), chat, chat_body(lengthy).dump()), 400, "invalid_request_error", "context_length_exceeded");
   expect_error(post(port(), "/v1/nothing", "{}"), 404, "invalid_request_error", "unknown_url");
   expect_error(get(port(), "/nope"), 404, "invalid_request_error");

@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "cli/model_session.h"
+#include "engine/engine.h"
 #include "engine/sampler.h"
 
 namespace flashfix::cli {
@@ -15,20 +17,18 @@ namespace {
 const char* kUsage =
     "usage: flashfix generate --model M.gguf --prompt-file P.txt --max-tokens N\n"
     "         [--temperature T (0 = greedy, default 0.8)] [--seed S] [--top-k K (40)] [--top-p P (0.95)]\n"
-    "         [--min-p P (0.05)] [--repeat-penalty R (1.0)] [--ctx-size N] [--threads N] [--json]\n"
+    "         [--min-p P (0.05)] [--repeat-penalty R (1.0)] [engine flags] [--json]\n"
     "Streams the continuation of P (special tokens parsed, BOS per the model) until N tokens or an\n"
     "end-of-generation token. --json prints instead\n"
-    "{\"tokens\":[generated ids],\"text\":\"...\",\"prefill_tok_s\":..,\"decode_tok_s\":..,\"seed\":..}.\n";
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+    "{\"tokens\":[generated ids],\"text\":\"...\",\"prefill_tok_s\":..,\"decode_tok_s\":..,\"prompt_tokens\":..,\n"
+    "\"cached_tokens\":..,\"computed_tokens\":..,\"ttft_ms\":..,\"seed\":..}.\n";
 
 int run_generate(const std::vector<std::string>& argv) {
-  Args args(argv, {{"--model", true}, {"--prompt-file", true}, {"--max-tokens", true}, {"--temperature", true},
-                   {"--seed", true}, {"--top-k", true}, {"--top-p", true}, {"--min-p", true}, {"--repeat-penalty", true},
-                   {"--ctx-size", true}, {"--threads", true}, {"--json", false}});
-  if (args.help()) return std::fputs(kUsage, stdout), 0;
+  auto specs = engine_flag_specs();
+  specs.insert(specs.end(), {{"--prompt-file", true}, {"--max-tokens", true}, {"--temperature", true}, {"--seed", true},
+                             {"--top-k", true}, {"--top-p", true}, {"--min-p", true}, {"--repeat-penalty", true}, {"--json", false}});
+  Args args(argv, specs);
+  if (args.help()) return std::fputs(kUsage, stdout), std::fputs(kEngineFlagsUsage, stdout), 0;
   if (!args.has("--max-tokens")) throw UsageError("missing required option --max-tokens");
   const int64_t max_tokens = args.get_int("--max-tokens", 0, 1, 1 << 24);
   SamplerParams sp;
@@ -43,50 +43,44 @@ int run_generate(const std::vector<std::string>& argv) {
   const bool json = args.has("--json");
   const std::string prompt = read_file(args.require("--prompt-file"));
 
-  ModelSession s = ModelSession::open(args);
-  auto tokens = s.tokenize_prompt(prompt);
-  const int64_t ctx = args.get_int("--ctx-size", int64_t(tokens.size()) + max_tokens, 1, 1 << 24);
-  if (int64_t(tokens.size()) + max_tokens > ctx)
-    throw UsageError("prompt (" + std::to_string(tokens.size()) + " tokens) plus --max-tokens exceeds --ctx-size " + std::to_string(ctx));
-  const int64_t V = s.model->config().n_vocab;
-  Sampler sampler(sp);
-  auto seq = s.backend->new_sequence(ctx);
-  std::vector<float> logits(static_cast<size_t>(V));
-  std::vector<int32_t> history = tokens, generated;
+  auto engine = open_engine(args);
+  Request req;
+  req.prompt = tokenize_prompt(*engine, prompt);
+  req.max_tokens = max_tokens;
+  req.sampling = sp;
+  if (int64_t(req.prompt.size()) + max_tokens > engine->options().n_ctx)
+    throw UsageError("prompt (" + std::to_string(req.prompt.size()) + " tokens) plus --max-tokens exceeds --ctx-size " +
+                     std::to_string(engine->options().n_ctx));
   std::string text;
   Utf8Stream stream;
-
-  auto t0 = Clock::now();
-  s.backend->forward(*seq, tokens, Logits::Last, logits.data());
-  const double prefill_s = seconds_since(t0);
-  auto t1 = Clock::now();
-  for (int64_t i = 0; i < max_tokens; ++i) {
-    int32_t tok = sampler.sample(logits, history);
-    if (s.tokenizer->is_eog(tok)) break;
-    generated.push_back(tok);
-    history.push_back(tok);
-    std::string piece = s.tokenizer->token_to_piece(tok);
+  const Tokenizer& tok = engine->tokenizer();
+  req.on_token = [&](int32_t t) {
+    if (tok.is_eog(t)) return true;
+    std::string piece = tok.token_to_piece(t);
     text += piece;
     if (!json) {
       std::string out = stream.push(piece);
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);
     }
-    if (i + 1 < max_tokens) s.backend->forward(*seq, std::span<const int32_t>(&tok, 1), Logits::Last, logits.data());
-  }
-  const double decode_s = seconds_since(t1);
-  const double prefill_tps = double(tokens.size()) / prefill_s;
-  const double decode_tps = generated.empty() ? 0.0 : double(generated.size()) / decode_s;
+    return true;
+  };
+  Result res = engine->generate(req);
+  const double prefill_tps = res.prefill_ms > 0 ? double(res.computed_tokens) / (res.prefill_ms / 1000) : 0.0;
+  const double decode_tps = res.tokens.size() > 1 && res.decode_ms > 0 ? double(res.tokens.size() - 1) / (res.decode_ms / 1000) : 0.0;
   if (json) {
-    nlohmann::json j{{"tokens", generated}, {"text", text}, {"prefill_tok_s", prefill_tps}, {"decode_tok_s", decode_tps},
-                     {"prompt_tokens", tokens.size()}, {"seed", sp.seed}};
+    nlohmann::json j{{"tokens", res.tokens},          {"text", text},
+                     {"prefill_tok_s", prefill_tps},  {"decode_tok_s", decode_tps},
+                     {"prompt_tokens", res.prompt_tokens}, {"cached_tokens", res.cached_tokens},
+                     {"computed_tokens", res.computed_tokens}, {"ttft_ms", res.ttft_ms},
+                     {"seed", sp.seed}};
     // Generated bytes may not be valid UTF-8 (random models, split characters): replace, never throw.
     std::puts(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::string rest = stream.flush();
     std::fwrite(rest.data(), 1, rest.size(), stdout);
-    std::fprintf(stderr, "\n[prompt %zu tokens, %.1f tok/s; generated %zu tokens, %.1f tok/s]\n", tokens.size(), prefill_tps,
-                 generated.size(), decode_tps);
+    std::fprintf(stderr, "\n[prompt %lld tokens (%lld cached), %.1f tok/s; generated %zu tokens, %.1f tok/s]\n",
+                 (long long)res.prompt_tokens, (long long)res.cached_tokens, prefill_tps, res.tokens.size(), decode_tps);
   }
   return 0;
 }

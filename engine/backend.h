@@ -3,30 +3,60 @@
 // A Backend owns everything device-specific (weights in device memory, KV storage, kernels); the
 // model description (Model, ModelConfig), tokenizer, sampler and the drivers above are shared. The
 // CPU backend is the reference every other backend is compared against.
+//
+// KV lives in paged blocks of kKvBlockTokens positions held by a KvStore, one pool per layer kind:
+// a Full block holds K and V of every full-attention layer (and the trunk's final hidden state, from
+// which the logits of a cached position can be recomputed), a Sliding block those of every
+// sliding-window layer. Which physical blocks a sequence's positions live in is its BlockTable; the
+// engine owns the tables (sharing, prefix cache, eviction), the backend only reads and writes rows.
+// One forward call runs a batch of token runs from any number of sequences: dense matmuls and the
+// MoE experts see all their tokens together, attention reads each token's own sequence's blocks.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "engine/model.h"
 
 namespace flashfix {
 
-// One token stream's state on a backend: its KV cache and how many positions it holds.
-class Sequence {
- public:
-  virtual ~Sequence() = default;
-  int64_t n_past() const { return n_past_; }
-  int64_t n_ctx() const { return n_ctx_; }
+constexpr int64_t kKvBlockTokens = 16;
 
- protected:
-  Sequence(int64_t n_ctx) : n_ctx_(n_ctx) {}
-  int64_t n_past_ = 0;
-  int64_t n_ctx_;
+enum class KvKind { Full = 0, Sliding = 1 };
+
+// Device storage for KV blocks. Block contents travel as opaque bytes (block_bytes long) so the
+// engine can copy them and persist them without knowing the layout.
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+  virtual int64_t n_blocks(KvKind kind) const = 0;
+  virtual size_t block_bytes(KvKind kind) const = 0;
+  // Copies the first n_positions rows of block src into dst (copy-on-write of a shared partial block).
+  virtual void copy_block(KvKind kind, int32_t src, int32_t dst, int64_t n_positions) = 0;
+  virtual void read_block(KvKind kind, int32_t block, std::span<uint8_t> out) const = 0;
+  virtual void write_block(KvKind kind, int32_t block, std::span<const uint8_t> in) = 0;
+};
+
+// Physical block of each logical block (position / kKvBlockTokens) of one sequence; -1: not held
+// (sliding-window blocks behind the window are released).
+struct BlockTable {
+  std::vector<int32_t> full, sliding;
+};
+
+// One sequence's run of consecutive tokens in a batch.
+struct BatchRun {
+  const BlockTable* blocks = nullptr;
+  int64_t pos0 = 0;                  // position of tokens[0]; earlier positions are in the blocks
+  std::span<const int32_t> tokens;
+  int64_t logits_from = 0;           // rows [logits_from, tokens.size()) get logits; tokens.size(): none
+  float* logits = nullptr;           // [(tokens.size() - logits_from) x n_vocab]
 };
 
 enum class Logits { Last, All };
+
+class Sequence;
 
 class Backend {
  public:
@@ -34,14 +64,48 @@ class Backend {
   virtual std::string_view name() const = 0;
   virtual const Model& model() const = 0;
 
-  // A sequence able to hold n_ctx positions (sliding-window layers keep only their window).
-  virtual std::unique_ptr<Sequence> new_sequence(int64_t n_ctx) = 0;
+  virtual std::unique_ptr<KvStore> new_kv_store(int64_t full_blocks, int64_t sliding_blocks) = 0;
+  // Bytes of one block of each kind (what a memory budget buys).
+  virtual size_t kv_block_bytes(KvKind kind) const = 0;
 
-  // Runs `tokens` at positions seq.n_past() onward through the trunk, extending the sequence, and
-  // writes float logits: [tokens.size() x n_vocab] for Logits::All, [n_vocab] for Logits::Last.
-  // Throws std::length_error (and leaves the sequence unchanged) if the tokens do not fit n_ctx.
-  virtual void forward(Sequence& seq, std::span<const int32_t> tokens, Logits which, float* logits) = 0;
+  // Runs every run's tokens through the trunk, writing their K/V (and hidden state) into the blocks
+  // the tables name, and writes the requested logits. The tables must hold every position a token
+  // writes or attends to. Throws std::out_of_range for a token outside the vocabulary before any work.
+  virtual void forward(KvStore& store, std::span<const BatchRun> runs) = 0;
+
+  // Logits of positions [pos0, pos0 + n) of a sequence from the hidden states stored in its Full
+  // blocks (positions computed earlier, e.g. restored from the prefix cache): [n x n_vocab].
+  virtual void logits_from_hidden(const KvStore& store, const BlockTable& blocks, int64_t pos0, int64_t n,
+                                  float* logits) = 0;
+
+  // A standalone sequence with its own store for n_ctx positions (tests, tools): the same batched
+  // path with one run. Sliding-window layers reuse a ring of blocks.
+  std::unique_ptr<Sequence> new_sequence(int64_t n_ctx);
+
+  // Runs `tokens` at positions seq.n_past() onward, extending the sequence, and writes float logits:
+  // [tokens.size() x n_vocab] for Logits::All, [n_vocab] for Logits::Last. Throws std::length_error
+  // (and leaves the sequence unchanged) if the tokens do not fit n_ctx.
+  void forward(Sequence& seq, std::span<const int32_t> tokens, Logits which, float* logits);
 };
+
+class Sequence {
+ public:
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return n_ctx_; }
+
+ private:
+  friend class Backend;
+  Sequence(std::unique_ptr<KvStore> store, BlockTable blocks, int64_t n_ctx)
+      : store_(std::move(store)), blocks_(std::move(blocks)), n_ctx_(n_ctx) {}
+  std::unique_ptr<KvStore> store_;
+  BlockTable blocks_;
+  int64_t n_past_ = 0;
+  int64_t n_ctx_;
+};
+
+// Positions a micro-batch may span: the backend splits larger batches. A sliding-window sequence
+// needs blocks for window + this many positions at once.
+constexpr int64_t kMaxUbatchTokens = 512;
 
 // The reference CPU backend; n_threads <= 0 uses every core.
 std::unique_ptr<Backend> make_cpu_backend(const Model& model, int n_threads);

@@ -2,12 +2,16 @@
 // per-layer fields; the differences between step35 and qwen3moe are data (head counts, window,
 // rotary dims and base, router kind, clamps, gate and shared expert present or not).
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <stdexcept>
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/cpu_dot.h"
+#include "engine/cpu_kernels.h"
 #include "engine/cpu_ops.h"
 
 namespace flashfix {
@@ -15,29 +19,89 @@ namespace {
 
 using namespace cpu;
 
-// Prompts are processed in micro-batches of at most this many tokens: it bounds scratch memory, and
-// a sliding-window layer's ring buffer needs window + kMaxUbatch slots to serve a whole micro-batch.
-constexpr int64_t kMaxUbatch = 512;
+// Block storage: per layer kind, one K and one V array per layer of that kind, indexed by
+// (block * kKvBlockTokens + offset) rows; Full blocks also keep the trunk's final hidden state.
+class CpuKvStore final : public KvStore {
+ public:
+  CpuKvStore(const ModelConfig& c, int64_t full_blocks, int64_t sliding_blocks) : c_(c) {
+    n_blocks_[0] = full_blocks, n_blocks_[1] = sliding_blocks;
+    slot_.resize(size_t(c.n_layer));
+    for (int il = 0; il < c.n_layer; ++il) {
+      const LayerConfig& L = c.layers[size_t(il)];
+      const int kind = L.sliding ? 1 : 0;
+      slot_[size_t(il)] = int(k_[kind].size());
+      const auto rows = size_t(n_blocks_[kind] * kKvBlockTokens);
+      k_[kind].emplace_back(rows * size_t(L.n_head_kv * c.head_dim), 0.f);
+      v_[kind].emplace_back(rows * size_t(L.n_head_kv * c.v_head_dim), 0.f);
+      row_floats_[kind] += size_t(L.n_head_kv) * size_t(c.head_dim + c.v_head_dim);
+    }
+    row_floats_[0] += size_t(c.n_embd);
+    hidden_.assign(size_t(full_blocks * kKvBlockTokens * c.n_embd), 0.f);
+  }
 
-struct LayerKv {
-  int64_t slots = 0;       // ring size: every position for full attention, window + ubatch for SWA
-  std::vector<float> k, v; // [slots][n_head_kv * head_dim]
+  int64_t n_blocks(KvKind kind) const override { return n_blocks_[int(kind)]; }
+  size_t block_bytes(KvKind kind) const override { return row_floats_[int(kind)] * kKvBlockTokens * sizeof(float); }
+
+  float* k_row(int il, int32_t block, int64_t off) { return row(k_, il, block, off, c_.head_dim); }
+  float* v_row(int il, int32_t block, int64_t off) { return row(v_, il, block, off, c_.v_head_dim); }
+  float* hidden_row(int32_t block, int64_t off) { return &hidden_[size_t((block * kKvBlockTokens + off) * c_.n_embd)]; }
+  const float* hidden_row(int32_t block, int64_t off) const { return const_cast<CpuKvStore*>(this)->hidden_row(block, off); }
+
+  void copy_block(KvKind kind, int32_t src, int32_t dst, int64_t n) override {
+    for_each_span(kind, [&](float* base, size_t per_row) {
+      std::copy_n(base + size_t(src) * per_row * kKvBlockTokens, size_t(n) * per_row, base + size_t(dst) * per_row * kKvBlockTokens);
+    });
+  }
+  void read_block(KvKind kind, int32_t block, std::span<uint8_t> out) const override {
+    check_size(kind, out.size());
+    auto* dst = reinterpret_cast<float*>(out.data());
+    const_cast<CpuKvStore*>(this)->for_each_span(kind, [&](float* base, size_t per_row) {
+      dst = std::copy_n(base + size_t(block) * per_row * kKvBlockTokens, per_row * kKvBlockTokens, dst);
+    });
+  }
+  void write_block(KvKind kind, int32_t block, std::span<const uint8_t> in) override {
+    check_size(kind, in.size());
+    auto* src = reinterpret_cast<const float*>(in.data());
+    for_each_span(kind, [&](float* base, size_t per_row) {
+      std::copy_n(src, per_row * kKvBlockTokens, base + size_t(block) * per_row * kKvBlockTokens);
+      src += per_row * kKvBlockTokens;
+    });
+  }
+
+ private:
+  float* row(std::array<std::vector<std::vector<float>>, 2>& arr, int il, int32_t block, int64_t off, int64_t dim) {
+    const LayerConfig& L = c_.layers[size_t(il)];
+    const auto width = size_t(L.n_head_kv * dim);
+    return &arr[L.sliding ? 1 : 0][size_t(slot_[size_t(il)])][(size_t(block) * kKvBlockTokens + size_t(off)) * width];
+  }
+  void check_size(KvKind kind, size_t bytes) const {
+    if (bytes != block_bytes(kind)) throw std::invalid_argument("KV block buffer of the wrong size");
+  }
+  // Every array of a kind with its floats per position, in one fixed order (the block byte layout).
+  template <class Fn>
+  void for_each_span(KvKind kind, Fn&& fn) {
+    const int k = int(kind);
+    for (size_t i = 0; i < k_[k].size(); ++i) {
+      const size_t rows = size_t(n_blocks_[k] * kKvBlockTokens);
+      fn(k_[k][i].data(), k_[k][i].size() / rows);
+      fn(v_[k][i].data(), v_[k][i].size() / rows);
+    }
+    if (kind == KvKind::Full) fn(hidden_.data(), size_t(c_.n_embd));
+  }
+
+  const ModelConfig& c_;
+  int64_t n_blocks_[2] = {0, 0};
+  size_t row_floats_[2] = {0, 0};
+  std::vector<int> slot_;                                  // layer -> index among the layers of its kind
+  std::array<std::vector<std::vector<float>>, 2> k_, v_;   // [kind][slot][rows * width]
+  std::vector<float> hidden_;
 };
 
-class CpuSequence : public Sequence {
- public:
-  CpuSequence(const ModelConfig& c, int64_t n_ctx) : Sequence(n_ctx) {
-    kv.resize(size_t(c.n_layer));
-    for (int il = 0; il < c.n_layer; ++il) {
-      const LayerConfig& L = c.layers[il];
-      LayerKv& s = kv[size_t(il)];
-      s.slots = L.sliding ? std::min<int64_t>(n_ctx, c.sliding_window + kMaxUbatch) : n_ctx;
-      s.k.assign(size_t(s.slots * L.n_head_kv * c.head_dim), 0.f);
-      s.v.assign(size_t(s.slots * L.n_head_kv * c.v_head_dim), 0.f);
-    }
-  }
-  void advance(int64_t n) { n_past_ += n; }
-  std::vector<LayerKv> kv;
+// Where one token of a micro-batch comes from and where its logits go (null: none).
+struct UbatchToken {
+  const BlockTable* blocks;
+  int64_t pos;
+  float* logits;
 };
 
 class CpuBackend final : public Backend {
@@ -47,46 +111,107 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   const Model& model() const override { return model_; }
 
-  std::unique_ptr<Sequence> new_sequence(int64_t n_ctx) override {
-    if (n_ctx <= 0) throw std::invalid_argument("context size must be positive");
-    return std::make_unique<CpuSequence>(c_, n_ctx);
+  std::unique_ptr<KvStore> new_kv_store(int64_t full_blocks, int64_t sliding_blocks) override {
+    if (full_blocks < 0 || sliding_blocks < 0) throw std::invalid_argument("negative KV block count");
+    return std::make_unique<CpuKvStore>(c_, full_blocks, sliding_blocks);
+  }
+  size_t kv_block_bytes(KvKind kind) const override { return CpuKvStore(c_, 0, 0).block_bytes(kind); }
+
+  void forward(KvStore& store_base, std::span<const BatchRun> runs) override {
+    auto& store = static_cast<CpuKvStore&>(store_base);
+    for (const BatchRun& r : runs) check_run(store, r);
+    // Cut the runs into micro-batches of at most kMaxUbatchTokens tokens, a run possibly across two.
+    std::vector<int32_t> toks;
+    std::vector<UbatchToken> meta;
+    for (const BatchRun& r : runs) {
+      for (int64_t i = 0; i < int64_t(r.tokens.size()); ++i) {
+        toks.push_back(r.tokens[size_t(i)]);
+        float* out = i >= r.logits_from ? r.logits + (i - r.logits_from) * c_.n_vocab : nullptr;
+        meta.push_back({r.blocks, r.pos0 + i, out});
+        if (int64_t(toks.size()) == kMaxUbatchTokens) ubatch(store, toks, meta), toks.clear(), meta.clear();
+      }
+    }
+    if (!toks.empty()) ubatch(store, toks, meta);
   }
 
-  void forward(Sequence& seq_base, std::span<const int32_t> tokens, Logits which, float* logits) override {
-    auto& seq = static_cast<CpuSequence&>(seq_base);
-    const int64_t n = int64_t(tokens.size());
-    if (n == 0) throw std::invalid_argument("forward needs at least one token");
-    if (seq.n_past() + n > seq.n_ctx())
-      throw std::length_error("context full: " + std::to_string(seq.n_past()) + " + " + std::to_string(n) +
-                              " tokens exceed the context of " + std::to_string(seq.n_ctx()));
-    for (int32_t t : tokens)
-      if (t < 0 || t >= c_.n_vocab) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
-    for (int64_t b = 0; b < n; b += kMaxUbatch) {
-      int64_t len = std::min(kMaxUbatch, n - b);
-      bool last = b + len == n;
-      float* out = nullptr;
-      if (which == Logits::All) out = logits + b * c_.n_vocab;
-      else if (last) out = logits;
-      ubatch(seq, tokens.subspan(size_t(b), size_t(len)), which == Logits::All, out);
+  void logits_from_hidden(const KvStore& store_base, const BlockTable& blocks, int64_t pos0, int64_t n,
+                          float* logits) override {
+    const auto& store = static_cast<const CpuKvStore&>(store_base);
+    std::vector<const float*> rows;
+    std::vector<float*> outs;
+    for (int64_t p = pos0; p < pos0 + n; ++p) {
+      const int32_t b = block_of(blocks.full, p);
+      if (b < 0 || b >= store.n_blocks(KvKind::Full)) throw std::logic_error("logits of a position whose block is not held");
+      rows.push_back(store.hidden_row(b, p % kKvBlockTokens));
+      outs.push_back(logits + (p - pos0) * c_.n_vocab);
     }
+    output_logits(rows, outs);
   }
 
  private:
-  void ubatch(CpuSequence& seq, std::span<const int32_t> tokens, bool all_rows, float* logits);
-  void attention(CpuSequence& seq, int il, int64_t pos0, int64_t T);
+  static int32_t block_of(const std::vector<int32_t>& table, int64_t pos) {
+    const auto i = size_t(pos / kKvBlockTokens);
+    return i < table.size() ? table[i] : -1;
+  }
+  bool has_kind(bool sliding) const {
+    return std::ranges::any_of(c_.layers.begin(), c_.layers.begin() + c_.n_layer, [&](const LayerConfig& L) { return L.sliding == sliding; });
+  }
+  // Every position a run writes or reads must have a block: a missing one is the caller's bug.
+  void check_run(const CpuKvStore& store, const BatchRun& r) const {
+    const int64_t n = int64_t(r.tokens.size());
+    if (n == 0 || r.pos0 < 0 || r.logits_from < 0 || r.logits_from > n || (r.logits_from < n && !r.logits))
+      throw std::invalid_argument("malformed batch run");
+    for (int32_t t : r.tokens)
+      if (t < 0 || t >= c_.n_vocab) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
+    auto need = [&](const std::vector<int32_t>& table, KvKind kind, int64_t from, int64_t to) {
+      for (int64_t p = from - from % kKvBlockTokens; p < to; p += kKvBlockTokens) {
+        const int32_t b = block_of(table, p);
+        if (b < 0 || b >= store.n_blocks(kind)) throw std::logic_error("batch run at a position whose KV block is not held");
+      }
+    };
+    need(r.blocks->full, KvKind::Full, has_kind(false) ? 0 : r.pos0, r.pos0 + n);
+    if (has_kind(true)) need(r.blocks->sliding, KvKind::Sliding, std::max<int64_t>(0, r.pos0 - c_.sliding_window + 1), r.pos0 + n);
+  }
+
+  // One SwiGLU MLP applied to n rows: a routed expert over its tokens, or a dense/shared MLP over all.
+  struct FfnGroup {
+    MatView gate, up, down;
+    ActRows in_gate, in_up;  // the rows, converted for gate's and up's weight types
+    float clamp;
+    float* out;  // [rows x n_embd]
+  };
+
+  void ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta);
+  void norm_rows(const float* x, Weight w, float* y, int64_t T);
+  void attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il);
+  void output_logits(std::span<const float* const> rows, std::span<float* const> outs);
   void ffn(int il, int64_t T);
-  void swiglu(const MatView& gate, const MatView& up, const MatView& down, const float* x, int64_t T, float clamp, float* out);
+  int64_t route(int il, int64_t T);
+  ActRows gather(const ActRows& src, std::vector<uint8_t>& buf);
+  void run_ffn_groups();
 
   const Model& model_;
   const ModelConfig& c_;
   ThreadPool pool_;
-  // Scratch reused across calls: sized on first use, never shrunk.
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, buf_in_, buf_gate_, buf_up_, buf_out_, sel_;
-  std::vector<int64_t> order_;
-  std::vector<std::vector<std::pair<int64_t, float>>> routed_;  // expert -> (token, weight)
+  // Scratch reused across calls: sized on first use, never shrunk, so a decode step allocates nothing.
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, sel_, hid_gate_, hid_up_, moe_out_, shexp_out_;
+  std::vector<uint8_t> gathered_gate_, gathered_up_, hid_q_;
+  ActivationCache acts_;
+  std::vector<MatmulJob> jobs_;
+  std::vector<FfnGroup> groups_;
+  std::vector<int64_t> order_, rank_, expert_count_, expert_first_, slot_token_, group_rows_, hid_off_, hid_q_off_;
+  std::vector<float> token_weight_, slot_weight_, head_in_, head_out_;
 };
 
-void CpuBackend::ubatch(CpuSequence& seq, std::span<const int32_t> tokens, bool all_rows, float* logits) {
+void CpuBackend::norm_rows(const float* x, Weight w, float* y, int64_t T) {
+  const int64_t E = c_.n_embd;
+  const float* wf = reinterpret_cast<const float*>(w->data);
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) rms_norm(x + t * E, wf, y + t * E, E, c_.rms_eps);
+  });
+}
+
+void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta) {
   const int64_t T = int64_t(tokens.size()), E = c_.n_embd;
   const ModelWeights& w = model_.weights();
   x_.resize(size_t(T * E));
@@ -95,94 +220,138 @@ void CpuBackend::ubatch(CpuSequence& seq, std::span<const int32_t> tokens, bool 
 
   for (int il = 0; il < c_.n_layer; ++il) {
     const LayerWeights& lw = w.layers[size_t(il)];
-    for (int64_t t = 0; t < T; ++t)
-      rms_norm(&x_[size_t(t * E)], reinterpret_cast<const float*>(lw.attn_norm->data), &xn_[size_t(t * E)], E, c_.rms_eps);
-    attention(seq, il, seq.n_past(), T);
+    norm_rows(x_.data(), lw.attn_norm, xn_.data(), T);
+    attention(store, meta, il);
     for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += proj_[size_t(i)];
-
-    for (int64_t t = 0; t < T; ++t)
-      rms_norm(&x_[size_t(t * E)], reinterpret_cast<const float*>(lw.ffn_norm->data), &xn_[size_t(t * E)], E, c_.rms_eps);
+    norm_rows(x_.data(), lw.ffn_norm, xn_.data(), T);
     ffn(il, T);
     for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += ff_[size_t(i)];
   }
-  seq.advance(T);
-  if (!logits) return;
-
-  const int64_t first = all_rows ? 0 : T - 1, rows = T - first;
-  for (int64_t t = first; t < T; ++t)
-    rms_norm(&x_[size_t(t * E)], reinterpret_cast<const float*>(w.output_norm->data), &xn_[size_t((t - first) * E)], E, c_.rms_eps);
-  matmul(pool_, mat(w.output), xn_.data(), rows, logits);
+  std::vector<const float*> rows;
+  std::vector<float*> outs;
+  for (int64_t t = 0; t < T; ++t) {
+    const UbatchToken& m = meta[size_t(t)];
+    std::copy_n(&x_[size_t(t * E)], E, store.hidden_row(block_of(m.blocks->full, m.pos), m.pos % kKvBlockTokens));
+    if (m.logits) rows.push_back(&x_[size_t(t * E)]), outs.push_back(m.logits);
+  }
+  output_logits(rows, outs);
 }
 
-void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
+// The output head over scattered hidden rows, a bounded group at a time (a group's logits are
+// [group x n_vocab] of scratch; the head's weights are read once per group).
+void CpuBackend::output_logits(std::span<const float* const> rows, std::span<float* const> outs) {
+  constexpr size_t kGroup = 32;
+  const int64_t E = c_.n_embd, V = c_.n_vocab;
+  const ModelWeights& w = model_.weights();
+  for (size_t g = 0; g < rows.size(); g += kGroup) {
+    const size_t n = std::min(kGroup, rows.size() - g);
+    head_in_.resize(n * size_t(E));
+    for (size_t i = 0; i < n; ++i)
+      rms_norm(rows[g + i], reinterpret_cast<const float*>(w.output_norm->data), &head_in_[i * size_t(E)], E, c_.rms_eps);
+    if (n == 1) {
+      matmul(pool_, mat(w.output), head_in_.data(), 1, outs[g]);
+      continue;
+    }
+    head_out_.resize(n * size_t(V));
+    matmul(pool_, mat(w.output), head_in_.data(), int64_t(n), head_out_.data());
+    for (size_t i = 0; i < n; ++i) std::copy_n(&head_out_[i * size_t(V)], V, outs[g + i]);
+  }
+}
+
+void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il) {
+  const int64_t T = int64_t(meta.size());
   const LayerConfig& L = c_.layers[size_t(il)];
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
   const int64_t H = L.n_head, Hkv = L.n_head_kv, hd = c_.head_dim, vd = c_.v_head_dim, E = c_.n_embd;
   const int64_t qw = H * hd, kw = Hkv * hd, vw = Hkv * vd;
+  // KV addressing lives here and only here: where position pos of kv head h of a token's sequence
+  // is stored (its block table for this layer's kind, then the row in the block).
+  auto table = [&](int64_t t) -> const std::vector<int32_t>& {
+    return L.sliding ? meta[size_t(t)].blocks->sliding : meta[size_t(t)].blocks->full;
+  };
+  auto key_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) {
+    return store.k_row(il, blocks[size_t(pos / kKvBlockTokens)], pos % kKvBlockTokens) + h * hd;
+  };
+  auto value_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) {
+    return store.v_row(il, blocks[size_t(pos / kKvBlockTokens)], pos % kKvBlockTokens) + h * vd;
+  };
+
+  // q, k, v and the gate read the normed input, converted once, in one parallel loop.
   q_.resize(size_t(T * qw));
   k_.resize(size_t(T * kw));
   v_.resize(size_t(T * vw));
-  matmul(pool_, mat(lw.attn_q), xn_.data(), T, q_.data());
-  matmul(pool_, mat(lw.attn_k), xn_.data(), T, k_.data());
-  matmul(pool_, mat(lw.attn_v), xn_.data(), T, v_.data());
+  gate_.resize(size_t(T * H));
+  acts_.reset(xn_.data(), T, E);
+  jobs_.clear();
+  jobs_.push_back({mat(lw.attn_q), acts_.get(pool_, lw.attn_q->type), q_.data()});
+  jobs_.push_back({mat(lw.attn_k), acts_.get(pool_, lw.attn_k->type), k_.data()});
+  jobs_.push_back({mat(lw.attn_v), acts_.get(pool_, lw.attn_v->type), v_.data()});
+  if (L.attn_gate) jobs_.push_back({mat(lw.attn_gate), acts_.get(pool_, lw.attn_gate->type), gate_.data()});
+  matmul_jobs(pool_, jobs_);
 
   const float* freq_factors =
       L.rope.use_freq_factors ? reinterpret_cast<const float*>(model_.weights().rope_freqs->data) : nullptr;
   const float* qn = reinterpret_cast<const float*>(lw.attn_q_norm->data);
   const float* kn = reinterpret_cast<const float*>(lw.attn_k_norm->data);
-  LayerKv& kv = seq.kv[size_t(il)];
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t pos = pos0 + t;
-    for (int64_t h = 0; h < H; ++h) {
-      float* head = &q_[size_t(t * qw + h * hd)];
-      rms_norm(head, qn, head, hd, c_.rms_eps);
-      rope_neox(head, pos, L.rope, freq_factors);
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    thread_local std::vector<float> cos_sin;
+    cos_sin.resize(size_t(L.rope.n_rot));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t pos = meta[size_t(t)].pos;
+      rope_table(pos, L.rope, freq_factors, cos_sin.data());  // shared by every head of the token
+      for (int64_t h = 0; h < H; ++h) {
+        float* head = &q_[size_t(t * qw + h * hd)];
+        rms_norm(head, qn, head, hd, c_.rms_eps);
+        rope_apply(head, cos_sin.data(), L.rope.n_rot);
+      }
+      for (int64_t h = 0; h < Hkv; ++h) {
+        float* head = &k_[size_t(t * kw + h * hd)];
+        rms_norm(head, kn, head, hd, c_.rms_eps);
+        rope_apply(head, cos_sin.data(), L.rope.n_rot);
+      }
+      // Every token's K/V goes into its block before any token attends: tokens of one sequence in
+      // this micro-batch see each other.
+      std::copy_n(&k_[size_t(t * kw)], kw, key_at(table(t), pos, 0));
+      std::copy_n(&v_[size_t(t * vw)], vw, value_at(table(t), pos, 0));
     }
-    for (int64_t h = 0; h < Hkv; ++h) {
-      float* head = &k_[size_t(t * kw + h * hd)];
-      rms_norm(head, kn, head, hd, c_.rms_eps);
-      rope_neox(head, pos, L.rope, freq_factors);
-    }
-    const int64_t slot = pos % kv.slots;
-    std::copy_n(&k_[size_t(t * kw)], kw, &kv.k[size_t(slot * kw)]);
-    std::copy_n(&v_[size_t(t * vw)], vw, &kv.v[size_t(slot * vw)]);
-  }
+  });
 
-  // One task per (token, head). Scores are F32 with a max-subtracted softmax, as the reference does.
+  // One task per (token, head), streaming: one pass over the keys keeps the running max M, the sum
+  // S of exp(s - M) and the unnormalised output, rescaled when M grows, so nothing grows with the
+  // context. This is the order of operations of the reference's CPU flash attention, key by key; on
+  // quantized models a different order (scores first, then a normalised weighted sum) changes last
+  // bits, which move 8-bit activations across rounding boundaries and route tokens differently sooner.
+  const CpuKernels& kern = kernels();
   const float scale = 1.f / std::sqrt(float(hd));
   const int64_t group = H / Hkv;
   att_.resize(size_t(T * H * vd));
   pool_.parallel_for(T * H, [&](int64_t i0, int64_t i1, int) {
-    thread_local std::vector<float> scores;
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t t = i / H, h = i % H, kvh = h / group, pos = pos0 + t;
+      const int64_t t = i / H, h = i % H, kvh = h / group, pos = meta[size_t(t)].pos;
+      const std::vector<int32_t>& blocks = table(t);
       const int64_t start = L.sliding ? std::max<int64_t>(0, pos - c_.sliding_window + 1) : 0;
-      const int64_t n_keys = pos - start + 1;
       const float* qh = &q_[size_t(t * qw + h * hd)];
-      scores.resize(size_t(n_keys));
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float* kh = &kv.k[size_t(((start + j) % kv.slots) * kw + kvh * hd)];
-        float s = 0;
-        for (int64_t d = 0; d < hd; ++d) s += qh[d] * kh[d];
-        scores[size_t(j)] = s * scale;
-        mx = std::max(mx, scores[size_t(j)]);
-      }
-      float sum = 0;
-      for (auto& s : scores) sum += (s = std::exp(s - mx));
       float* out = &att_[size_t(t * H * vd + h * vd)];
       std::fill_n(out, vd, 0.f);
-      for (int64_t j = 0; j < n_keys; ++j) {
-        const float* vh = &kv.v[size_t(((start + j) % kv.slots) * vw + kvh * vd)];
-        const float p = scores[size_t(j)] / sum;
-        for (int64_t d = 0; d < vd; ++d) out[d] += p * vh[d];
+      float M = -INFINITY, S = 0;
+      for (int64_t j = start; j <= pos; ++j) {
+        const float s = kern.dot_f32(qh, key_at(blocks, j, kvh), hd) * scale;
+        float ms = 1, vs = 1;
+        if (s > M) {
+          ms = std::exp(M - s);  // 0 for the first key
+          M = s;
+          kern.scale_f32(ms, out, vd);
+        } else {
+          vs = std::exp(s - M);
+        }
+        kern.axpy_f32(vs, value_at(blocks, j, kvh), out, vd);
+        S = S * ms + vs;
       }
+      kern.scale_f32(1.f / S, out, vd);
     }
   });
 
   if (L.attn_gate) {  // head-wise gate from the normed layer input, applied before the output projection
-    gate_.resize(size_t(T * H));
-    matmul(pool_, mat(lw.attn_gate), xn_.data(), T, gate_.data());
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < H; ++h) {
         const float g = sigmoid(gate_[size_t(t * H + h)]);
@@ -194,45 +363,79 @@ void CpuBackend::attention(CpuSequence& seq, int il, int64_t pos0, int64_t T) {
   matmul(pool_, mat(lw.attn_output), att_.data(), T, proj_.data());
 }
 
-// out = down(act(gate x) * up x), with the SwiGLU clamp when limit > 0: up to [-L, L], silu(gate) to <= L.
-void CpuBackend::swiglu(const MatView& gate, const MatView& up, const MatView& down, const float* x, int64_t T,
-                        float limit, float* out) {
-  const int64_t F = gate.n_out;
-  buf_gate_.resize(size_t(T * F));
-  buf_up_.resize(size_t(T * F));
-  matmul(pool_, gate, x, T, buf_gate_.data());
-  matmul(pool_, up, x, T, buf_up_.data());
-  for (int64_t i = 0; i < T * F; ++i) {
-    float g = silu(buf_gate_[size_t(i)]), u = buf_up_[size_t(i)];
-    if (limit > 0.f) {
-      g = std::min(g, limit);
-      u = std::clamp(u, -limit, limit);
-    }
-    buf_gate_[size_t(i)] = g * u;
+// Every group's gate and up products in one parallel loop; then act(gate) * up, with the SwiGLU
+// clamp when limit > 0 (up to [-L, L], silu(gate) to <= L), converted for down, in one loop over all
+// rows; then every group's down product in one loop.
+void CpuBackend::run_ffn_groups() {
+  const size_t G = groups_.size();
+  group_rows_.assign(1, 0);   // rows of groups before g; then hidden floats and converted bytes
+  hid_off_.assign(1, 0);
+  hid_q_off_.assign(1, 0);
+  for (const FfnGroup& g : groups_) {
+    const int64_t n = g.in_gate.n_tok;
+    group_rows_.push_back(group_rows_.back() + n);
+    hid_off_.push_back(hid_off_.back() + n * g.gate.n_out);
+    hid_q_off_.push_back(hid_q_off_.back() + n * int64_t(row_bytes(activation_type(g.down.type), g.down.n_in)));
   }
-  matmul(pool_, down, buf_gate_.data(), T, out);
+  if (hid_gate_.size() < size_t(hid_off_.back())) hid_gate_.resize(size_t(hid_off_.back())), hid_up_.resize(size_t(hid_off_.back()));
+  if (hid_q_.size() < size_t(hid_q_off_.back())) hid_q_.resize(size_t(hid_q_off_.back()));
+
+  jobs_.clear();
+  for (size_t g = 0; g < G; ++g) {
+    jobs_.push_back({groups_[g].gate, groups_[g].in_gate, hid_gate_.data() + hid_off_[g]});
+    jobs_.push_back({groups_[g].up, groups_[g].in_up, hid_up_.data() + hid_off_[g]});
+  }
+  matmul_jobs(pool_, jobs_);
+
+  pool_.parallel_for(group_rows_.back(), [&](int64_t r0, int64_t r1, int) {
+    size_t g = size_t(std::upper_bound(group_rows_.begin(), group_rows_.end(), r0) - group_rows_.begin()) - 1;
+    for (int64_t r = r0; r < r1; ++r) {
+      while (r >= group_rows_[g + 1]) ++g;
+      const FfnGroup& grp = groups_[g];
+      const int64_t F = grp.gate.n_out, local = r - group_rows_[g];
+      float* hg = hid_gate_.data() + hid_off_[g] + local * F;
+      const float* hu = hid_up_.data() + hid_off_[g] + local * F;
+      for (int64_t i = 0; i < F; ++i) {
+        float a = silu(hg[i]), u = hu[i];
+        if (grp.clamp > 0.f) {
+          a = std::min(a, grp.clamp);
+          u = std::clamp(u, -grp.clamp, grp.clamp);
+        }
+        hg[i] = a * u;
+      }
+      const TensorType at = activation_type(grp.down.type);
+      if (at != TensorType::F32)
+        quantize_activation_fast(at, hg, hid_q_.data() + hid_q_off_[g] + size_t(local) * row_bytes(at, F), F);
+    }
+  });
+
+  jobs_.clear();
+  for (size_t g = 0; g < G; ++g) {
+    const FfnGroup& grp = groups_[g];
+    const TensorType at = activation_type(grp.down.type);
+    const uint8_t* a = at == TensorType::F32 ? reinterpret_cast<const uint8_t*>(hid_gate_.data() + hid_off_[g])
+                                             : hid_q_.data() + hid_q_off_[g];
+    jobs_.push_back({grp.down, ActRows{at, a, row_bytes(at, grp.down.n_in), grp.in_gate.n_tok}, grp.out});
+  }
+  matmul_jobs(pool_, jobs_);
 }
 
-void CpuBackend::ffn(int il, int64_t T) {
-  const LayerConfig& L = c_.layers[size_t(il)];
+// Routes every token: probabilities from the router, selection on probabilities plus the optional
+// bias, weights from the unbiased probabilities, renormalised and scaled. Leaves the (token, weight)
+// pairs grouped by expert in slot_token_/slot_weight_ (expert e owns slots expert_first_[e]..+count,
+// tokens ascending) and returns the number of slots (T * K).
+int64_t CpuBackend::route(int il, int64_t T) {
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
-  const int64_t E = c_.n_embd;
-  ff_.assign(size_t(T * E), 0.f);
-  if (!L.moe) {
-    swiglu(mat(lw.ffn_gate), mat(lw.ffn_up), mat(lw.ffn_down), xn_.data(), T, L.clamp_shexp, ff_.data());
-    return;
-  }
-
-  // Route: probabilities from the router, selection on probabilities plus the optional bias, weights
-  // from the unbiased probabilities, renormalised and scaled.
   const int64_t X = c_.n_expert, K = c_.n_expert_used;
   router_.resize(size_t(T * X));
-  matmul(pool_, mat(lw.ffn_gate_inp), xn_.data(), T, router_.data());
+  jobs_.assign(1, {mat(lw.ffn_gate_inp), acts_.get(pool_, lw.ffn_gate_inp->type), router_.data()});
+  matmul_jobs(pool_, jobs_);
   const float* bias = lw.exp_probs_b ? reinterpret_cast<const float*>(lw.exp_probs_b->data) : nullptr;
-  routed_.resize(size_t(X));
-  for (auto& r : routed_) r.clear();
   sel_.resize(size_t(X));
-  order_.resize(size_t(X));
+  order_.resize(size_t(T * K));  // selected experts per token, in rank order
+  token_weight_.resize(size_t(T * K));
+  std::vector<int64_t>& idx = rank_;
+  idx.resize(size_t(X));
   for (int64_t t = 0; t < T; ++t) {
     float* p = &router_[size_t(t * X)];
     if (c_.router == RouterKind::Softmax) {
@@ -243,39 +446,90 @@ void CpuBackend::ffn(int il, int64_t T) {
       for (int64_t e = 0; e < X; ++e) p[e] = sigmoid(p[e]);
     }
     for (int64_t e = 0; e < X; ++e) sel_[size_t(e)] = bias ? p[e] + bias[e] : p[e];
-    std::iota(order_.begin(), order_.end(), 0);
-    std::partial_sort(order_.begin(), order_.begin() + K, order_.end(),
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
                       [&](int64_t a, int64_t b) { return sel_[size_t(a)] > sel_[size_t(b)] || (sel_[size_t(a)] == sel_[size_t(b)] && a < b); });
     float wsum = 0;
-    for (int64_t k = 0; k < K; ++k) wsum += p[order_[size_t(k)]];
+    for (int64_t k = 0; k < K; ++k) wsum += p[idx[size_t(k)]];
     const float norm = c_.router_renorm ? 1.f / std::max(wsum, 6.103515625e-5f) : 1.f;
     for (int64_t k = 0; k < K; ++k) {
-      const int64_t e = order_[size_t(k)];
-      routed_[size_t(e)].push_back({t, p[e] * norm * c_.expert_weights_scale});
+      order_[size_t(t * K + k)] = idx[size_t(k)];
+      token_weight_[size_t(t * K + k)] = p[idx[size_t(k)]] * norm * c_.expert_weights_scale;
     }
+  }
+  // Counting sort of (token, rank) pairs by expert keeps tokens ascending within each expert.
+  expert_count_.assign(size_t(X), 0);
+  for (int64_t i = 0; i < T * K; ++i) ++expert_count_[size_t(order_[size_t(i)])];
+  expert_first_.assign(size_t(X) + 1, 0);
+  for (int64_t e = 0; e < X; ++e) expert_first_[size_t(e) + 1] = expert_first_[size_t(e)] + expert_count_[size_t(e)];
+  slot_token_.resize(size_t(T * K));
+  std::vector<int64_t>& fill = expert_count_;  // next free slot per expert
+  std::copy_n(expert_first_.begin(), X, fill.begin());
+  slot_weight_.resize(size_t(T * K));
+  for (int64_t i = 0; i < T * K; ++i) {
+    const int64_t slot = fill[size_t(order_[size_t(i)])]++;
+    slot_token_[size_t(slot)] = i / K;
+    slot_weight_[size_t(slot)] = token_weight_[size_t(i)];
+  }
+  return T * K;
+}
+
+// The rows of src for every slot's token, in slot order: each expert then reads a contiguous block.
+ActRows CpuBackend::gather(const ActRows& src, std::vector<uint8_t>& buf) {
+  const int64_t n = int64_t(slot_token_.size());
+  if (buf.size() < src.row_bytes * size_t(n)) buf.resize(src.row_bytes * size_t(n));
+  for (int64_t s = 0; s < n; ++s)
+    std::memcpy(buf.data() + size_t(s) * src.row_bytes, src.data + size_t(slot_token_[size_t(s)]) * src.row_bytes, src.row_bytes);
+  return {src.type, buf.data(), src.row_bytes, n};
+}
+
+void CpuBackend::ffn(int il, int64_t T) {
+  const LayerConfig& L = c_.layers[size_t(il)];
+  const LayerWeights& lw = model_.weights().layers[size_t(il)];
+  const int64_t E = c_.n_embd;
+  acts_.reset(xn_.data(), T, E);
+  ff_.assign(size_t(T * E), 0.f);
+  groups_.clear();
+  if (!L.moe) {
+    groups_.push_back({mat(lw.ffn_gate), mat(lw.ffn_up), mat(lw.ffn_down), acts_.get(pool_, lw.ffn_gate->type),
+                       acts_.get(pool_, lw.ffn_up->type), L.clamp_shexp, ff_.data()});
+    run_ffn_groups();
+    return;
   }
 
-  // Experts in turn, each over the tokens routed to it: its weights are read once per micro-batch.
-  for (int64_t e = 0; e < X; ++e) {
-    const auto& toks = routed_[size_t(e)];
-    if (toks.empty()) continue;
-    const int64_t n = int64_t(toks.size());
-    buf_in_.resize(size_t(n * E));
-    buf_out_.resize(size_t(n * E));
-    for (int64_t i = 0; i < n; ++i) std::copy_n(&xn_[size_t(toks[size_t(i)].first * E)], E, &buf_in_[size_t(i * E)]);
-    swiglu(expert(lw.ffn_gate_exps, e), expert(lw.ffn_up_exps, e), expert(lw.ffn_down_exps, e), buf_in_.data(), n,
-           L.clamp_exp, buf_out_.data());
-    for (int64_t i = 0; i < n; ++i) {
-      float* dst = &ff_[size_t(toks[size_t(i)].first * E)];
-      const float wgt = toks[size_t(i)].second;
-      for (int64_t d = 0; d < E; ++d) dst[d] += wgt * buf_out_[size_t(i * E + d)];
-    }
+  // Experts are grouped by the tokens routed to them (each expert's weights are read once per
+  // micro-batch, and in decode only the K selected ones are touched); the shared expert joins the same
+  // parallel loops over all tokens.
+  const int64_t slots = route(il, T);
+  const ActRows in_gate = gather(acts_.get(pool_, lw.ffn_gate_exps->type), gathered_gate_);
+  const ActRows in_up = activation_type(lw.ffn_up_exps->type) == in_gate.type
+                            ? in_gate
+                            : gather(acts_.get(pool_, lw.ffn_up_exps->type), gathered_up_);
+  moe_out_.resize(size_t(slots * E));
+  for (int64_t e = 0; e < c_.n_expert; ++e) {
+    const int64_t first = expert_first_[size_t(e)], n = expert_first_[size_t(e) + 1] - first;
+    if (n == 0) continue;
+    auto rows = [&](const ActRows& a) { return ActRows{a.type, a.data + size_t(first) * a.row_bytes, a.row_bytes, n}; };
+    groups_.push_back({expert(lw.ffn_gate_exps, e), expert(lw.ffn_up_exps, e), expert(lw.ffn_down_exps, e), rows(in_gate),
+                       rows(in_up), L.clamp_exp, moe_out_.data() + first * E});
   }
   if (L.shared_expert) {
-    buf_out_.resize(size_t(T * E));
-    swiglu(mat(lw.ffn_gate_shexp), mat(lw.ffn_up_shexp), mat(lw.ffn_down_shexp), xn_.data(), T, L.clamp_shexp, buf_out_.data());
-    for (int64_t i = 0; i < T * E; ++i) ff_[size_t(i)] += buf_out_[size_t(i)];
+    shexp_out_.resize(size_t(T * E));
+    groups_.push_back({mat(lw.ffn_gate_shexp), mat(lw.ffn_up_shexp), mat(lw.ffn_down_shexp),
+                       acts_.get(pool_, lw.ffn_gate_shexp->type), acts_.get(pool_, lw.ffn_up_shexp->type), L.clamp_shexp,
+                       shexp_out_.data()});
   }
+  run_ffn_groups();
+
+  // Weighted sum in expert order, then the shared expert: the reference's order of additions.
+  for (int64_t s = 0; s < slots; ++s) {
+    float* dst = &ff_[size_t(slot_token_[size_t(s)] * E)];
+    const float* src = &moe_out_[size_t(s * E)];
+    const float wgt = slot_weight_[size_t(s)];
+    for (int64_t d = 0; d < E; ++d) dst[d] += wgt * src[d];
+  }
+  if (L.shared_expert)
+    for (int64_t i = 0; i < T * E; ++i) ff_[size_t(i)] += shexp_out_[size_t(i)];
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 #include "engine/cpu_ops.h"
 
-#include "engine/cpu_dot.h"
-
+#include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
+
+#include "engine/cpu_dot.h"
+#include "engine/cpu_kernels.h"
 
 namespace flashfix::cpu {
 
@@ -16,23 +19,79 @@ MatView expert(Weight w, int64_t e) {
   return {w->type, w->ne[0], w->dim(1), w->data + size_t(e) * size_t(w->dim(1)) * rb, rb};
 }
 
-void matmul(ThreadPool& pool, const MatView& w, const float* x, int64_t n_tok, float* y) {
-  // Activations are converted once per call; each weight row is then read once for all tokens.
-  const TensorType at = activation_type(w.type);
-  const size_t arow = row_bytes(at, w.n_in);
-  thread_local std::vector<uint8_t> act;
-  const uint8_t* a = reinterpret_cast<const uint8_t*>(x);
-  if (at != TensorType::F32) {
-    act.resize(arow * size_t(n_tok));
-    for (int64_t t = 0; t < n_tok; ++t) quantize_activation(at, x + t * w.n_in, act.data() + size_t(t) * arow, w.n_in);
-    a = act.data();
+ActRows convert_rows(ThreadPool& pool, TensorType at, const float* x, int64_t n_tok, int64_t n_in,
+                     std::vector<uint8_t>& buf) {
+  if (at == TensorType::F32) return {at, reinterpret_cast<const uint8_t*>(x), size_t(n_in) * 4, n_tok};
+  const size_t arow = row_bytes(at, n_in);
+  if (buf.size() < arow * size_t(n_tok)) buf.resize(arow * size_t(n_tok));
+  uint8_t* dst = buf.data();
+  pool.parallel_for(n_tok, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) quantize_activation_fast(at, x + t * n_in, dst + size_t(t) * arow, n_in);
+  });
+  return {at, dst, arow, n_tok};
+}
+
+void ActivationCache::reset(const float* x, int64_t n_tok, int64_t n_in) {
+  x_ = x, n_tok_ = n_tok, n_in_ = n_in;
+  for (Entry& e : entries_) e.valid = false;
+}
+
+ActRows ActivationCache::get(ThreadPool& pool, TensorType weight_type) {
+  const TensorType at = activation_type(weight_type);
+  if (at == TensorType::F32) return {at, reinterpret_cast<const uint8_t*>(x_), size_t(n_in_) * 4, n_tok_};
+  Entry* slot = nullptr;
+  for (Entry& e : entries_)
+    if (e.type == at) slot = &e;
+  if (!slot) slot = &entries_.emplace_back(Entry{at, false, {}});
+  if (slot->valid) return {at, slot->buf.data(), row_bytes(at, n_in_), n_tok_};
+  slot->valid = true;
+  return convert_rows(pool, at, x_, n_tok_, n_in_, slot->buf);
+}
+
+namespace {
+
+// Rows per work item: a block of rows (~16 KB of Q4_K at n_in 2048) stays in L1/L2 while every
+// token tile passes over it, and there are still enough items to balance two or more threads.
+constexpr int64_t kRowBlock = 16;
+
+}  // namespace
+
+void matmul_jobs(ThreadPool& pool, std::span<const MatmulJob> jobs) {
+  // The caller's scratch (thread_local, so concurrent callers with their own pools do not share it);
+  // the workers reach it through these references, not through their own thread_local instances.
+  thread_local std::vector<int64_t> first_item_tls;
+  thread_local std::vector<DotTileFn> fns_tls;
+  std::vector<int64_t>& first_item = first_item_tls;  // prefix sums of each job's row blocks
+  std::vector<DotTileFn>& fns = fns_tls;
+  first_item.assign(1, 0);
+  fns.clear();
+  for (const MatmulJob& j : jobs) {
+    if (j.a.type != activation_type(j.w.type)) throw std::logic_error("matmul: activations converted for another type");
+    first_item.push_back(first_item.back() + (j.w.n_out + kRowBlock - 1) / kRowBlock);
+    fns.push_back(dot_tile_for(j.w.type));
   }
-  pool.parallel_for(w.n_out, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* wr = w.data + size_t(r) * w.row_bytes;
-      for (int64_t t = 0; t < n_tok; ++t) y[t * w.n_out + r] = vec_dot(w.type, wr, a + size_t(t) * arow, w.n_in);
+  pool.parallel_for(first_item.back(), [&](int64_t i0, int64_t i1, int) {
+    size_t j = size_t(std::upper_bound(first_item.begin(), first_item.end(), i0) - first_item.begin()) - 1;
+    for (int64_t item = i0; item < i1; ++item) {
+      while (item >= first_item[j + 1]) ++j;
+      const MatmulJob& job = jobs[j];
+      const DotTileFn dot = fns[j];
+      const int64_t r0 = (item - first_item[j]) * kRowBlock, r1 = std::min(job.w.n_out, r0 + kRowBlock);
+      for (int64_t t0 = 0; t0 < job.a.n_tok; t0 += kTileTokens) {
+        const int nt = int(std::min<int64_t>(kTileTokens, job.a.n_tok - t0));
+        const uint8_t* a = job.a.data + size_t(t0) * job.a.row_bytes;
+        for (int64_t r = r0; r < r1; ++r)
+          dot(job.w.data + size_t(r) * job.w.row_bytes, a, job.a.row_bytes, nt, job.w.n_in, job.y + t0 * job.w.n_out + r,
+              size_t(job.w.n_out));
+      }
     }
   });
+}
+
+void matmul(ThreadPool& pool, const MatView& w, const float* x, int64_t n_tok, float* y) {
+  thread_local std::vector<uint8_t> buf;
+  const MatmulJob job{w, convert_rows(pool, activation_type(w.type), x, n_tok, w.n_in, buf), y};
+  matmul_jobs(pool, std::span<const MatmulJob>(&job, 1));
 }
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
@@ -56,7 +115,7 @@ static void yarn_corr_dims(const RopeConfig& p, float dims[2]) {
   dims[1] = std::min(float(p.n_rot - 1), std::ceil(corr(p.beta_slow)));
 }
 
-void rope_neox(float* head, int64_t pos, const RopeConfig& p, const float* freq_factors) {
+void rope_table(int64_t pos, const RopeConfig& p, const float* freq_factors, float* cs) {
   const int half = p.n_rot / 2;
   float corr[2] = {0, 0};
   if (p.ext_factor != 0.f) yarn_corr_dims(p, corr);
@@ -72,8 +131,16 @@ void rope_neox(float* head, int64_t pos, const RopeConfig& p, const float* freq_
       theta = theta * (1.f - mix) + theta_extrap * mix;
       mscale *= 1.f + 0.1f * std::log(1.f / p.freq_scale);
     }
-    float c = std::cos(theta) * mscale, s = std::sin(theta) * mscale;
-    float x0 = head[i], x1 = head[i + half];
+    cs[2 * i] = std::cos(theta) * mscale;
+    cs[2 * i + 1] = std::sin(theta) * mscale;
+  }
+}
+
+void rope_apply(float* head, const float* cs, int n_rot) {
+  const int half = n_rot / 2;
+  for (int i = 0; i < half; ++i) {
+    const float c = cs[2 * i], s = cs[2 * i + 1];
+    const float x0 = head[i], x1 = head[i + half];
     head[i] = x0 * c - x1 * s;
     head[i + half] = x0 * s + x1 * c;
   }

@@ -1,7 +1,10 @@
-// Scalar-reference CPU kernels the forward pass is written in. Each takes plain float rows; weights
-// are described by MatView so stacked expert slabs and whole tensors go through one path.
+// The CPU kernels the forward pass is written in. Weights are described by MatView so stacked expert
+// slabs and whole tensors go through one path; the arithmetic inside goes through the dispatched
+// kernel table (cpu_kernels.h).
 #pragma once
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "engine/model.h"
 #include "engine/thread_pool.h"
@@ -18,16 +21,59 @@ struct MatView {
 MatView mat(Weight w);                 // a 2-D tensor
 MatView expert(Weight w, int64_t e);   // slab e of a stacked 3-D expert tensor
 
-// Y[t][o] = sum_i W[o][i] * X[t][i] for t < n_tok. X rows are n_in long, Y rows n_out long.
-// Weights are read in place (cpu_dot.h); each row is applied to every token: one weight read per batch.
+// n_tok activation rows already converted to a weight type's activation type (cpu_dot.h).
+struct ActRows {
+  TensorType type;
+  const uint8_t* data;
+  size_t row_bytes;
+  int64_t n_tok;
+};
+
+// Converts x [n_tok x n_in] to `act_type` in buf (grown, never shrunk), in parallel over tokens.
+// F32 needs no conversion and points at x.
+ActRows convert_rows(ThreadPool& pool, TensorType act_type, const float* x, int64_t n_tok, int64_t n_in,
+                     std::vector<uint8_t>& buf);
+
+// One matrix input converted at most once per activation type, however many matrices read it
+// (q, k, v and the attention gate; every expert's gate and up).
+class ActivationCache {
+ public:
+  void reset(const float* x, int64_t n_tok, int64_t n_in);
+  ActRows get(ThreadPool& pool, TensorType weight_type);
+
+ private:
+  const float* x_ = nullptr;
+  int64_t n_tok_ = 0, n_in_ = 0;
+  struct Entry {
+    TensorType type;
+    bool valid;
+    std::vector<uint8_t> buf;
+  };
+  std::vector<Entry> entries_;
+};
+
+// y[t][o] = sum_i W[o][i] * X[t][i] for t < a.n_tok; y rows are w.n_out long.
+struct MatmulJob {
+  MatView w;
+  ActRows a;
+  float* y;
+};
+// Runs every job in one parallel loop over (job, block of rows), so several small matrices (k and v,
+// the selected experts of a decode step) keep every thread busy with one handoff. Inside a block,
+// tokens go kTileTokens at a time through the dot-tile kernel: each weight block is loaded and
+// unpacked once per tile, and the block's rows stay in L1 while the tile's activations stream past.
+void matmul_jobs(ThreadPool& pool, std::span<const MatmulJob> jobs);
+// Converts x and runs one matrix.
 void matmul(ThreadPool& pool, const MatView& w, const float* x, int64_t n_tok, float* y);
 
 // y = x / sqrt(mean(x^2) + eps) * w over n elements (in place allowed).
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 
-// NEOX rotation of the first rope.n_rot dims of one head at position pos: pairs (i, i + n_rot/2).
-// freq_factors: n_rot/2 divisors of theta (rope_freqs), or null.
-void rope_neox(float* head, int64_t pos, const RopeConfig& rope, const float* freq_factors);
+// NEOX rotation of the first rope.n_rot dims of a head at position pos: pairs (i, i + n_rot/2).
+// rope_table writes the n_rot/2 (cos, sin) pairs of one position once (freq_factors: n_rot/2
+// divisors of theta, or null); rope_apply rotates any number of heads with it.
+void rope_table(int64_t pos, const RopeConfig& rope, const float* freq_factors, float* cos_sin);
+void rope_apply(float* head, const float* cos_sin, int n_rot);
 
 void embed_row(Weight table, int32_t token, float* out);
 

@@ -1,13 +1,27 @@
-// Engine over one backend sequence: requests run one at a time, and a request whose prompt extends
-// the tokens the sequence already holds computes only the extension (an agent's append-only turns).
+// The engine: a scheduler thread runs every request in flight as one sequence over a shared paged
+// KV store, a batched step at a time (continuous batching). Callers block in generate() while the
+// scheduler admits their request, reuses its longest cached prefix, feeds the rest of its prompt in
+// chunks alongside the other sequences' decode tokens, and samples. A single request is simply the
+// only sequence in the batch.
 #include "engine/engine.h"
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <list>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <thread>
+#include <utility>
+
+#include <xxhash.h>
 
 #include "engine/backend.h"
+#include "engine/block_pool.h"
+#include "engine/kv_disk_cache.h"
+#include "engine/prefix_cache.h"
 
 namespace flashfix {
 namespace {
@@ -15,16 +29,92 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-class SerialEngine final : public Engine {
+constexpr int64_t B = kKvBlockTokens;
+// Tokens per step over all sequences: decode tokens first, prompt chunks fill the rest, so a long
+// prompt delays the others' next token by at most one micro-batch.
+constexpr int64_t kStepTokens = kMaxUbatchTokens;
+
+int64_t blocks_for(int64_t positions) { return (positions + B - 1) / B; }
+
+// Everything besides the weights that decides what a KV row holds; the disk key adds the file hash.
+std::string kv_identity(const ModelConfig& c) {
+  std::string s = "flashfix-kv-f32 v1 block " + std::to_string(B) + " " + c.arch + " layers " + std::to_string(c.n_layer) +
+                  " embd " + std::to_string(c.n_embd) + " hd " + std::to_string(c.head_dim) + "/" + std::to_string(c.v_head_dim) +
+                  " window " + std::to_string(c.sliding_window) + " eps " + std::to_string(c.rms_eps);
+  for (int il = 0; il < c.n_layer; ++il) {
+    const LayerConfig& L = c.layers[size_t(il)];
+    const RopeConfig& r = L.rope;
+    s += " [" + std::to_string(L.n_head_kv) + (L.sliding ? "s " : "f ") + std::to_string(r.n_rot) + " " +
+         std::to_string(r.freq_base) + " " + std::to_string(r.freq_scale) + " " + std::to_string(r.ext_factor) + " " +
+         std::to_string(r.attn_factor) + " " + std::to_string(r.beta_fast) + " " + std::to_string(r.beta_slow) + " " +
+         std::to_string(r.n_ctx_orig) + (r.use_freq_factors ? " ff]" : "]");
+  }
+  return s;
+}
+
+struct Job {
+  const Request* request = nullptr;  // null for prompt_logits
+  std::span<const int32_t> prompt;
+  int64_t max_tokens = 0;
+  float* all_logits = nullptr;       // prompt_logits: every position's row
+  Result result;
+  std::exception_ptr error;
+  bool done = false;
+  Clock::time_point submitted = Clock::now();
+};
+
+struct Seq {
+  Job* job;
+  std::vector<int32_t> tokens;  // the prompt, then each sampled token that is still to be fed
+  int64_t n_prompt = 0, computed = 0;
+  BlockTable table;
+  std::vector<uint64_t> chain;  // hashes of the whole blocks indexed so far
+  int64_t cap[2] = {0, 0}, held[2] = {0, 0};  // most blocks it may hold at once, and holds now
+  std::optional<Sampler> sampler;
+  std::vector<float> logits;
+  int64_t step_len = 0;
+  bool decoding = false;
+  Clock::time_point admitted, decode_start;
+};
+
+class BatchEngine final : public Engine {
  public:
-  SerialEngine(const std::string& path, const EngineOptions& options) : options_(options) {
+  BatchEngine(const std::string& path, const EngineOptions& options) : options_(options) {
     if (options_.n_ctx <= 0) throw std::invalid_argument("the context size must be positive");
+    if (options_.max_sequences <= 0) throw std::invalid_argument("max_sequences must be positive");
     model_ = Model::load(path);
+    const ModelConfig& c = model_->config();
     tokenizer_ = Tokenizer::from_gguf(model_->file());
-    if (tokenizer_->n_vocab() > model_->config().n_vocab)
+    if (tokenizer_->n_vocab() > c.n_vocab)
       throw std::runtime_error(path + ": the tokenizer has " + std::to_string(tokenizer_->n_vocab()) +
-                               " tokens but the model's embedding only " + std::to_string(model_->config().n_vocab));
+                               " tokens but the model's embedding only " + std::to_string(c.n_vocab));
     backend_ = make_cpu_backend(*model_, options_.threads);
+    for (int il = 0; il < c.n_layer; ++il)
+      if (c.layers[size_t(il)].sliding) window_ = c.sliding_window;
+
+    const uint64_t pair = backend_->kv_block_bytes(KvKind::Full) + (window_ ? backend_->kv_block_bytes(KvKind::Sliding) : 0);
+    const int64_t n_blocks = options_.kv_budget_bytes ? int64_t(options_.kv_budget_bytes / pair) : 2 * blocks_for(options_.n_ctx);
+    if (n_blocks < 1)
+      throw std::invalid_argument("the KV budget of " + std::to_string(options_.kv_budget_bytes) + " bytes is below one block (" +
+                                  std::to_string(pair) + " bytes for " + std::to_string(B) + " positions)");
+    store_ = backend_->new_kv_store(n_blocks, window_ ? n_blocks : 0);
+    pool_.emplace(n_blocks, window_ ? n_blocks : 0);
+    const std::string identity = kv_identity(c);
+    if (options_.prefix_cache && !options_.cache_dir.empty())
+      disk_.emplace(options_.cache_dir, path, identity, options_.cache_dir_max_bytes);
+    const uint64_t root = disk_ ? disk_->key() : XXH3_64bits(identity.data(), identity.size());
+    cache_.emplace(*store_, *pool_, root, window_, disk_ ? &*disk_ : nullptr);
+    scheduler_ = std::thread([this] { run(); });
+  }
+
+  ~BatchEngine() override {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    scheduler_.join();
+    if (disk_) cache_->flush();  // the final prefixes outlive the process
   }
 
   const Model& model() const override { return *model_; }
@@ -32,89 +122,287 @@ class SerialEngine final : public Engine {
   const EngineOptions& options() const override { return options_; }
 
   Result generate(const Request& r) override {
-    const int64_t n_prompt = int64_t(r.prompt.size());
-    if (n_prompt == 0) throw std::invalid_argument("the prompt is empty");
     if (r.max_tokens < 0) throw std::invalid_argument("max_tokens must not be negative");
-    for (int32_t t : r.prompt)
-      if (t < 0 || t >= model_->config().n_vocab)
-        throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
-    if (n_prompt + r.max_tokens > options_.n_ctx)
-      throw std::length_error("the prompt (" + std::to_string(n_prompt) + " tokens) plus max_tokens (" +
-                              std::to_string(r.max_tokens) + ") exceeds the context of " + std::to_string(options_.n_ctx));
+    Job job;
+    job.request = &r;
+    job.prompt = r.prompt;
+    job.max_tokens = r.max_tokens;
+    submit(job, r.stop);
+    return std::move(job.result);
+  }
 
-    const auto submitted = Clock::now();
-    std::unique_lock lock(mu_);
-    Result res;
-    res.prompt_tokens = n_prompt;
-    if (r.stop.stop_requested()) return res.finish = FinishReason::Cancelled, res;
-
-    // Reuse the held sequence when it is a strict prefix of this prompt (one position must remain to
-    // produce the first logits); anything else starts over.
-    const bool extends = options_.prefix_cache && seq_ && int64_t(held_.size()) < n_prompt &&
-                         std::equal(held_.begin(), held_.end(), r.prompt.begin());
-    if (!extends) {
-      seq_ = backend_->new_sequence(options_.n_ctx);
-      held_.clear();
-    }
-    res.cached_tokens = int64_t(held_.size());
-    res.computed_tokens = n_prompt - res.cached_tokens;
-
-    logits_.resize(size_t(model_->config().n_vocab));
-    const auto t0 = Clock::now();
-    std::span<const int32_t> todo(r.prompt.data() + res.cached_tokens, size_t(res.computed_tokens));
-    held_.assign(r.prompt.begin(), r.prompt.end());
-    try {
-      backend_->forward(*seq_, todo, Logits::Last, logits_.data());
-    } catch (...) {
-      seq_.reset(), held_.clear();  // a half-extended sequence is not reusable
-      throw;
-    }
-    res.prefill_ms = ms_since(t0);
-
-    Sampler sampler(r.sampling);
-    std::vector<int32_t> history = r.prompt;
-    const auto t1 = Clock::now();
-    for (int64_t i = 0; i < r.max_tokens; ++i) {
-      if (r.stop.stop_requested()) return finish(res, FinishReason::Cancelled, t1);
-      if (r.constrain) r.constrain(logits_);
-      const int32_t tok = sampler.sample(logits_, history);
-      if (i == 0) res.ttft_ms = ms_since(submitted);
-      const bool end = tokenizer_->is_eog(tok) || std::ranges::find(r.stop_tokens, tok) != r.stop_tokens.end();
-      if (r.on_token && !r.on_token(tok)) return finish(res, FinishReason::Cancelled, t1);
-      if (end) {
-        res.stop_token = tok;
-        return finish(res, FinishReason::Stop, t1);
-      }
-      res.tokens.push_back(tok);
-      history.push_back(tok);
-      if (i + 1 == r.max_tokens) break;  // the last token's KV is computed only if a later prompt extends it
-      backend_->forward(*seq_, std::span<const int32_t>(&tok, 1), Logits::Last, logits_.data());
-      held_.push_back(tok);
-    }
-    return finish(res, FinishReason::Length, t1);
+  LogitsResult prompt_logits(std::span<const int32_t> prompt) override {
+    LogitsResult out;
+    out.logits.resize(prompt.size() * size_t(model_->config().n_vocab));
+    Job job;
+    job.prompt = prompt;
+    job.all_logits = out.logits.data();
+    submit(job, {});
+    out.prompt_tokens = job.result.prompt_tokens;
+    out.cached_tokens = job.result.cached_tokens;
+    out.computed_tokens = job.result.computed_tokens;
+    return out;
   }
 
  private:
-  Result& finish(Result& res, FinishReason why, Clock::time_point decode_start) {
-    res.finish = why;
-    res.decode_ms = ms_since(decode_start);
-    return res;
+  // Validates, queues and waits for the scheduler to finish the job.
+  void submit(Job& job, std::stop_token stop) {
+    const int64_t n = int64_t(job.prompt.size());
+    if (n == 0) throw std::invalid_argument("the prompt is empty");
+    for (int32_t t : job.prompt)
+      if (t < 0 || t >= model_->config().n_vocab)
+        throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
+    if (n + job.max_tokens > options_.n_ctx)
+      throw std::length_error("the prompt (" + std::to_string(n) + " tokens) plus max_tokens (" + std::to_string(job.max_tokens) +
+                              ") exceeds the context of " + std::to_string(options_.n_ctx));
+    const int64_t need[2] = {blocks_for(n + job.max_tokens), sliding_cap(n + job.max_tokens)};
+    for (KvKind k : {KvKind::Full, KvKind::Sliding})
+      if (need[int(k)] > pool_->total(k))
+        throw std::length_error("the request needs " + std::to_string(need[int(k)]) + " KV blocks of " + std::to_string(B) +
+                                " positions but the memory budget holds " + std::to_string(pool_->total(k)) +
+                                " (raise the KV budget)");
+    job.result.prompt_tokens = n;
+    // Wakes the scheduler so a cancelled request leaves the queue (constructed unlocked: it may run at once).
+    std::stop_callback wake(stop, [this] { std::lock_guard lk(mu_); work_cv_.notify_all(); });
+    std::unique_lock lk(mu_);
+    queue_.push_back(&job);
+    work_cv_.notify_all();
+    done_cv_.wait(lk, [&] { return job.done; });
+    if (job.error) std::rethrow_exception(job.error);
+  }
+
+  int64_t sliding_cap(int64_t positions) const {
+    return window_ ? std::min(blocks_for(positions), blocks_for(window_ - 1 + kStepTokens) + 1) : 0;
+  }
+
+  static bool cancelled(const Job& j) { return j.request && j.request->stop.stop_requested(); }
+
+  void run() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      work_cv_.wait(lk, [&] { return stopping_ || !queue_.empty() || !active_.empty(); });
+      if (stopping_ && queue_.empty() && active_.empty()) return;
+      admit(lk);
+      if (active_.empty()) continue;
+      lk.unlock();
+      step();
+      lk.lock();
+    }
+  }
+
+  void complete(Job& job) {
+    {
+      std::lock_guard lk(mu_);
+      job.done = true;
+    }
+    done_cv_.notify_all();
+  }
+
+  // Moves queued jobs into the batch while sequences and KV blocks allow, first come first served.
+  void admit(std::unique_lock<std::mutex>& lk) {
+    for (auto it = queue_.begin(); it != queue_.end();) {  // cancelled while waiting
+      if (!cancelled(**it)) { ++it; continue; }
+      (*it)->result.finish = FinishReason::Cancelled;
+      (*it)->done = true;
+      it = queue_.erase(it);
+      done_cv_.notify_all();
+    }
+    while (!queue_.empty() && int64_t(active_.size()) < options_.max_sequences) {
+      Job& job = *queue_.front();
+      Seq s;
+      s.job = &job;
+      s.tokens.assign(job.prompt.begin(), job.prompt.end());
+      s.n_prompt = int64_t(s.tokens.size());
+      s.cap[0] = blocks_for(s.n_prompt + job.max_tokens);
+      s.cap[1] = sliding_cap(s.n_prompt + job.max_tokens);
+      int64_t cached = 0;
+      if (options_.prefix_cache) cached = cache_->acquire(s.tokens, s.n_prompt - 1, s.table, s.chain);
+      for (int k = 0; k < 2; ++k)
+        for (int32_t b : k ? s.table.sliding : s.table.full) s.held[k] += b >= 0;
+      const bool fits = s.cap[0] - s.held[0] <= pool_->unclaimed(KvKind::Full) &&
+                        s.cap[1] - s.held[1] <= pool_->unclaimed(KvKind::Sliding);
+      if (!fits) {
+        release(s);
+        if (!active_.empty()) return;  // running sequences will give blocks back
+        job.error = std::make_exception_ptr(std::length_error("the request does not fit the KV memory budget"));
+        job.done = true;
+        queue_.pop_front();
+        done_cv_.notify_all();
+        continue;
+      }
+      for (int k = 0; k < 2; ++k) pool_->reserve(KvKind(k), s.cap[k] - s.held[k]);
+      queue_.pop_front();
+      s.computed = cached;
+      job.result.cached_tokens = cached;
+      job.result.computed_tokens = s.n_prompt - cached;
+      s.admitted = Clock::now();
+      if (job.request) s.sampler.emplace(job.request->sampling);
+      lk.unlock();
+      try {
+        if (job.all_logits && cached > 0) backend_->logits_from_hidden(*store_, s.table, 0, cached, job.all_logits);
+      } catch (...) {
+        job.error = std::current_exception();
+      }
+      active_.push_back(std::move(s));
+      if (job.error) finish(std::prev(active_.end()), FinishReason::Length, false);
+      lk.lock();
+    }
+  }
+
+  int32_t take_block(Seq& s, KvKind k) {
+    const int32_t b = cache_->allocate(k);
+    if (b < 0) throw std::logic_error("KV block pool exhausted despite the reservation");
+    pool_->unreserve(k, 1);
+    ++s.held[int(k)];
+    return b;
+  }
+
+  // Blocks for positions [from, to): every whole-context block, and the sliding-window ones.
+  void ensure_blocks(Seq& s, int64_t from, int64_t to) {
+    for (int64_t b = from / B; b <= (to - 1) / B; ++b) {
+      if (int64_t(s.table.full.size()) <= b) s.table.full.push_back(take_block(s, KvKind::Full));
+      if (int64_t(s.table.sliding.size()) <= b) s.table.sliding.push_back(-1);
+      if (window_ && s.table.sliding[size_t(b)] < 0) s.table.sliding[size_t(b)] = take_block(s, KvKind::Sliding);
+    }
+  }
+
+  // One batched forward over every active sequence, then sampling for those that produced logits.
+  void step() {
+    for (auto it = active_.begin(); it != active_.end();) {
+      auto next = std::next(it);
+      if (cancelled(*it->job)) finish(it, FinishReason::Cancelled, true);
+      it = next;
+    }
+    if (active_.empty()) return;
+
+    const int64_t V = model_->config().n_vocab;
+    std::vector<BatchRun> runs;
+    std::vector<Seq*> in_batch;
+    int64_t budget = kStepTokens;
+    for (int pass = 0; pass < 2; ++pass)  // decode tokens first, then prompt chunks in arrival order
+      for (Seq& s : active_) {
+        if (s.decoding != (pass == 0) || budget == 0) continue;
+        s.step_len = std::min(budget, int64_t(s.tokens.size()) - s.computed);
+        if (s.step_len <= 0) continue;
+        budget -= s.step_len;
+        ensure_blocks(s, s.computed, s.computed + s.step_len);
+        BatchRun r{&s.table, s.computed, std::span<const int32_t>(s.tokens).subspan(size_t(s.computed), size_t(s.step_len)),
+                   s.step_len, nullptr};
+        const bool reaches_end = s.computed + s.step_len == int64_t(s.tokens.size());
+        if (s.job->all_logits) {
+          r.logits_from = 0, r.logits = s.job->all_logits + s.computed * V;
+        } else if (reaches_end) {
+          s.logits.resize(size_t(V));
+          r.logits_from = s.step_len - 1, r.logits = s.logits.data();
+        }
+        runs.push_back(r);
+        in_batch.push_back(&s);
+      }
+    try {
+      backend_->forward(*store_, runs);
+    } catch (...) {
+      const auto error = std::current_exception();
+      for (auto it = active_.begin(); it != active_.end();) {
+        auto next = std::next(it);
+        if (std::ranges::find(in_batch, &*it) != in_batch.end()) it->job->error = error, finish(it, FinishReason::Length, false);
+        it = next;
+      }
+      return;
+    }
+
+    for (auto it = active_.begin(); it != active_.end();) {
+      auto next = std::next(it);
+      Seq& s = *it;
+      if (std::ranges::find(in_batch, &s) != in_batch.end()) advance(it);
+      it = next;
+    }
+  }
+
+  // After a step: index the blocks it completed, drop sliding blocks behind the window, sample.
+  void advance(std::list<Seq>::iterator it) {
+    Seq& s = *it;
+    Job& job = *s.job;
+    s.computed += s.step_len;
+    if (options_.prefix_cache)
+      while (int64_t(s.chain.size() + 1) * B <= s.computed) cache_->publish_block(s.tokens, s.table, s.chain);
+    if (window_)
+      for (int64_t b = 0; (b + 1) * B <= s.computed - window_ + 1; ++b)
+        if (int32_t& blk = s.table.sliding[size_t(b)]; blk >= 0) {
+          pool_->unref(KvKind::Sliding, std::exchange(blk, -1));
+          --s.held[1];
+          pool_->reserve(KvKind::Sliding, 1);
+        }
+    if (s.computed < int64_t(s.tokens.size())) return;  // more prompt to go
+
+    if (!s.decoding) {
+      s.decoding = true;
+      job.result.prefill_ms = ms_since(s.admitted);
+      s.decode_start = Clock::now();
+    }
+    if (!job.request || int64_t(job.result.tokens.size()) == job.max_tokens) return finish(it, FinishReason::Length, true);
+    const Request& r = *job.request;
+    try {
+      if (r.constrain) r.constrain(s.logits);
+      const int32_t tok = s.sampler->sample(s.logits, s.tokens);
+      if (job.result.tokens.empty() && job.result.ttft_ms == 0) job.result.ttft_ms = ms_since(job.submitted);
+      const bool end = tokenizer_->is_eog(tok) || std::ranges::find(r.stop_tokens, tok) != r.stop_tokens.end();
+      if (r.on_token && !r.on_token(tok)) return finish(it, FinishReason::Cancelled, true);
+      if (end) {
+        job.result.stop_token = tok;
+        return finish(it, FinishReason::Stop, true);
+      }
+      job.result.tokens.push_back(tok);
+      // The last token's KV is computed only if a later prompt extends it.
+      if (int64_t(job.result.tokens.size()) == job.max_tokens) return finish(it, FinishReason::Length, true);
+      s.tokens.push_back(tok);
+    } catch (...) {
+      job.error = std::current_exception();
+      finish(it, FinishReason::Length, false);
+    }
+  }
+
+  // Gives the sequence's blocks back (its last partial block stays indexed for a continuation).
+  void release(Seq& s) {
+    for (int k = 0; k < 2; ++k)
+      for (int32_t b : k ? s.table.sliding : s.table.full)
+        if (b >= 0) pool_->unref(KvKind(k), b);
+    s.table = {};
+  }
+
+  void finish(std::list<Seq>::iterator it, FinishReason why, bool keep_tail) {
+    Seq& s = *it;
+    if (keep_tail && options_.prefix_cache) cache_->publish_tail(s.tokens, s.computed, s.table, s.chain);
+    release(s);
+    for (int k = 0; k < 2; ++k) pool_->unreserve(KvKind(k), s.cap[k] - s.held[k]);
+    Job& job = *s.job;
+    job.result.finish = why;
+    if (s.decoding) job.result.decode_ms = ms_since(s.decode_start);
+    active_.erase(it);
+    complete(job);
   }
 
   EngineOptions options_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
-  std::mutex mu_;
-  std::unique_ptr<Sequence> seq_;  // the one cached sequence and the tokens whose KV it holds
-  std::vector<int32_t> held_;
-  std::vector<float> logits_;
+  int64_t window_ = 0;  // sliding window of the model's sliding layers; 0: none
+  std::unique_ptr<KvStore> store_;
+  std::optional<BlockPool> pool_;
+  std::optional<KvDiskCache> disk_;
+  std::optional<PrefixCache> cache_;
+
+  std::mutex mu_;  // guards queue_, stopping_ and Job::done; the rest belongs to the scheduler thread
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<Job*> queue_;
+  bool stopping_ = false;
+  std::list<Seq> active_;
+  std::thread scheduler_;
 };
 
 }  // namespace
 
 std::unique_ptr<Engine> Engine::open(const std::string& model_path, const EngineOptions& options) {
-  return std::make_unique<SerialEngine>(model_path, options);
+  return std::make_unique<BatchEngine>(model_path, options);
 }
 
 }  // namespace flashfix

@@ -23,9 +23,10 @@ struct EngineOptions {
   int threads = 0;             // <= 0: every core
   int64_t n_ctx = 8192;        // the longest context (prompt + generated) one request may have
   int max_sequences = 8;       // requests decoded together; more wait in the queue
-  uint64_t kv_budget_bytes = 0;  // KV memory for all sequences and the prefix cache; 0: sized from n_ctx
+  uint64_t kv_budget_bytes = 0;  // KV memory for all sequences and the prefix cache; 0: 2 x n_ctx positions
   bool prefix_cache = true;    // false: every request computes its whole prompt
   std::string cache_dir;       // non-empty: prefix blocks persist there across processes
+  uint64_t cache_dir_max_bytes = uint64_t(8) << 30;  // the cache directory is trimmed to this size
 };
 
 enum class FinishReason {
@@ -59,6 +60,11 @@ struct Result {
   double prefill_ms = 0, decode_ms = 0;
 };
 
+struct LogitsResult {
+  std::vector<float> logits;    // [prompt_tokens x n_vocab]
+  int64_t prompt_tokens = 0, cached_tokens = 0, computed_tokens = 0;
+};
+
 class Engine {
  public:
   // Loads the model file (mmap) and its tokenizer; throws std::runtime_error naming what is wrong.
@@ -69,10 +75,15 @@ class Engine {
   virtual const Tokenizer& tokenizer() const = 0;
   virtual const EngineOptions& options() const = 0;
 
-  // Runs one request to its end; thread-safe, concurrent callers share the engine. Throws
-  // std::invalid_argument (empty prompt, token outside the vocabulary) or std::length_error (the
-  // prompt plus max_tokens exceeds n_ctx) before any work is done.
+  // Runs one request to its end; thread-safe, concurrent callers share the engine (their requests
+  // are decoded together, see docs/ENGINE.md). Throws std::invalid_argument (empty prompt, token
+  // outside the vocabulary) or std::length_error (the prompt plus max_tokens exceeds n_ctx, or needs
+  // more KV blocks than the memory budget holds) before any work is done.
   virtual Result generate(const Request& request) = 0;
+
+  // The logits of every prompt position (checking against a reference). Positions whose KV comes
+  // from the prefix cache get theirs from the hidden state stored with it; the rest are computed.
+  virtual LogitsResult prompt_logits(std::span<const int32_t> prompt) = 0;
 };
 
 }  // namespace flashfix

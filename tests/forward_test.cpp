@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "engine/backend.h"
+#include "engine/cpu_kernels.h"
 #include "golden.h"
 
 using namespace flashfix;
@@ -11,7 +12,21 @@ using namespace flashfix::test;
 
 namespace {
 
-class GoldenForward : public ::testing::TestWithParam<std::string> {};
+// Every golden model on every kernel path (scalar everywhere, AVX2 / AVX-512 where the CPU has them).
+class GoldenForward : public ::testing::TestWithParam<std::tuple<std::string, cpu::CpuPath>> {
+ protected:
+  void SetUp() override {
+    if (!cpu::cpu_path_supported(path())) GTEST_SKIP() << "this CPU lacks " << cpu::cpu_path_name(path());
+    previous_ = cpu::kernels().path;
+    cpu::select_cpu_path(path());
+  }
+  void TearDown() override { cpu::select_cpu_path(previous_); }
+  std::string model_name() const { return std::get<0>(GetParam()); }
+  cpu::CpuPath path() const { return std::get<1>(GetParam()); }
+
+ private:
+  cpu::CpuPath previous_ = cpu::CpuPath::Scalar;
+};
 
 std::vector<float> prompt_logits(Backend& be, const std::vector<int32_t>& tokens, int64_t n_vocab) {
   auto seq = be.new_sequence(256);
@@ -34,7 +49,7 @@ std::vector<int32_t> greedy(Backend& be, const std::vector<int32_t>& prompt, int
 }
 
 TEST_P(GoldenForward, MatchesReference) {
-  Golden g = load_golden(GetParam());
+  Golden g = load_golden(model_name());
   auto model = Model::load(g.model_path);
   ASSERT_EQ(model->config().n_vocab, g.n_vocab);
   auto be = make_cpu_backend(*model, 2);
@@ -55,6 +70,7 @@ TEST_P(GoldenForward, MatchesReference) {
   std::sort(sorted.begin(), sorted.end());
   double median = sorted[n / 2];
   size_t within5 = size_t(std::count_if(rel.begin(), rel.end(), [](double r) { return r <= 5e-2; }));
+  std::printf("[%s] ", std::string(cpu::cpu_path_name(path())).c_str());
   std::printf("%s: worst rel %.3g, median rel %.3g, argmax agreement %zu/%zu\n", g.name.c_str(), worst, median,
               argmax_same, n);
 
@@ -83,7 +99,7 @@ TEST_P(GoldenForward, MatchesReference) {
 
 // Prompt processing in one pass and token-by-token decoding compute the same logits.
 TEST_P(GoldenForward, BatchEqualsTokenByToken) {
-  Golden g = load_golden(GetParam());
+  Golden g = load_golden(model_name());
   auto model = Model::load(g.model_path);
   auto be = make_cpu_backend(*model, 2);
   auto batch = prompt_logits(*be, g.tokens, g.n_vocab);
@@ -95,9 +111,11 @@ TEST_P(GoldenForward, BatchEqualsTokenByToken) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Golden, GoldenForward, ::testing::ValuesIn(golden_models()),
+INSTANTIATE_TEST_SUITE_P(Golden, GoldenForward,
+                         ::testing::Combine(::testing::ValuesIn(golden_models()),
+                                            ::testing::Values(cpu::CpuPath::Scalar, cpu::CpuPath::Avx2, cpu::CpuPath::Avx512)),
                          [](const auto& info) {
-                           std::string s = info.param;
+                           std::string s = std::get<0>(info.param) + "_" + std::string(cpu::cpu_path_name(std::get<1>(info.param)));
                            std::replace(s.begin(), s.end(), '-', '_');
                            return s;
                          });

@@ -1,0 +1,193 @@
+// flashfix bench: prefill and decode speed of a model on the CPU backend, the memory traffic decode
+// achieves, peak resident memory; or (--membw) this machine's memory bandwidth, decode's ceiling.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/bench_agent_replay.h"
+#include "cli/command.h"
+#include "engine/backend.h"
+#include "engine/cpu_kernels.h"
+#include "engine/thread_pool.h"
+
+namespace flashfix::cli {
+namespace {
+
+const char* kUsage =
+    "usage: flashfix bench --model M.gguf [--prompt-tokens N (512)] [--gen-tokens N (128)] [--threads N] [--json]\n"
+    "       flashfix bench --membw [--threads N] [--json]\n"
+    "%s"
+    "Model: times a prefill of N pseudo-random tokens, then N greedy decode steps, and reports tok/s,\n"
+    "the bytes decode reads per token (active weights: dense parts, the selected experts, one embedding\n"
+    "row, the output matrix; plus the KV cache attended to), the bandwidth that achieves, and peak RSS.\n"
+    "--membw: streaming-read bandwidth over a buffer far larger than the last-level cache, with 1 and N\n"
+    "threads (N = --threads, default all cores). Kernel path: FLASHFIX_CPU=scalar|avx2|avx512 forces one.\n";
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Peak resident set (VmHWM) in bytes; getrusage's ru_maxrss is the same number in KiB.
+uint64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return uint64_t(ru.ru_maxrss) * 1024;
+}
+
+// CPU seconds (user + system) this process has used so far.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+// Best of several passes of every thread streaming its own slice of one buffer.
+double membw_gbs(ThreadPool& pool, const std::vector<uint8_t>& buf) {
+  const cpu::CpuKernels& k = cpu::kernels();
+  const int parts = pool.size();
+  double best = 0;
+  uint64_t sink = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<uint64_t> sums(static_cast<size_t>(parts));
+    auto t0 = Clock::now();
+    pool.parallel_for(parts, [&](int64_t p0, int64_t p1, int) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const size_t begin = buf.size() * size_t(p) / size_t(parts), end = buf.size() * size_t(p + 1) / size_t(parts);
+        sums[size_t(p)] = k.stream_read(buf.data() + begin, end - begin);
+      }
+    });
+    best = std::max(best, double(buf.size()) / seconds_since(t0) / 1e9);
+    for (uint64_t s : sums) sink ^= s;
+  }
+  if (sink == 42) std::fputs("", stderr);  // keeps the reads observable
+  return best;
+}
+
+int run_membw(const Args& args, int threads, bool json) {
+  if (args.has("--model") || args.has("--prompt-tokens") || args.has("--gen-tokens"))
+    throw UsageError("--membw takes no model options");
+  // 1 GiB: 32x a 32 MB L3, so nearly every byte comes from DRAM.
+  std::vector<uint8_t> buf(size_t(1) << 30);
+  for (size_t i = 0; i < buf.size(); i += 4096) buf[i] = uint8_t(i >> 12);  // fault every page in
+  ThreadPool one(1), all(threads);
+  const double gbs1 = membw_gbs(one, buf), gbsn = membw_gbs(all, buf);
+  if (json) {
+    nlohmann::json j{{"membw_gbs_1_thread", gbs1}, {"membw_gbs_n_threads", gbsn}, {"threads", all.size()},
+                     {"buffer_bytes", buf.size()}, {"kernels", std::string(cpu::kernels().name)}};
+    std::puts(j.dump().c_str());
+  } else {
+    std::printf("memory bandwidth (streaming read, %zu MiB, %s): 1 thread %.1f GB/s, %d threads %.1f GB/s\n",
+                buf.size() >> 20, std::string(cpu::kernels().name).c_str(), gbs1, all.size(), gbsn);
+  }
+  return 0;
+}
+
+// Bytes of K and V a decode step at position pos reads: every cached position a layer attends to.
+uint64_t kv_bytes_read(const ModelConfig& c, int64_t pos) {
+  uint64_t bytes = 0;
+  for (int il = 0; il < c.n_layer; ++il) {
+    const LayerConfig& L = c.layers[size_t(il)];
+    const int64_t keys = L.sliding ? std::min<int64_t>(pos + 1, c.sliding_window) : pos + 1;
+    bytes += uint64_t(keys) * uint64_t(L.n_head_kv) * uint64_t(c.head_dim + c.v_head_dim) * sizeof(float);
+  }
+  return bytes;
+}
+
+int run_bench(const std::vector<std::string>& argv) {
+  // One spec for every mode (the parser is strict); flags of another mode are refused below.
+  auto specs = agent_replay_flag_specs();
+  specs.insert(specs.end(), {{"--prompt-tokens", true}, {"--gen-tokens", true}, {"--membw", false}, {"--json", false}});
+  Args args(argv, specs);
+  if (args.help()) return std::printf(kUsage, kAgentReplayUsage), 0;
+  if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+  const int threads = int(args.get_int("--threads", 0, 0, 1024));
+  const bool json = args.has("--json");
+  if (args.has("--agent-replay")) {
+    if (args.has("--membw") || args.has("--prompt-tokens")) throw UsageError("--agent-replay takes no --membw or --prompt-tokens");
+    return run_agent_replay(args, json);
+  }
+  for (const char* f : {"--prefix-tokens", "--turns", "--turn-tokens", "--ctx-size", "--max-sequences", "--kv-budget-mb",
+                        "--cache-dir", "--cache-dir-max-mb", "--no-prefix-cache"})
+    if (args.has(f)) throw UsageError(std::string(f) + " needs --agent-replay");
+  if (args.has("--membw")) return run_membw(args, threads, json);
+
+  const int64_t P = args.get_int("--prompt-tokens", 512, 1, 1 << 20);
+  const int64_t G = args.get_int("--gen-tokens", 128, 1, 1 << 20);
+  auto model = Model::load(args.require("--model"));
+  const ModelConfig& c = model->config();
+  auto backend = make_cpu_backend(*model, threads);
+
+  // Weights are read once up front so page faults and the first read from disk are not timed: the
+  // numbers describe a resident model.
+  const GgufFile& file = model->file();
+  const cpu::CpuKernels& k = cpu::kernels();
+  uint64_t sink = 0;
+  for (const GgufTensor& t : file.tensors()) sink ^= k.stream_read(t.data, t.nbytes);
+  if (sink == 42) std::fputs("", stderr);
+
+  std::vector<int32_t> prompt(static_cast<size_t>(P));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 13) % uint64_t(c.n_vocab));
+  auto seq = backend->new_sequence(P + G);
+  std::vector<float> logits(static_cast<size_t>(c.n_vocab));
+  auto t0 = Clock::now();
+  backend->forward(*seq, prompt, Logits::Last, logits.data());
+  const double prefill_s = seconds_since(t0);
+
+  uint64_t kv_bytes = 0;
+  const double cpu0 = cpu_seconds();
+  auto t1 = Clock::now();
+  for (int64_t i = 0; i < G; ++i) {
+    const int32_t tok = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    kv_bytes += kv_bytes_read(c, P + i);
+    backend->forward(*seq, std::span<const int32_t>(&tok, 1), Logits::Last, logits.data());
+  }
+  const double decode_s = seconds_since(t1);
+  // Share of the threads' wall time they actually ran: well below 1 means other processes took the
+  // cores (a shared machine), and the tok/s understate what the hardware does.
+  const int n_threads = threads > 0 ? threads : int(std::thread::hardware_concurrency());
+  const double cpu_share = (cpu_seconds() - cpu0) / (decode_s * n_threads);
+
+  const ParameterCounts pc = model->parameter_counts();
+  const double weight_bytes = double(pc.active_bytes), kv_per_token = double(kv_bytes) / double(G);
+  const double prefill_tps = double(P) / prefill_s, decode_tps = double(G) / decode_s;
+  const double decode_gbs = (weight_bytes + kv_per_token) * decode_tps / 1e9;
+  uint64_t file_bytes = 0;
+  for (const GgufTensor& t : file.tensors()) file_bytes += t.nbytes;
+  const uint64_t rss = peak_rss_bytes();
+  if (json) {
+    nlohmann::json j{{"model", args.require("--model")},  {"threads", n_threads}, {"decode_cpu_share", cpu_share},
+                     {"kernels", std::string(k.name)},   {"prompt_tokens", P},
+                     {"gen_tokens", G},                  {"prefill_tok_s", prefill_tps},
+                     {"decode_tok_s", decode_tps},       {"decode_weight_bytes_per_token", weight_bytes},
+                     {"decode_kv_bytes_per_token", kv_per_token}, {"decode_gb_s", decode_gbs},
+                     {"peak_rss_bytes", rss},            {"weight_bytes", file_bytes}};
+    std::puts(j.dump().c_str());
+  } else {
+    std::printf("%s (%s kernels, %d threads)\n", args.require("--model").c_str(), std::string(k.name).c_str(),
+                n_threads);
+    std::printf("prefill  %6lld tokens  %9.1f tok/s\n", static_cast<long long>(P), prefill_tps);
+    std::printf("decode   %6lld tokens  %9.2f tok/s  %.1f MB weights + %.2f MB KV per token = %.2f GB/s\n",
+                static_cast<long long>(G), decode_tps, weight_bytes / 1e6, kv_per_token / 1e6, decode_gbs);
+    std::printf("decode used %.0f%% of %d threads' wall time (below 100%%: the cores were shared)\n", 100 * cpu_share, n_threads);
+    std::printf("peak RSS %.1f MB (weights %.1f MB)\n", double(rss) / 1e6, double(file_bytes) / 1e6);
+  }
+  return 0;
+}
+
+const CommandRegistration reg{"bench", "measure prefill/decode speed, or memory bandwidth (--membw)", &run_bench};
+
+}  // namespace
+}  // namespace flashfix::cli

@@ -1,0 +1,61 @@
+// The hot CPU kernels behind one table per instruction set, chosen once at startup.
+//
+// The scalar path (cpu_dot.cpp) is the oracle and runs everywhere; the AVX2 and AVX-512 paths are
+// compiled in their own translation units with per-file target flags and only ever called after
+// __builtin_cpu_supports says the machine has the instructions. Every path computes the same integer
+// block dots on the same 8-bit activations (quantizers are bit-identical across paths); only the
+// order of float summation differs. FLASHFIX_CPU=scalar|avx2|avx512 forces a path (an unsupported or
+// unknown value is an error, not a silent fallback); tests switch paths with select_cpu_path.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "engine/tensor_types.h"
+
+namespace flashfix::cpu {
+
+enum class CpuPath { Scalar, Avx2, Avx512 };
+
+// Tokens one dot-tile call combines with each weight block: the block is loaded and unpacked once
+// and used for all of them, which is what makes prefill compute-bound rather than load-bound.
+inline constexpr int kTileTokens = 4;
+
+// y[t * y_stride] = dot(weight row w, activation row t) for t < nt (1 <= nt <= kTileTokens), where
+// activation row t starts at a + t * a_stride and is in activation_type(weight type); n elements.
+using DotTileFn = void (*)(const void* w, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride);
+
+struct CpuKernels {
+  CpuPath path;
+  std::string_view name;
+  void (*quantize_q8_0)(const float* x, void* dst, int64_t n);
+  void (*quantize_q8_K)(const float* x, void* dst, int64_t n);
+  DotTileFn (*dot_tile)(TensorType weight_type);  // null: this path has no kernel for the type
+  float (*dot_f32)(const float* a, const float* b, int64_t n);
+  void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
+  void (*scale_f32)(float alpha, float* y, int64_t n);                 // y *= alpha
+  uint64_t (*stream_read)(const void* data, size_t bytes);  // reads every byte once; returns a checksum
+};
+
+const CpuKernels& scalar_kernels();
+const CpuKernels* avx2_kernels();    // null when not compiled in (non-x86 builds)
+const CpuKernels* avx512_kernels();
+
+// The active table: FLASHFIX_CPU if set, else the best the machine supports.
+const CpuKernels& kernels();
+bool cpu_path_supported(CpuPath path);
+std::vector<CpuPath> supported_cpu_paths();
+// Switches every later kernel call to `path`; throws std::invalid_argument if unsupported here.
+void select_cpu_path(CpuPath path);
+std::optional<CpuPath> cpu_path_from_name(std::string_view name);
+std::string_view cpu_path_name(CpuPath path);
+
+// The dot-tile kernel for a weight type on the active path, falling back to the scalar one where the
+// path has none for it (same integer arithmetic, so the fallback changes speed only).
+DotTileFn dot_tile_for(TensorType weight_type);
+// Converts n floats to `act_type` (an activation_type) with the active path's quantizers.
+void quantize_activation_fast(TensorType act_type, const float* x, void* dst, int64_t n);
+
+}  // namespace flashfix::cpu

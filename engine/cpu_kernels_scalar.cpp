@@ -1,0 +1,64 @@
+// The scalar kernel table: cpu_dot.cpp's reference kernels, plus plain loops for attention and the
+// bandwidth probe. Compiled with the project's baseline flags, so it runs on every machine.
+#include <cstring>
+
+#include "engine/cpu_dot.h"
+#include "engine/cpu_kernels.h"
+
+namespace flashfix::cpu {
+namespace {
+
+template <TensorType W>
+void dot_tile(const void* w, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride) {
+  for (int t = 0; t < nt; ++t) y[size_t(t) * y_stride] = vec_dot(W, w, static_cast<const uint8_t*>(a) + size_t(t) * a_stride, n);
+}
+
+DotTileFn dot_tile_for_type(TensorType t) {
+  switch (t) {
+    case TensorType::F32: return dot_tile<TensorType::F32>;
+    case TensorType::F16: return dot_tile<TensorType::F16>;
+    case TensorType::BF16: return dot_tile<TensorType::BF16>;
+    case TensorType::Q8_0: return dot_tile<TensorType::Q8_0>;
+    case TensorType::Q4_0: return dot_tile<TensorType::Q4_0>;
+    case TensorType::MXFP4: return dot_tile<TensorType::MXFP4>;
+    case TensorType::Q4_K: return dot_tile<TensorType::Q4_K>;
+    case TensorType::Q5_K: return dot_tile<TensorType::Q5_K>;
+    case TensorType::Q6_K: return dot_tile<TensorType::Q6_K>;
+    case TensorType::IQ4_XS: return dot_tile<TensorType::IQ4_XS>;
+    default: return nullptr;
+  }
+}
+
+void quantize_q8_0(const float* x, void* dst, int64_t n) { quantize_activation(TensorType::Q8_0, x, dst, n); }
+void quantize_q8_K(const float* x, void* dst, int64_t n) { quantize_activation(TensorType::Q8_K, x, dst, n); }
+float dot_f32(const float* a, const float* b, int64_t n) { return vec_dot(TensorType::F32, a, b, n); }
+
+void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void scale_f32(float alpha, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
+}
+
+uint64_t stream_read(const void* data, size_t bytes) {
+  // Eight independent lanes so the loop is bound by loads, not by one xor chain.
+  const uint64_t* p = static_cast<const uint64_t*>(data);
+  uint64_t acc[8] = {};
+  size_t n = bytes / 64;
+  for (size_t i = 0; i < n; ++i, p += 8)
+    for (int k = 0; k < 8; ++k) acc[k] ^= p[k];
+  uint64_t s = 0;
+  for (uint64_t v : acc) s ^= v;
+  return s;
+}
+
+}  // namespace
+
+const CpuKernels& scalar_kernels() {
+  static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
+                            dot_f32,         axpy_f32, scale_f32,     stream_read};
+  return k;
+}
+
+}  // namespace flashfix::cpu

@@ -1,0 +1,449 @@
+// x86 SIMD kernels, written once and compiled twice: cpu_kernels_avx2.cpp (AVX2 + FMA + F16C) and
+// cpu_kernels_avx512.cpp (adds AVX-512 VNNI for the int8 dots and AVX-512 BF16 for bf16 rows), each
+// with its own target flags. Include only from those two files, and only inside their anonymous
+// namespace: everything here must have internal linkage, and nothing here may call an inline or
+// template function that baseline files also instantiate (the linker would keep one copy, possibly
+// the one compiled with instructions the machine lacks). Hence the local helpers below instead of
+// quant_blocks.h's inline unpackers and <algorithm>.
+//
+// Integer layout shared by both builds: a 32-byte vector of unsigned weights (u < 128, or |w| via
+// the sign trick) times 32 signed activation bytes gives 8 int32 lanes, lane i = bytes 4i..4i+3.
+// AVX2 gets there with maddubs (int16 pairs, which cannot saturate: 2 * 128 * 127 < 32768) and madd;
+// VNNI does it in one vpdpbusd. Both produce the same integers, so the paths differ only in how
+// float partial sums are added: 32-element formats keep a float vector per token (a horizontal
+// integer sum per 32 weights would cost more than the dot), 256-element K-quants reduce each block
+// to its exact integer first and then add block results in the scalar code's order.
+
+#if FF_VNNI
+inline __m256i dot_us(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+// The dot of the low 16 bytes scaled by lo, of the high 16 by hi (exact in int32).
+inline __m256i dot_us_scaled(__m256i u, __m256i s, int lo, int hi) {
+  return _mm256_mullo_epi32(dot_us(u, s), _mm256_set_m128i(_mm_set1_epi32(hi), _mm_set1_epi32(lo)));
+}
+#else
+inline __m256i dot_us(__m256i u, __m256i s) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)); }
+inline __m256i dot_us_scaled(__m256i u, __m256i s, int lo, int hi) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s),
+                           _mm256_set_m128i(_mm_set1_epi16(int16_t(hi)), _mm_set1_epi16(int16_t(lo))));
+}
+#endif
+
+// Signed x signed through the unsigned form: |w| * (a * sign(w)) = w * a.
+inline __m256i dot_ss(__m256i w, __m256i a) { return dot_us(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)); }
+inline __m256i dot_ss_scaled(__m256i w, __m256i a, int scale) {
+  return dot_us_scaled(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w), scale, scale);
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }  // exact, like fp16_to_fp32
+
+inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 16 packed bytes -> 32 bytes: low nibbles (elements 0..15) then high nibbles (16..31), the nibble
+// order of Q4_0, MXFP4 and IQ4_XS.
+inline __m256i nibbles_q4_0(const uint8_t* qs) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m4 = _mm_set1_epi8(15);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
+}
+
+// 2^(e-128), bit for bit what e8m0_half computes (e = 0, 1 are subnormal).
+inline float e8m0_half_bits(uint8_t e) {
+  const uint32_t bits = e >= 2 ? uint32_t(e - 1) << 23 : 0x200000u << e;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Q4_K/Q5_K 6-bit scales and mins, as get_scale_min_k4 unpacks them.
+inline void scales_k4(const uint8_t* s, uint8_t sc[8], uint8_t m[8]) {
+  for (int j = 0; j < 4; ++j) {
+    sc[j] = s[j] & 63;
+    m[j] = s[j + 4] & 63;
+    sc[j + 4] = uint8_t((s[j + 8] & 15) | ((s[j] >> 6) << 4));
+    m[j + 4] = uint8_t((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+  }
+}
+
+template <typename Block>
+inline const Block* act_row(const void* a, size_t stride, int t) {
+  return reinterpret_cast<const Block*>(static_cast<const uint8_t*>(a) + size_t(t) * stride);
+}
+
+// Turns a kernel with a compile-time token count into a DotTileFn.
+template <class K>
+void tile(const void* w, const void* a, size_t as, int nt, int64_t n, float* y, size_t ys) {
+  switch (nt) {
+    case 1: return K::template run<1>(w, a, as, n, y, ys);
+    case 2: return K::template run<2>(w, a, as, n, y, ys);
+    case 3: return K::template run<3>(w, a, as, n, y, ys);
+    default: return K::template run<4>(w, a, as, n, y, ys);
+  }
+}
+
+// 32-element formats against Q8_0 activations. Decode gives the signed weights of block b as int8.
+template <class Decode>
+struct Q32 {
+  template <int NT>
+  static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
+    using Block = typename Decode::Block;
+    const Block* w = static_cast<const Block*>(wv);
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; ++b) {
+      const __m256i wq = Decode::weights(w[b]);
+      const __m256i u = _mm256_sign_epi8(wq, wq);
+      const float dw = Decode::scale(w[b]);
+      for (int t = 0; t < NT; ++t) {
+        const block_q8_0& a = act_row<block_q8_0>(av, as, t)[b];
+        const __m256i p = dot_us(u, _mm256_sign_epi8(loadu(a.qs), wq));
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a.d)), _mm256_cvtepi32_ps(p), acc[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = hsum(acc[t]);
+  }
+};
+
+struct DecodeQ8_0 {
+  using Block = block_q8_0;
+  static __m256i weights(const Block& b) { return loadu(b.qs); }
+  static float scale(const Block& b) { return h2f(b.d); }
+};
+struct DecodeQ4_0 {
+  using Block = block_q4_0;
+  static __m256i weights(const Block& b) { return _mm256_sub_epi8(nibbles_q4_0(b.qs), _mm256_set1_epi8(8)); }
+  static float scale(const Block& b) { return h2f(b.d); }
+};
+struct DecodeMXFP4 {
+  using Block = block_mxfp4;
+  static __m256i weights(const Block& b) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kMXFP4)));
+    return _mm256_shuffle_epi8(table, nibbles_q4_0(b.qs));
+  }
+  static float scale(const Block& b) { return e8m0_half_bits(b.e); }
+};
+
+// sum + the 16-bit-scaled dot of 32 unsigned x signed bytes (scale16: one int16 scale per int16 pair
+// lane). VNNI fuses the scaling madd and the add into one vpdpwssd.
+inline __m256i add_scaled_dot(__m256i sum, __m256i u, __m256i s, __m256i scale16) {
+#if FF_VNNI
+  return _mm256_dpwssd_epi32(sum, _mm256_maddubs_epi16(u, s), scale16);
+#else
+  return _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16));
+#endif
+}
+
+// Q4_K (and Q5_K with its fifth bit): sum_j sc_j * dot(q_j, a_j) in int32 lanes, and the mins term
+// sum_j m_j * (a's sums over sub-block j) from the activation's bsums. Every lane stays below 2^24
+// (8 sub-blocks x 4 products x 31 x 127 x 63), so its conversion to float is exact; lanes are then
+// scaled by d (dmin) and summed in float vectors, reduced once per row.
+template <bool kFifthBit>
+struct Q45K {
+  using Block = std::conditional_t<kFifthBit, block_q5_K, block_q4_K>;
+  template <int NT>
+  static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
+    const Block* w = static_cast<const Block*>(wv);
+    const __m256i m4 = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(16);
+    __m256 acc[NT], acc_min[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = acc_min[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+      uint8_t sc[8], m[8];
+      scales_k4(w[b].scales, sc, m);
+      const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));
+      const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+      __m256i q[8], scale16[8];
+      for (int c = 0; c < 4; ++c) {
+        const __m256i raw = loadu(w[b].qs + 32 * c);
+        q[2 * c] = _mm256_and_si256(raw, m4);
+        q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+      }
+      if constexpr (kFifthBit) {
+        const __m256i hb = loadu(w[b].qh);
+        for (int j = 0; j < 8; ++j) {  // bit j of qh[l] -> bit 4 of element l of sub-block j
+          const __m256i moved = j < 4 ? _mm256_sll_epi16(hb, _mm_cvtsi32_si128(4 - j)) : _mm256_srl_epi16(hb, _mm_cvtsi32_si128(j - 4));
+          q[j] = _mm256_or_si256(q[j], _mm256_and_si256(moved, bit4));
+        }
+      }
+      for (int j = 0; j < 8; ++j) scale16[j] = _mm256_set1_epi16(int16_t(sc[j]));
+      const float wd = h2f(w[b].d), wdmin = h2f(w[b].dmin);
+      for (int t = 0; t < NT; ++t) {
+        const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
+        __m256i sum = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) sum = add_scaled_dot(sum, q[j], loadu(a.qs + 32 * j), scale16[j]);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wd), _mm256_cvtepi32_ps(sum), acc[t]);
+        acc_min[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wdmin), _mm256_cvtepi32_ps(_mm256_madd_epi16(loadu(a.bsums), mins)),
+                                     acc_min[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = hsum(acc[t]) - hsum(acc_min[t]);
+  }
+};
+
+// Q6_K: sum (q - 32) * a * sc = sum sc * q * a - 32 * sum_k sc_k * bsums_k, all in exact integers.
+struct Q6K {
+  template <int NT>
+  static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
+    const block_q6_K* w = static_cast<const block_q6_K*>(wv);
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+    float s[NT];
+    for (int t = 0; t < NT; ++t) s[t] = 0;
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+      __m256i q[8];  // q[4h + k]: elements 128h + 32k .. +31
+      for (int h = 0; h < 2; ++h) {
+        const __m256i l0 = loadu(w[b].ql + 64 * h), l1 = loadu(w[b].ql + 64 * h + 32), hb = loadu(w[b].qh + 32 * h);
+        q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+        q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+        q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+        q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                       _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+      }
+      const int8_t* sc = w[b].scales;
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+      const float wd = h2f(w[b].d);
+      for (int t = 0; t < NT; ++t) {
+        const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
+        __m256i sum = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) sum = _mm256_add_epi32(sum, dot_us_scaled(q[j], loadu(a.qs + 32 * j), sc[2 * j], sc[2 * j + 1]));
+        const int bias = hsum_i32(_mm256_madd_epi16(loadu(a.bsums), sc16));
+        s[t] += a.d * wd * float(hsum_i32(sum) - 32 * bias);
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = s[t];
+  }
+};
+
+// IQ4_XS: codebook lookup per nibble, a signed 6-bit scale per 32 elements, exact integer per block.
+struct IQ4XS {
+  template <int NT>
+  static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
+    const block_iq4_xs* w = static_cast<const block_iq4_xs*>(wv);
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NL)));
+    float s[NT];
+    for (int t = 0; t < NT; ++t) s[t] = 0;
+    for (int64_t b = 0; b < n / QK_K; ++b) {
+      __m256i q[8];
+      int ls[8];
+      for (int j = 0; j < 8; ++j) {
+        q[j] = _mm256_shuffle_epi8(table, nibbles_q4_0(w[b].qs + 16 * j));
+        ls[j] = (((w[b].scales_l[j / 2] >> (4 * (j % 2))) & 15) | (((w[b].scales_h >> (2 * j)) & 3) << 4)) - 32;
+      }
+      const float wd = h2f(w[b].d);
+      for (int t = 0; t < NT; ++t) {
+        const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
+        __m256i sum = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) sum = _mm256_add_epi32(sum, dot_ss_scaled(q[j], loadu(a.qs + 32 * j), ls[j]));
+        s[t] += a.d * wd * float(hsum_i32(sum));
+      }
+    }
+    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = s[t];
+  }
+};
+
+// Float rows: 8 lanes per step and two accumulators per token; the tail is added in order.
+template <class Load>
+struct FloatRows {
+  template <int NT>
+  static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
+    using T = typename Load::T;
+    const T* w = static_cast<const T*>(wv);
+    __m256 acc0[NT], acc1[NT];
+    for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m256 w0 = Load::load8(w + i), w1 = Load::load8(w + i + 8);
+      for (int t = 0; t < NT; ++t) {
+        const T* a = act_row<T>(av, as, t) + i;
+        acc0[t] = _mm256_fmadd_ps(w0, Load::load8(a), acc0[t]);
+        acc1[t] = _mm256_fmadd_ps(w1, Load::load8(a + 8), acc1[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const T* a = act_row<T>(av, as, t);
+      float s = hsum(_mm256_add_ps(acc0[t], acc1[t]));
+      for (int64_t k = i; k < n; ++k) s += Load::one(w[k]) * Load::one(a[k]);
+      y[size_t(t) * ys] = s;
+    }
+  }
+};
+
+struct LoadF32 {
+  using T = float;
+  static __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+  static float one(float x) { return x; }
+};
+struct LoadF16 {
+  using T = uint16_t;
+  static __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static float one(uint16_t x) { return h2f(x); }
+};
+struct LoadBF16 {
+  using T = uint16_t;
+  static __m256 load8(const uint16_t* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  static float one(uint16_t x) {
+    const uint32_t bits = uint32_t(x) << 16;
+    float f;
+    __builtin_memcpy(&f, &bits, 4);
+    return f;
+  }
+};
+
+#if FF_AVX512BF16
+// bf16 x bf16 products are exact in fp32; vdpbf16ps adds pairs of them into 16 float lanes.
+struct BF16Dot {
+  template <int NT>
+  static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
+    const uint16_t* w = static_cast<const uint16_t*>(wv);
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      const __m512bh wv32 = (__m512bh)_mm512_loadu_si512(w + i);
+      for (int t = 0; t < NT; ++t)
+        acc[t] = _mm512_dpbf16_ps(acc[t], wv32, (__m512bh)_mm512_loadu_si512(act_row<uint16_t>(av, as, t) + i));
+    }
+    for (int t = 0; t < NT; ++t) {
+      const uint16_t* a = act_row<uint16_t>(av, as, t);
+      const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));
+      float s = hsum(_mm256_add_ps(_mm512_castps512_ps256(acc[t]), hi));
+      for (int64_t k = i; k < n; ++k) s += LoadBF16::one(w[k]) * LoadBF16::one(a[k]);
+      y[size_t(t) * ys] = s;
+    }
+  }
+};
+using BF16Kernel = BF16Dot;
+#else
+using BF16Kernel = FloatRows<LoadBF16>;
+#endif
+
+DotTileFn dot_tile_x86(TensorType t) {
+  switch (t) {
+    case TensorType::F32: return tile<FloatRows<LoadF32>>;
+    case TensorType::F16: return tile<FloatRows<LoadF16>>;
+    case TensorType::BF16: return tile<BF16Kernel>;
+    case TensorType::Q8_0: return tile<Q32<DecodeQ8_0>>;
+    case TensorType::Q4_0: return tile<Q32<DecodeQ4_0>>;
+    case TensorType::MXFP4: return tile<Q32<DecodeMXFP4>>;
+    case TensorType::Q4_K: return tile<Q45K<false>>;
+    case TensorType::Q5_K: return tile<Q45K<true>>;
+    case TensorType::Q6_K: return tile<Q6K>;
+    case TensorType::IQ4_XS: return tile<IQ4XS>;
+    default: return nullptr;
+  }
+}
+
+// --- activation quantizers: bit-identical to cpu_dot.cpp's (same float products, round half to even
+// by cvtps under the default MXCSR mode, same saturation) ---
+
+inline float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+inline __m256 abs8(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.f), v); }
+
+// Four vectors of 8 int32 (each within int8 range) -> 32 int8 in element order.
+inline void store_i8x32(int8_t* dst, __m256i q0, __m256i q1, __m256i q2, __m256i q3) {
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+void quantize_q8_0_x86(const float* x, void* dst, int64_t n) {
+  block_q8_0* y = static_cast<block_q8_0*>(dst);
+  for (int64_t b = 0; b < n / QK8_0; ++b, x += QK8_0) {
+    const __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    const float amax = hmax(_mm256_max_ps(_mm256_max_ps(abs8(v0), abs8(v1)), _mm256_max_ps(abs8(v2), abs8(v3))));
+    const float id = amax != 0.f ? 127.f / amax : 0.f;
+    y[b].d = fp32_to_fp16(amax / 127.f);
+    const __m256 m = _mm256_set1_ps(id);
+    store_i8x32(y[b].qs, _mm256_cvtps_epi32(_mm256_mul_ps(v0, m)), _mm256_cvtps_epi32(_mm256_mul_ps(v1, m)),
+                _mm256_cvtps_epi32(_mm256_mul_ps(v2, m)), _mm256_cvtps_epi32(_mm256_mul_ps(v3, m)));
+  }
+}
+
+void quantize_q8_K_x86(const float* x, void* dst, int64_t n) {
+  block_q8_K* y = static_cast<block_q8_K*>(dst);
+  for (int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
+    __m256 mx = _mm256_setzero_ps();
+    for (int i = 0; i < QK_K; i += 8) mx = _mm256_max_ps(mx, abs8(_mm256_loadu_ps(x + i)));
+    const float amax = hmax(mx);
+    if (amax == 0.f) {
+      __builtin_memset(&y[b], 0, sizeof y[b]);
+      continue;
+    }
+    // The first element of largest magnitude gives the sign, as the scalar scan's strict '>' does.
+    int first = 0;
+    for (int i = 0; i < QK_K; i += 8) {
+      const int hit = _mm256_movemask_ps(_mm256_cmp_ps(abs8(_mm256_loadu_ps(x + i)), _mm256_set1_ps(amax), _CMP_EQ_OQ));
+      if (hit) {
+        first = i + __builtin_ctz(unsigned(hit));
+        break;
+      }
+    }
+    const float iscale = -127.f / x[first];
+    const __m256 m = _mm256_set1_ps(iscale);
+    const __m256i cap = _mm256_set1_epi32(127);
+    for (int i = 0; i < QK_K; i += 32) {
+      __m256i q[4];
+      for (int k = 0; k < 4; ++k) q[k] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), m)), cap);
+      store_i8x32(y[b].qs + i, q[0], q[1], q[2], q[3]);
+    }
+    for (int g = 0; g < QK_K / 16; ++g) {
+      const __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(y[b].qs + 16 * g)));
+      const __m128i w2 = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(y[b].qs + 16 * g + 8)));
+      __m128i s = _mm_madd_epi16(_mm_add_epi16(w, w2), _mm_set1_epi16(1));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+      y[b].bsums[g] = int16_t(_mm_cvtsi128_si32(s));
+    }
+    y[b].d = 1.f / iscale;
+  }
+}
+
+// --- attention helpers and the bandwidth probe ---
+
+float dot_f32_x86(const float* a, const float* b, int64_t n) {
+  float y;
+  FloatRows<LoadF32>::run<1>(a, b, 0, n, &y, 0);
+  return y;
+}
+
+void axpy_f32_x86(float alpha, const float* x, float* y, int64_t n) {
+  const __m256 a = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void scale_f32_x86(float alpha, float* y, int64_t n) {
+  const __m256 a = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(a, _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] *= alpha;
+}
+
+uint64_t stream_read_x86(const void* data, size_t bytes) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+  for (size_t i = 0; i + 128 <= bytes; i += 128)
+    for (int k = 0; k < 4; ++k) acc[k] = _mm256_xor_si256(acc[k], loadu(p + i + 32 * k));
+  const __m256i x = _mm256_xor_si256(_mm256_xor_si256(acc[0], acc[1]), _mm256_xor_si256(acc[2], acc[3]));
+  return uint64_t(_mm256_extract_epi64(x, 0) ^ _mm256_extract_epi64(x, 1) ^ _mm256_extract_epi64(x, 2) ^ _mm256_extract_epi64(x, 3));
+}

@@ -1,0 +1,145 @@
+// Every SIMD kernel path against the scalar reference on random blocks of every type (in the spirit
+// of ggml's test-backend-ops): activation quantizers must be bit-identical, dot products equal up to
+// the order of float summation, for every tile width.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/cpu_dot.h"
+#include "engine/cpu_kernels.h"
+#include "engine/quant_blocks.h"
+
+using namespace flashfix;
+using namespace flashfix::cpu;
+
+namespace {
+
+std::vector<float> gaussian(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// A weight row of type t for n elements: quantized from random floats where the engine has a
+// quantizer, else random codes with sane scales.
+std::vector<uint8_t> weight_row(TensorType t, int64_t n, uint32_t seed) {
+  std::vector<uint8_t> row(row_bytes(t, n));
+  if (can_quantize_to(t)) {
+    auto x = gaussian(size_t(n), seed, 0.05f);
+    quantize_row(t, x.data(), row.data(), n);
+    return row;
+  }
+  std::mt19937 rng(seed);
+  for (auto& b : row) b = uint8_t(rng());
+  const int64_t nb = n / type_traits(t).block_elems;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint16_t d = fp32_to_fp16(0.001f + 0.01f * float(rng() % 100) / 100.f);
+    if (t == TensorType::Q4_0) reinterpret_cast<block_q4_0*>(row.data())[b].d = d;
+    if (t == TensorType::IQ4_XS) reinterpret_cast<block_iq4_xs*>(row.data())[b].d = d;
+    if (t == TensorType::MXFP4) reinterpret_cast<block_mxfp4*>(row.data())[b].e = uint8_t(118 + rng() % 8);
+  }
+  return row;
+}
+
+class KernelPath : public ::testing::TestWithParam<CpuPath> {
+ protected:
+  void SetUp() override {
+    if (!cpu_path_supported(GetParam())) GTEST_SKIP() << "this CPU lacks " << cpu_path_name(GetParam());
+  }
+  const CpuKernels& path() const {
+    switch (GetParam()) {
+      case CpuPath::Avx2: return *avx2_kernels();
+      case CpuPath::Avx512: return *avx512_kernels();
+      default: return scalar_kernels();
+    }
+  }
+};
+
+TEST_P(KernelPath, ActivationQuantizersAreBitIdentical) {
+  const int64_t n = 1024;
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    auto x = gaussian(size_t(n), seed, seed % 2 ? 1.f : 1e-3f);
+    std::fill_n(x.begin() + 256, 256, 0.f);               // an all-zero block of either size
+    x[600] = -5.f, x[601] = 5.f, x[700] = -5.f;            // ties for the largest magnitude
+    for (int i = 800; i < 832; ++i) x[size_t(i)] = float(i - 816) * 0.5f;  // exact halves: round-to-even
+    for (TensorType at : {TensorType::Q8_0, TensorType::Q8_K}) {
+      std::vector<uint8_t> want(row_bytes(at, n)), got(row_bytes(at, n));
+      quantize_activation(at, x.data(), want.data(), n);
+      (at == TensorType::Q8_0 ? path().quantize_q8_0 : path().quantize_q8_K)(x.data(), got.data(), n);
+      EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size())) << type_traits(at).name << " seed " << seed;
+    }
+  }
+}
+
+TEST_P(KernelPath, DotTilesMatchScalar) {
+  const TensorType types[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
+                              TensorType::MXFP4, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::IQ4_XS};
+  for (TensorType wt : types) {
+    const TensorType at = activation_type(wt);
+    const bool plain = type_traits(wt).block_elems == 1;
+    for (int64_t n : plain ? std::vector<int64_t>{7, 512, 515} : std::vector<int64_t>{256, 768}) {
+      DotTileFn fast = path().dot_tile(wt);
+      ASSERT_NE(fast, nullptr) << type_traits(wt).name;
+      DotTileFn ref = scalar_kernels().dot_tile(wt);
+      for (uint32_t seed = 1; seed <= 5; ++seed) {
+        const auto w = weight_row(wt, n, seed);
+        std::vector<float> wf(static_cast<size_t>(n));
+        dequantize_row(wt, w.data(), wf.data(), n);
+        const size_t arow = row_bytes(at, n), stride = arow + 64;  // rows need not be adjacent
+        std::vector<uint8_t> acts(stride * kTileTokens);
+        std::vector<std::vector<float>> xs;
+        for (int t = 0; t < kTileTokens; ++t) {
+          xs.push_back(gaussian(size_t(n), seed * 100 + uint32_t(t)));
+          quantize_activation(at, xs.back().data(), acts.data() + size_t(t) * stride, n);
+        }
+        for (int nt = 1; nt <= kTileTokens; ++nt) {
+          float want[2 * kTileTokens], got[2 * kTileTokens];
+          ref(w.data(), acts.data(), stride, nt, n, want, 2);
+          fast(w.data(), acts.data(), stride, nt, n, got, 2);
+          for (int t = 0; t < nt; ++t) {
+            double mag = 0;  // sum |w||x| bounds what reordering float additions can change
+            for (int64_t i = 0; i < n; ++i) mag += std::fabs(double(wf[size_t(i)]) * xs[size_t(t)][size_t(i)]);
+            EXPECT_NEAR(got[2 * t], want[2 * t], 1e-5 * mag + 1e-6)
+                << type_traits(wt).name << " n " << n << " seed " << seed << " tile " << nt << " token " << t;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(KernelPath, AttentionHelpersMatchScalar) {
+  auto a = gaussian(131, 1), b = gaussian(131, 2);
+  const float want = scalar_kernels().dot_f32(a.data(), b.data(), 131);
+  EXPECT_NEAR(path().dot_f32(a.data(), b.data(), 131), want, 1e-5f * 131);
+  auto y1 = b, y2 = b;
+  scalar_kernels().axpy_f32(0.37f, a.data(), y1.data(), 131);
+  path().axpy_f32(0.37f, a.data(), y2.data(), 131);
+  for (size_t i = 0; i < y1.size(); ++i) EXPECT_NEAR(y1[i], y2[i], 1e-6f);
+  scalar_kernels().scale_f32(-1.5f, y1.data(), 131);
+  path().scale_f32(-1.5f, y2.data(), 131);
+  for (size_t i = 0; i < y1.size(); ++i) EXPECT_NEAR(y1[i], y2[i], 1e-6f);
+  std::vector<uint8_t> buf(1 << 16);
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = uint8_t(i * 31 + 7);
+  EXPECT_EQ(path().stream_read(buf.data(), buf.size()), scalar_kernels().stream_read(buf.data(), buf.size()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, KernelPath, ::testing::Values(CpuPath::Scalar, CpuPath::Avx2, CpuPath::Avx512),
+                         [](const auto& info) { return std::string(cpu_path_name(info.param)); });
+
+TEST(KernelDispatch, NamesAndSelection) {
+  EXPECT_EQ(cpu_path_from_name("avx2"), CpuPath::Avx2);
+  EXPECT_FALSE(cpu_path_from_name("sse9").has_value());
+  EXPECT_TRUE(cpu_path_supported(CpuPath::Scalar));
+  const CpuPath before = kernels().path;
+  select_cpu_path(CpuPath::Scalar);
+  EXPECT_EQ(kernels().path, CpuPath::Scalar);
+  select_cpu_path(before);
+}
+
+}  // namespace

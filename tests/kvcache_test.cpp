@@ -1,0 +1,177 @@
+// The prefix cache and the scheduler on the golden models: reused prefixes give the logits and tokens
+// of a from-scratch run (step35's window of 16 is far shorter than the prefixes), concurrent requests
+// give what they give one by one, a tiny KV budget evicts and stays right, and the disk cache is
+// reused by a fresh engine and rejected once the model file changes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "engine/backend.h"
+#include "engine/engine.h"
+#include "tests/golden.h"
+#include "tests/scratch.h"
+
+namespace flashfix {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* kModels[] = {"tiny-qwen3moe-s11", "tiny-step35-s11"};
+
+// The golden prompt followed by n deterministic ordinary tokens (a long agent context).
+std::vector<int32_t> long_prompt(const test::Golden& g, size_t n, uint32_t seed) {
+  std::vector<int32_t> t = g.tokens;
+  for (size_t i = 0; i < n; ++i) t.push_back(int32_t((i * 7919 + seed * 104729 + 13) % 4000));
+  return t;
+}
+
+Request greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
+  Request r;
+  r.prompt = std::move(prompt);
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = 0;
+  return r;
+}
+
+void expect_close(const LogitsResult& got, const LogitsResult& want, int64_t V) {
+  ASSERT_EQ(got.logits.size(), want.logits.size());
+  for (int64_t t = 0; t < got.prompt_tokens; ++t)
+    ASSERT_LE(test::rel_l2(&got.logits[size_t(t * V)], &want.logits[size_t(t * V)], V), 1e-5) << "position " << t;
+}
+
+EngineOptions opts(bool prefix_cache, std::string cache_dir = "", uint64_t budget = 0) {
+  EngineOptions o;
+  o.threads = 2;
+  o.n_ctx = 512;
+  o.prefix_cache = prefix_cache;
+  o.cache_dir = std::move(cache_dir);
+  o.kv_budget_bytes = budget;
+  return o;
+}
+
+TEST(PrefixCache, LogitsWithAReusedPrefixEqualFromScratch) {
+  for (const char* name : kModels) {
+    SCOPED_TRACE(name);
+    auto g = test::load_golden(name);
+    auto cached = Engine::open(g.model_path, opts(true));
+    auto fresh = Engine::open(g.model_path, opts(false));
+    const auto prefix = long_prompt(g, 90, 1);  // 161 tokens: 10 whole blocks and a tail
+    cached->prompt_logits(prefix);
+    for (size_t extra : {1u, 37u}) {  // a tail copy-on-write, and new blocks past it
+      auto prompt = prefix;
+      for (size_t i = 0; i < extra; ++i) prompt.push_back(int32_t(100 * extra + i));
+      LogitsResult reused = cached->prompt_logits(prompt);
+      EXPECT_EQ(reused.cached_tokens, int64_t(prefix.size())) << "extra " << extra;
+      EXPECT_EQ(reused.computed_tokens, int64_t(extra));
+      LogitsResult scratch = fresh->prompt_logits(prompt);
+      EXPECT_EQ(scratch.cached_tokens, 0);
+      expect_close(reused, scratch, g.n_vocab);
+    }
+    // A prompt that diverges inside a block reuses up to the divergence.
+    auto diverged = prefix;
+    diverged[100] = 7;
+    LogitsResult d = cached->prompt_logits(diverged);
+    EXPECT_EQ(d.cached_tokens, 100);
+    expect_close(d, fresh->prompt_logits(diverged), g.n_vocab);
+  }
+}
+
+TEST(Scheduler, ConcurrentRequestsGiveTheTokensOfOneByOne) {
+  for (const char* name : kModels) {
+    SCOPED_TRACE(name);
+    auto g = test::load_golden(name);
+    std::vector<Request> reqs;
+    for (uint32_t i = 0; i < 5; ++i) reqs.push_back(greedy(long_prompt(g, 20 + 60 * i, i), 10));
+    reqs.push_back(greedy(reqs[0].prompt, 14));  // shares a whole prompt with a request in flight
+    std::vector<std::vector<int32_t>> alone;
+    {
+      auto e = Engine::open(g.model_path, opts(false));
+      for (const auto& r : reqs) alone.push_back(e->generate(r).tokens);
+    }
+    auto e = Engine::open(g.model_path, opts(true));
+    std::vector<Result> together(reqs.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < reqs.size(); ++i) threads.emplace_back([&, i] { together[i] = e->generate(reqs[i]); });
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(together[i].tokens, alone[i]) << "request " << i;
+  }
+}
+
+TEST(PrefixCache, TinyBudgetEvictsAndStaysCorrect) {
+  for (const char* name : kModels) {
+    SCOPED_TRACE(name);
+    auto g = test::load_golden(name);
+    auto probe = Engine::open(g.model_path, opts(false));
+    // Room for 16 blocks of each kind: one 240-token request, never two, and little to keep.
+    auto model = Model::load(g.model_path);
+    auto backend = make_cpu_backend(*model, 1);
+    const uint64_t block = backend->kv_block_bytes(KvKind::Full) + backend->kv_block_bytes(KvKind::Sliding);
+    ASSERT_GT(block, 0u);
+    auto e = Engine::open(g.model_path, opts(true, "", 16 * block));
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<std::vector<int32_t>> want;
+    for (uint32_t i = 0; i < 4; ++i) {
+      prompts.push_back(long_prompt(g, 100 + 20 * i, i));
+      want.push_back(probe->generate(greedy(prompts.back(), 8)).tokens);
+    }
+    for (int round = 0; round < 2; ++round)
+      for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(e->generate(greedy(prompts[i], 8)).tokens, want[i]);
+    // Concurrent requests that cannot all fit wait for each other instead of failing.
+    std::vector<Result> out(prompts.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < prompts.size(); ++i) threads.emplace_back([&, i] { out[i] = e->generate(greedy(prompts[i], 8)); });
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(out[i].tokens, want[i]);
+    // A single request larger than the whole budget is refused up front.
+    EXPECT_THROW(e->generate(greedy(long_prompt(g, 250, 9), 8)), std::length_error);
+  }
+}
+
+TEST(DiskCache, ReusedByTheNextEngineAndRejectedAfterTheModelChanges) {
+  for (const char* name : kModels) {
+    SCOPED_TRACE(name);
+    auto g = test::load_golden(name);
+    const std::string model = test::temp(std::string(name) + ".gguf"), dir = test::temp(std::string(name) + "-cache");
+    fs::copy_file(g.model_path, model, fs::copy_options::overwrite_existing);
+    const auto prompt = long_prompt(g, 120, 3);
+    LogitsResult scratch = Engine::open(model, opts(false))->prompt_logits(prompt);
+    {
+      auto first = Engine::open(model, opts(true, dir));
+      EXPECT_EQ(first->prompt_logits(prompt).cached_tokens, 0);
+    }  // closing writes the blocks
+    {
+      auto second = Engine::open(model, opts(true, dir));
+      LogitsResult r = second->prompt_logits(prompt);
+      EXPECT_EQ(r.cached_tokens, int64_t(prompt.size() - 1) / 16 * 16);
+      expect_close(r, scratch, g.n_vocab);
+    }
+    // A corrupt block file is reported, ignored and recomputed.
+    for (const auto& f : fs::recursive_directory_iterator(dir))
+      if (f.path().extension() == ".kvb") {
+        fs::resize_file(f.path(), fs::file_size(f.path()) / 2);
+        break;
+      }
+    {
+      auto third = Engine::open(model, opts(true, dir));
+      LogitsResult r = third->prompt_logits(prompt);
+      EXPECT_LT(r.cached_tokens, int64_t(prompt.size() - 1) / 16 * 16);
+      expect_close(r, scratch, g.n_vocab);
+    }
+    // Flip the last byte of the file (a weight): same size, new contents, new key.
+    {
+      std::fstream f(model, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(-1, std::ios::end);
+      char c = char(f.get());
+      f.seekp(-1, std::ios::end);
+      f.put(char(c ^ 1));
+    }
+    fs::last_write_time(model, fs::last_write_time(model) + std::chrono::seconds(1));
+    auto changed = Engine::open(model, opts(true, dir));
+    EXPECT_EQ(changed->prompt_logits(prompt).cached_tokens, 0);
+  }
+}
+
+}  // namespace
+}  // namespace flashfix

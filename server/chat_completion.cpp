@@ -93,6 +93,10 @@ void handle_chat_completion(ServerContext& ctx, const httplib::Request& req, htt
   spec.max_tokens = ctx.resolve_max_tokens(spec.prompt.size(), r.gen.max_tokens);
   spec.sampling = r.gen.sampling;
   spec.stop = r.gen.stop;
+  std::vector<int32_t> biased;
+  for (auto [id, b] : r.gen.logit_bias) biased.push_back(id);
+  ctx.check_token_ids(biased, "logit_bias");
+  spec.logit_bias = r.gen.logit_bias;
   spec.chat_format = ctx.chat_format;
   spec.starts_in_reasoning = prompt_opens_reasoning(ctx.chat_format);
   spec.tools = r.tools;
@@ -137,7 +141,7 @@ void handle_chat_completion(ServerContext& ctx, const httplib::Request& req, htt
   }
 
   res.set_chunked_content_provider("application/json", [g, ticket, head](size_t, httplib::DataSink& sink) {
-    if (!drive(*g, sink, " ", [](const std::vector<agent::StreamEvent>&) { return true; })) return false;
+    if (!drive(*g, sink, " ", {})) return false;
     ojson body;
     if (!g->error().empty()) {
       body = internal_error("generation failed: " + g->error()).to_json();

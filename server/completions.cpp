@@ -32,17 +32,17 @@ void handle_completion(ServerContext& ctx, const httplib::Request& req, httplib:
   if (r.prompt_tokens.empty()) {
     spec.prompt = tok.encode(r.prompt, /*parse_special=*/true, /*add_special=*/true);
   } else {
-    for (size_t i = 0; i < r.prompt_tokens.size(); ++i)
-      if (r.prompt_tokens[i] >= tok.n_vocab())
-        throw invalid_request("prompt[" + std::to_string(i) + "] is not a token of this model's vocabulary (" +
-                                  std::to_string(tok.n_vocab()) + " tokens)",
-                              "prompt");
+    ctx.check_token_ids(r.prompt_tokens, "prompt");
     spec.prompt = std::move(r.prompt_tokens);
   }
   if (spec.prompt.empty()) throw invalid_request("the prompt tokenizes to nothing", "prompt");
   spec.max_tokens = ctx.resolve_max_tokens(spec.prompt.size(), r.gen.max_tokens);
   spec.sampling = r.gen.sampling;
   spec.stop = r.gen.stop;
+  std::vector<int32_t> biased;
+  for (auto [id, b] : r.gen.logit_bias) biased.push_back(id);
+  ctx.check_token_ids(biased, "logit_bias");
+  spec.logit_bias = r.gen.logit_bias;
   auto ticket = ctx.admission.admit();
   auto g = std::make_shared<Generation>(ctx.engine, ctx.metrics, std::move(spec));
   const Header head{response_id("cmpl-"), ctx.options.model_name, std::time(nullptr)};
@@ -76,7 +76,7 @@ void handle_completion(ServerContext& ctx, const httplib::Request& req, httplib:
   }
 
   res.set_chunked_content_provider("application/json", [g, ticket, head](size_t, httplib::DataSink& sink) {
-    if (!drive(*g, sink, " ", [](const std::vector<agent::StreamEvent>&) { return true; })) return false;
+    if (!drive(*g, sink, " ", {})) return false;
     ojson body;
     if (!g->error().empty()) {
       body = internal_error("generation failed: " + g->error()).to_json();

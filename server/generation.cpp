@@ -24,7 +24,12 @@ void Generation::run(Engine& engine, GenerationSpec spec) {
   req.max_tokens = spec.max_tokens;
   req.sampling = spec.sampling;
   req.stop = stop_.get_token();
-  if (constraint_) req.constrain = [this](std::span<float> logits) { constraint_->apply(logits); };
+  // Biases first, so a grammar's mask always has the last word.
+  if (constraint_ || !spec.logit_bias.empty())
+    req.constrain = [this, bias = std::move(spec.logit_bias)](std::span<float> logits) {
+      for (auto [id, b] : bias) logits[size_t(id)] += b;
+      if (constraint_) constraint_->apply(logits);
+    };
   req.on_token = [this](int32_t token) { return on_token(token); };
   Result res;
   std::string error;

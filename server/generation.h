@@ -29,6 +29,7 @@ struct GenerationSpec {
   int64_t max_tokens = 0;
   SamplerParams sampling{};
   std::vector<std::string> stop;
+  std::vector<std::pair<int32_t, float>> logit_bias;  // ids already checked against the vocabulary
   std::optional<ChatFormat> chat_format;  // set: the text is a chat reply, parsed into reasoning/content/calls
   bool starts_in_reasoning = false;       // the prompt ends inside an open <think> block
   nlohmann::ordered_json tools;           // the request's tools (null: none), to type XML argument values

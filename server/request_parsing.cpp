@@ -193,6 +193,26 @@ std::vector<std::string> parse_stop(const ojson& v) {
   return out;
 }
 
+// {"token id": bias}; the ids are checked against the vocabulary by the handler, which knows it.
+std::vector<std::pair<int32_t, float>> parse_logit_bias(const ojson& v) {
+  if (!v.is_object()) throw wrong_type("logit_bias", "an object of token ids to numbers", v);
+  if (v.size() > 1024) throw invalid_request("'logit_bias' takes at most 1024 tokens", "logit_bias");
+  std::vector<std::pair<int32_t, float>> out;
+  for (const auto& [key, bias] : v.items()) {
+    const std::string p = "logit_bias." + key;
+    size_t used = 0;
+    long long id = -1;
+    try {
+      id = std::stoll(key, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != key.size() || id < 0 || id > INT32_MAX) throw invalid_request("'logit_bias' keys must be token ids, got '" + key + "'", "logit_bias");
+    out.emplace_back(int32_t(id), float(get_number(bias, p, -100, 100)));
+  }
+  return out;
+}
+
 // Sampling: OpenAI's defaults (temperature 1, top_p 1) with the engine's top-k/min-p unless the
 // client overrides them (top_k, min_p, repeat_penalty are llama.cpp-style extensions).
 GenerationParams parse_generation(const ojson& b) {
@@ -221,6 +241,7 @@ GenerationParams parse_generation(const ojson& b) {
   if (const ojson* v = field(b, "max_tokens")) g.max_tokens = get_integer(*v, "max_tokens", 1, INT64_MAX);
   if (const ojson* v = field(b, "max_completion_tokens")) g.max_tokens = get_integer(*v, "max_completion_tokens", 1, INT64_MAX);
   if (const ojson* v = field(b, "stop")) g.stop = parse_stop(*v);
+  if (const ojson* v = field(b, "logit_bias")) g.logit_bias = parse_logit_bias(*v);
   if (const ojson* v = field(b, "stream")) g.stream = get_bool(*v, "stream");
   if (const ojson* v = field(b, "stream_options")) {
     if (!v->is_object()) throw wrong_type("stream_options", "an object", *v);

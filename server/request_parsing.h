@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@ struct GenerationParams {
   SamplerParams sampling{};
   std::optional<int64_t> max_tokens;  // as asked (max_tokens or max_completion_tokens); checked against the limits later
   std::vector<std::string> stop;      // up to 4 stop strings, matched on the generated text
+  std::vector<std::pair<int32_t, float>> logit_bias;  // token id -> added to its logit (-100 bans, as at OpenAI)
   bool stream = false;
   bool include_usage = false;         // stream_options.include_usage
 };

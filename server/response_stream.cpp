@@ -33,7 +33,7 @@ bool drive(Generation& g, httplib::DataSink& sink, std::string_view heartbeat,
     events.clear();
     const bool done = g.next(events, kHeartbeat);
     bool ok = true;
-    if (!events.empty()) {
+    if (!events.empty() && on_events) {
       ok = on_events(events);
       last_write = Clock::now();
     } else if (!done && Clock::now() - last_write >= kHeartbeat) {

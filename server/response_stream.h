@@ -26,8 +26,9 @@ bool write_sse(httplib::DataSink& sink, const nlohmann::ordered_json& chunk);
 bool write_sse_done(httplib::DataSink& sink);
 
 // Waits for g to end, passing each batch of events to on_events (which writes them and returns
-// false when a write failed) and writing heartbeat after a quiet interval. Returns false, having
-// cancelled g, when the client went away; true when g ended with the client still connected.
+// false when a write failed; empty: the events are not written, as for a JSON body sent at the end)
+// and writing heartbeat after an interval without writes. Returns false, having cancelled g, when
+// the client went away; true when g ended with the client still connected.
 bool drive(Generation& g, httplib::DataSink& sink, std::string_view heartbeat,
            const std::function<bool(const std::vector<agent::StreamEvent>&)>& on_events);
 

@@ -22,6 +22,15 @@ void ServerContext::check_model(const std::string& requested) const {
                     "model_not_found");
 }
 
+void ServerContext::check_token_ids(const std::vector<int32_t>& ids, const std::string& param) const {
+  const int32_t n_vocab = engine.tokenizer().n_vocab();
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= n_vocab)
+      throw invalid_request(param + ": token " + std::to_string(ids[i]) + " is not in this model's vocabulary (" + std::to_string(n_vocab) +
+                                " tokens)",
+                            param);
+}
+
 int64_t ServerContext::resolve_max_tokens(size_t prompt_tokens, const std::optional<int64_t>& asked) const {
   const int64_t n_ctx = engine.options().n_ctx;
   const int64_t n_prompt = int64_t(prompt_tokens);

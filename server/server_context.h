@@ -42,6 +42,8 @@ struct ServerContext {
   // and the context allow. 400 when it exceeds the limit, context_length_exceeded when the prompt
   // plus it does not fit the context.
   int64_t resolve_max_tokens(size_t prompt_tokens, const std::optional<int64_t>& asked) const;
+  // 400 naming param unless every id is in the vocabulary.
+  void check_token_ids(const std::vector<int32_t>& ids, const std::string& param) const;
 };
 
 }  // namespace flashfix::server

@@ -22,7 +22,6 @@ class Admission {
   using Ticket = std::shared_ptr<void>;
   // Throws ApiError 429 when all slots are taken.
   Ticket admit();
-  int64_t in_flight() const { return in_flight_.load(); }
 
  private:
   const int64_t max_;

@@ -24,7 +24,12 @@ std::vector<int32_t> render_prompt(const ServerContext& ctx, const ChatRequest& 
   } catch (const std::invalid_argument& e) {
     throw invalid_request(std::string("the messages cannot be rendered: ") + e.what(), "messages");
   }
-  return ctx.engine.tokenizer().encode(text, /*parse_special=*/true, /*add_special=*/true);
+  // Specials by hand: add_special could also append an EOS, which would end the prompt. Step's
+  // template starts with {{bos_token}}; the others get a BOS only where the model asks for one.
+  const Tokenizer& tok = ctx.engine.tokenizer();
+  std::vector<int32_t> ids = tok.encode(text, /*parse_special=*/true, /*add_special=*/false);
+  if (auto bos = tok.bos(); bos && (tok.add_bos_default() || ctx.chat_format == ChatFormat::Step35)) ids.insert(ids.begin(), *bos);
+  return ids;
 }
 
 // Step-3.5's generation prompt opens the think block itself; Qwen3 lets the model open it.
@@ -98,6 +103,7 @@ void handle_chat_completion(ServerContext& ctx, const httplib::Request& req, htt
   ctx.check_token_ids(biased, "logit_bias");
   spec.logit_bias = r.gen.logit_bias;
   spec.chat_format = ctx.chat_format;
+  spec.stop_tokens = ctx.turn_end_tokens;
   spec.starts_in_reasoning = prompt_opens_reasoning(ctx.chat_format);
   spec.tools = r.tools;
   if (!r.tools.is_null())

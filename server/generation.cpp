@@ -1,9 +1,15 @@
 #include "server/generation.h"
 
+#include <algorithm>
+
 namespace flashfix::server {
 
 Generation::Generation(Engine& engine, Metrics& metrics, GenerationSpec spec)
-    : metrics_(metrics), tokenizer_(engine.tokenizer()), text_stream_(spec.stop), constraint_(std::move(spec.constraint)) {
+    : metrics_(metrics),
+      tokenizer_(engine.tokenizer()),
+      stop_tokens_(spec.stop_tokens),
+      text_stream_(spec.stop),
+      constraint_(std::move(spec.constraint)) {
   if (spec.chat_format)
     parser_ = spec.tools.is_null() ? std::make_unique<agent::StreamParser>(*spec.chat_format, spec.starts_in_reasoning)
                                    : std::make_unique<agent::StreamParser>(*spec.chat_format, spec.starts_in_reasoning, spec.tools);
@@ -24,6 +30,7 @@ void Generation::run(Engine& engine, GenerationSpec spec) {
   req.max_tokens = spec.max_tokens;
   req.sampling = spec.sampling;
   req.stop = stop_.get_token();
+  req.stop_tokens = std::move(spec.stop_tokens);
   // Biases first, so a grammar's mask always has the last word.
   if (constraint_ || !spec.logit_bias.empty())
     req.constrain = [this, bias = std::move(spec.logit_bias)](std::span<float> logits) {
@@ -65,7 +72,7 @@ bool Generation::on_token(int32_t token) {
   metrics_.count_token();
   if (constraint_) constraint_->accept(token);
   // The end token closes the reply; it is not part of the text (its piece would be "<|im_end|>").
-  if (tokenizer_.is_eog(token)) return !stop_.stop_requested();
+  if (tokenizer_.is_eog(token) || std::ranges::find(stop_tokens_, token) != stop_tokens_.end()) return !stop_.stop_requested();
   std::string text = text_stream_.push(tokenizer_.token_to_piece(token));
   {
     std::lock_guard lock(mu_);

@@ -29,6 +29,7 @@ struct GenerationSpec {
   int64_t max_tokens = 0;
   SamplerParams sampling{};
   std::vector<std::string> stop;
+  std::vector<int32_t> stop_tokens;  // end the reply besides the model's end-of-generation tokens
   std::vector<std::pair<int32_t, float>> logit_bias;  // ids already checked against the vocabulary
   std::optional<ChatFormat> chat_format;  // set: the text is a chat reply, parsed into reasoning/content/calls
   bool starts_in_reasoning = false;       // the prompt ends inside an open <think> block
@@ -65,6 +66,7 @@ class Generation {
 
   Metrics& metrics_;
   const Tokenizer& tokenizer_;
+  std::vector<int32_t> stop_tokens_;
   TextStream text_stream_;
   std::unique_ptr<agent::StreamParser> parser_;
   std::unique_ptr<ToolChoiceConstraint> constraint_;

@@ -1,5 +1,7 @@
 #include "server/server_context.h"
 
+#include <algorithm>
+
 #include "server/api_error.h"
 
 namespace flashfix::server {
@@ -11,8 +13,10 @@ ServerContext::ServerContext(Engine& e, ServerOptions o)
       token_trie(agent::build_token_trie(e.tokenizer())),
       admission(int64_t(e.options().max_sequences) + options.max_queue) {
   const Tokenizer& tok = e.tokenizer();
+  if (auto im_end = tok.find_token("<|im_end|>")) turn_end_tokens.push_back(*im_end);
+  after_call_tokens = turn_end_tokens;
   for (int32_t id = 0; id < tok.n_vocab(); ++id)
-    if (tok.is_eog(id)) after_call_tokens.push_back(id);
+    if (tok.is_eog(id) && std::ranges::find(turn_end_tokens, id) == turn_end_tokens.end()) after_call_tokens.push_back(id);
   if (auto nl = tok.encode("\n", false, false); nl.size() == 1) after_call_tokens.push_back(nl[0]);
 }
 

@@ -29,6 +29,8 @@ struct ServerContext {
   ChatFormat chat_format;
   // The vocabulary as a byte trie for tool-call constraints: built once, shared by every request.
   std::shared_ptr<const agent::TokenTrie> token_trie;
+  // Tokens that end a chat reply besides the model's end-of-generation ones: the ChatML turn end.
+  std::vector<int32_t> turn_end_tokens;
   // What may follow a finished tool call: the end-of-turn tokens and a newline (see ToolChoiceConstraint).
   std::vector<int32_t> after_call_tokens;
   Metrics metrics;

@@ -108,7 +108,8 @@ void handle_chat_completion(ServerContext& ctx, const httplib::Request& req, htt
   spec.tools = r.tools;
   if (!r.tools.is_null())
     spec.constraint = std::make_unique<ToolChoiceConstraint>(ctx.engine.tokenizer(), ctx.token_trie, ctx.chat_format, r.tools, r.tool_choice,
-                                                             r.tool_choice_name, r.parallel_tool_calls, ctx.after_call_tokens);
+                                                             r.tool_choice_name, r.parallel_tool_calls, ctx.end_tokens,
+                                                             ctx.newline_token);
   auto ticket = ctx.admission.admit();
   auto g = std::make_shared<Generation>(ctx.engine, ctx.metrics, std::move(spec));
   const ChunkHeader head{response_id("chatcmpl-"), ctx.options.model_name, std::time(nullptr)};

@@ -14,10 +14,10 @@ ServerContext::ServerContext(Engine& e, ServerOptions o)
       admission(int64_t(e.options().max_sequences) + options.max_queue) {
   const Tokenizer& tok = e.tokenizer();
   if (auto im_end = tok.find_token("<|im_end|>")) turn_end_tokens.push_back(*im_end);
-  after_call_tokens = turn_end_tokens;
+  end_tokens = turn_end_tokens;
   for (int32_t id = 0; id < tok.n_vocab(); ++id)
-    if (tok.is_eog(id) && std::ranges::find(turn_end_tokens, id) == turn_end_tokens.end()) after_call_tokens.push_back(id);
-  if (auto nl = tok.encode("\n", false, false); nl.size() == 1) after_call_tokens.push_back(nl[0]);
+    if (tok.is_eog(id) && std::ranges::find(turn_end_tokens, id) == turn_end_tokens.end()) end_tokens.push_back(id);
+  if (auto nl = tok.encode("\n", false, false); nl.size() == 1) newline_token = nl[0];
 }
 
 void ServerContext::check_model(const std::string& requested) const {

@@ -31,8 +31,10 @@ struct ServerContext {
   std::shared_ptr<const agent::TokenTrie> token_trie;
   // Tokens that end a chat reply besides the model's end-of-generation ones: the ChatML turn end.
   std::vector<int32_t> turn_end_tokens;
-  // What may follow a finished tool call: the end-of-turn tokens and a newline (see ToolChoiceConstraint).
-  std::vector<int32_t> after_call_tokens;
+  // What may follow a finished tool call (see ToolChoiceConstraint): the turn's end (the turn-end
+  // and end-of-generation tokens) and one newline (-1: no single newline token).
+  std::vector<int32_t> end_tokens;
+  int32_t newline_token = -1;
   Metrics metrics;
   Admission admission;
 

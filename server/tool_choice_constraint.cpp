@@ -11,8 +11,8 @@ namespace flashfix::server {
 
 ToolChoiceConstraint::ToolChoiceConstraint(const Tokenizer& tok, std::shared_ptr<const agent::TokenTrie> trie, ChatFormat format,
                                            const nlohmann::ordered_json& tools, ToolChoice choice, const std::string& name,
-                                           bool parallel_calls, std::vector<int32_t> after_call)
-    : choice_(choice), parallel_calls_(parallel_calls), after_call_(std::move(after_call)) {
+                                           bool parallel_calls, std::vector<int32_t> end_tokens, int32_t newline)
+    : choice_(choice), parallel_calls_(parallel_calls), end_tokens_(std::move(end_tokens)), newline_(newline) {
   // All three chat formats open a call with the <tool_call> special token.
   if (auto id = tok.find_token("<tool_call>")) call_open_ = *id;
   if (call_open_ < 0 && choice != ToolChoice::Auto)
@@ -46,10 +46,11 @@ void ToolChoiceConstraint::apply(std::span<float> logits) const {
     return;
   }
   if (grammar_->in_call() || grammar_->calls_completed() == 0) return grammar_->apply(logits);
-  // After a call: keep only the turn's end, a newline and (parallel calls) the next call's opener.
+  // After a call: keep only the turn's end, one newline and (parallel calls) the next call's opener.
   std::vector<std::pair<int32_t, float>> keep;
-  for (int32_t id : after_call_)
+  for (int32_t id : end_tokens_)
     if (size_t(id) < logits.size()) keep.emplace_back(id, logits[size_t(id)]);
+  if (!newline_after_call_ && newline_ >= 0 && size_t(newline_) < logits.size()) keep.emplace_back(newline_, logits[size_t(newline_)]);
   if (parallel_calls_ && in_range) keep.emplace_back(call_open_, logits[size_t(call_open_)]);
   std::fill(logits.begin(), logits.end(), kMasked);
   bool any_finite = false;
@@ -58,7 +59,8 @@ void ToolChoiceConstraint::apply(std::span<float> logits) const {
 }
 
 void ToolChoiceConstraint::accept(int32_t token) {
-  if (token == call_open_) call_started_ = true;
+  if (token == call_open_) call_started_ = true, newline_after_call_ = false;
+  if (token == newline_ && grammar_ && !grammar_->in_call() && grammar_->calls_completed() > 0) newline_after_call_ = true;
   if (grammar_) grammar_->accept(token);
 }
 

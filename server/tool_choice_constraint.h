@@ -5,9 +5,9 @@
 //   none      the call-opening token is masked, so no call can start;
 //   required  until a call has started, only the call-opening token may be sampled;
 //   named     as required, with the grammar built from that one tool, so the call names it.
-// Once a call has closed, the turn may only end, or open another call when parallel calls are
-// allowed: a reply is content then calls, as the chat templates render it, and a model (least of
-// all a random one) must not run on after its calls until max_tokens.
+// Once a call has closed, the turn may only end, after at most one newline, or open another call
+// when parallel calls are allowed: a reply is content then calls, as the chat templates render it,
+// and a model (least of all a random one) must not run on after its calls until max_tokens.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -28,11 +28,10 @@ class ToolChoiceConstraint {
  public:
   // Throws ApiError 400 when the tools cannot be turned into a grammar or the model has no single
   // call-opening token to force.
-  // after_call: the tokens allowed between and after calls besides the call opener (end of turn,
-  // newline).
+  // end_tokens end the turn after a call; newline (-1: none) may come once between or after calls.
   ToolChoiceConstraint(const Tokenizer& tok, std::shared_ptr<const agent::TokenTrie> trie, ChatFormat format,
                        const nlohmann::ordered_json& tools, ToolChoice choice, const std::string& name, bool parallel_calls,
-                       std::vector<int32_t> after_call);
+                       std::vector<int32_t> end_tokens, int32_t newline);
 
   void apply(std::span<float> logits) const;
   void accept(int32_t token);
@@ -42,7 +41,9 @@ class ToolChoiceConstraint {
   int32_t call_open_ = -1;  // the `<tool_call>` token
   bool call_started_ = false;
   bool parallel_calls_;
-  std::vector<int32_t> after_call_;
+  std::vector<int32_t> end_tokens_;
+  int32_t newline_;
+  bool newline_after_call_ = false;  // the one newline allowed after the last call was taken
   std::unique_ptr<agent::CallConstraint> grammar_;
 };
 

@@ -70,7 +70,7 @@ test('streamed chat completion with usage', async () => {
 test('forced tool call, not streamed', async () => {
   const r = await client.chat.completions.create({
     model, max_tokens: 200, messages: [{ role: 'user', content: 'What is the weather in Paris?' }],
-    tools: [weatherTool], tool_choice: 'required',
+    tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false,
   });
   const c = r.choices[0];
   assert.equal(c.finish_reason, 'tool_calls');
@@ -87,7 +87,7 @@ test('forced tool call, not streamed', async () => {
 test('named tool call, streamed, assembled by the client library', async () => {
   const runner = client.beta.chat.completions.stream({
     model, max_tokens: 200, messages: [{ role: 'user', content: 'Weather in Oslo?' }],
-    tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'get_weather' } }, parallel_tool_calls: false,
   });
   let fragments = 0;
   runner.on('chunk', (chunk) => { if (chunk.choices[0]?.delta?.tool_calls) fragments++; });
@@ -103,6 +103,7 @@ test('named tool call, streamed, assembled by the client library', async () => {
 test('a tool result continues the conversation', async () => {
   const first = await client.chat.completions.create({
     model, max_tokens: 200, messages: [{ role: 'user', content: 'Weather in Rome?' }], tools: [weatherTool], tool_choice: 'required',
+    parallel_tool_calls: false,
   });
   const msg = first.choices[0].message;
   const r = await client.chat.completions.create({

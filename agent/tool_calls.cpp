@@ -1,6 +1,7 @@
 #include "agent/tool_calls.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -56,110 +57,158 @@ size_t incomplete_utf8_tail(std::string_view s) {
 
 // ---- Call bodies -------------------------------------------------------------------------------
 
-// The XML body `<function=N> (<parameter=P>V</parameter>)* </function>`, read as far as the text
-// allows. With complete=false (streaming) a body that simply has not arrived yet is not an error.
-struct XmlBody {
+// The XML body `<function=N> (<parameter=P>V</parameter>)* </function>`, read left to right. While
+// streaming (complete=false) it reads the elements that have fully arrived and stops, without an
+// error, at the first that has not (or that looks wrong: the final read decides); the next read
+// resumes there, so a long call costs no more than its length. The final read (complete=true) goes on
+// from the same place and reports what is wrong.
+class XmlReader {
+ public:
   bool has_name = false;
   std::string name;
   std::vector<std::pair<std::string, json>> params;
   std::string error;
+
+  void read(std::string_view body, bool complete, const ToolSpecs& specs) {
+    auto fail = [&](std::string message) {
+      if (complete) error = std::move(message);
+    };
+    auto rest = [&] { return body.substr(pos_); };
+    if (!has_name) {
+      pos_ = skip_space(body, pos_);
+      if (!rest().starts_with(kFunction)) {
+        if (complete || !partial_tag(rest(), kFunction))
+          fail("expected <function=NAME> at the start of the tool call, got " + quote(rest()));
+        return;
+      }
+      const size_t name_end = body.find('>', pos_ + kFunction.size());
+      if (name_end == std::string_view::npos) return fail("the <function= tag is not closed with '>': " + quote(rest()));
+      std::string_view n = trim(body.substr(pos_ + kFunction.size(), name_end - pos_ - kFunction.size()));
+      if (n.empty() || n.find_first_of("<\n") != std::string_view::npos)
+        return fail("invalid function name in " + quote(body.substr(pos_, name_end + 1 - pos_)));
+      if (!valid_utf8(n)) return fail("the function name is not valid UTF-8");
+      name = n;
+      has_name = true;
+      tool_ = specs.find(name);
+      pos_ = name_end + 1;
+    }
+    while (!closed_) {
+      pos_ = skip_space(body, pos_);
+      if (pos_ == body.size()) return;  // a missing </function> at the end is tolerated
+      if (rest().starts_with(kFunctionEnd)) {
+        pos_ += kFunctionEnd.size();
+        closed_ = true;
+        break;
+      }
+      if (!rest().starts_with(kParameter)) {
+        if (complete || !(partial_tag(rest(), kParameter) || partial_tag(rest(), kFunctionEnd)))
+          fail("expected <parameter=NAME> or </function>, got " + quote(rest()));
+        return;
+      }
+      const size_t pname_end = body.find('>', pos_ + kParameter.size());
+      if (pname_end == std::string_view::npos) return fail("the <parameter= tag is not closed with '>': " + quote(rest()));
+      std::string_view pname = trim(body.substr(pos_ + kParameter.size(), pname_end - pos_ - kParameter.size()));
+      if (pname.empty() || pname.find_first_of("<\n") != std::string_view::npos)
+        return fail("invalid parameter name in " + quote(body.substr(pos_, pname_end + 1 - pos_)));
+      if (!valid_utf8(pname)) return fail("a parameter name is not valid UTF-8");
+      const std::string key(pname);
+      // The value ends at the first </parameter>; what was searched already is not searched again.
+      const size_t value_end = body.find(kParameterEnd, std::max(pname_end + 1, value_from_));
+      if (value_end == std::string_view::npos) {
+        value_from_ = std::max(pname_end + 1, body.size() - std::min(body.size(), kParameterEnd.size() - 1));
+        return fail("parameter '" + key + "' is not closed with </parameter>");
+      }
+      // The templates put one newline on each side of the value; only those are not part of it.
+      std::string_view raw = body.substr(pname_end + 1, value_end - pname_end - 1);
+      if (raw.starts_with('\n')) raw.remove_prefix(1);
+      if (raw.ends_with('\n')) raw.remove_suffix(1);
+      if (!valid_utf8(raw)) return fail("parameter '" + key + "' is not valid UTF-8");
+      for (const auto& [seen, value] : params)
+        if (seen == key) return fail("parameter '" + key + "' is given twice");
+      Converted v = convert_xml_value(tool_ ? tool_->find(key) : nullptr, std::string(raw));
+      if (!v.error.empty()) return fail(v.error);
+      params.emplace_back(key, std::move(v.value));
+      pos_ = value_end + kParameterEnd.size();
+      value_from_ = 0;
+    }
+    // Streaming stops here: in a wrapped call what follows may be the start of </tool_call>.
+    if (complete && skip_space(body, pos_) != body.size()) fail("unexpected text after </function>: " + quote(body.substr(skip_space(body, pos_))));
+  }
+
+ private:
+  size_t pos_ = 0;         // body[0, pos_) is read
+  size_t value_from_ = 0;  // where the search for the pending value's </parameter> resumes
+  bool closed_ = false;    // </function> read
+  const ToolSpec* tool_ = nullptr;
 };
 
-XmlBody parse_xml_body(std::string_view body, bool complete, const ToolSpecs& specs) {
-  XmlBody out;
-  size_t pos = skip_space(body, 0);
-  auto rest = [&] { return body.substr(pos); };
-  if (!rest().starts_with(kFunction)) {
-    if (complete || !partial_tag(rest(), kFunction))
-      out.error = "expected <function=NAME> at the start of the tool call, got " + quote(rest());
-    return out;
-  }
-  const size_t name_end = body.find('>', pos + kFunction.size());
-  if (name_end == std::string_view::npos) {
-    if (complete) out.error = "the <function= tag is not closed with '>': " + quote(rest());
-    return out;
-  }
-  out.name = trim(body.substr(pos + kFunction.size(), name_end - pos - kFunction.size()));
-  if (out.name.empty() || out.name.find_first_of("<\n") != std::string::npos) {
-    out.error = "invalid function name in " + quote(body.substr(pos, name_end + 1 - pos));
-    return out;
-  }
-  if (!valid_utf8(out.name)) {
-    out.error = "the function name is not valid UTF-8";
-    return out;
-  }
-  out.has_name = true;
-  const ToolSpec* tool = specs.find(out.name);
-  pos = name_end + 1;
-  while (true) {
-    pos = skip_space(body, pos);
-    if (pos == body.size()) return out;  // a missing </function> at the end is tolerated
-    if (rest().starts_with(kFunctionEnd)) {
-      pos = skip_space(body, pos + kFunctionEnd.size());
-      if (pos != body.size()) out.error = "unexpected text after </function>: " + quote(rest());
-      return out;
-    }
-    if (!rest().starts_with(kParameter)) {
-      if (complete || !(partial_tag(rest(), kParameter) || partial_tag(rest(), kFunctionEnd)))
-        out.error = "expected <parameter=NAME> or </function>, got " + quote(rest());
-      return out;
-    }
-    const size_t pname_end = body.find('>', pos + kParameter.size());
-    if (pname_end == std::string_view::npos) {
-      if (complete) out.error = "the <parameter= tag is not closed with '>': " + quote(rest());
-      return out;
-    }
-    std::string pname(trim(body.substr(pos + kParameter.size(), pname_end - pos - kParameter.size())));
-    if (pname.empty() || pname.find_first_of("<\n") != std::string::npos) {
-      out.error = "invalid parameter name in " + quote(body.substr(pos, pname_end + 1 - pos));
-      return out;
-    }
-    const size_t value_end = body.find(kParameterEnd, pname_end + 1);
-    if (value_end == std::string_view::npos) {
-      if (complete) out.error = "parameter '" + pname + "' is not closed with </parameter>";
-      return out;
-    }
-    // The templates put one newline on each side of the value; only those are not part of it.
-    std::string_view raw = body.substr(pname_end + 1, value_end - pname_end - 1);
-    if (raw.starts_with('\n')) raw.remove_prefix(1);
-    if (raw.ends_with('\n')) raw.remove_suffix(1);
-    if (!valid_utf8(pname)) {
-      out.error = "a parameter name is not valid UTF-8";
-      return out;
-    }
-    if (!valid_utf8(raw)) {
-      out.error = "parameter '" + pname + "' is not valid UTF-8";
-      return out;
-    }
-    for (const auto& [seen, value] : out.params)
-      if (seen == pname) {
-        out.error = "parameter '" + pname + "' is given twice";
-        return out;
-      }
-    Converted v = convert_xml_value(tool ? tool->find(pname) : nullptr, std::string(raw));
-    if (!v.error.empty()) {
-      out.error = v.error;
-      return out;
-    }
-    out.params.emplace_back(std::move(pname), std::move(v.value));
-    pos = value_end + kParameterEnd.size();
-  }
-}
+// A JSON body's name and the raw text of its "arguments" object as they arrive: the name once
+// `{"name": "N"` has come through (a plain one, without escapes), the arguments once `, "arguments": {`
+// follows, then byte by byte (strings and escapes followed) to the brace that closes the object.
+// Bodies in another shape (arguments first, as a string) are only read when the call closes.
+class JsonArgs {
+ public:
+  std::optional<std::string> name;
 
-// The name of a JSON body as soon as `{"name": "N"` has arrived (streaming), if it is plain.
-std::optional<std::string> early_json_name(std::string_view body) {
-  size_t pos = skip_space(body, 0);
-  auto expect = [&](std::string_view lit) {
+  bool found() const { return start_ != npos; }
+  bool closed() const { return end_ != npos; }
+  std::string_view raw(std::string_view body) const { return body.substr(start_, end_ - start_); }
+
+  // body only grows between calls. Returns the argument text not returned before: whole UTF-8
+  // characters only, unless final.
+  std::string_view read(std::string_view body, bool final) {
+    if (start_ == npos && !head(body)) return {};
+    for (; end_ == npos && scanned_ < body.size(); ++scanned_) {
+      const char c = body[scanned_];
+      if (in_string_) {
+        if (escape_) {
+          escape_ = false;
+        } else if (c == '\\') {
+          escape_ = true;
+        } else if (c == '"') {
+          in_string_ = false;
+        }
+      } else if (c == '"') {
+        in_string_ = true;
+      } else if (c == '{' || c == '[') {
+        ++depth_;
+      } else if ((c == '}' || c == ']') && --depth_ == 0) {
+        end_ = scanned_ + 1;
+      }
+    }
+    size_t limit = closed() ? end_ : scanned_;
+    if (!final && !closed()) limit -= incomplete_utf8_tail(body.substr(sent_, limit - sent_));
+    std::string_view out = body.substr(sent_, limit - sent_);
+    sent_ = limit;
+    return out;
+  }
+
+ private:
+  static constexpr size_t npos = std::string_view::npos;
+  size_t start_ = npos, end_ = npos, scanned_ = 0, sent_ = 0;
+  int depth_ = 0;
+  bool in_string_ = false, escape_ = false;
+
+  bool head(std::string_view body) {
+    size_t pos = 0;
+    auto expect = [&](std::string_view lit) {
+      pos = skip_space(body, pos);
+      if (!body.substr(pos).starts_with(lit)) return false;
+      pos += lit.size();
+      return true;
+    };
+    if (!expect("{") || !expect("\"name\"") || !expect(":") || !expect("\"")) return false;
+    const size_t end = body.find_first_of("\"\\", pos);
+    if (end == std::string_view::npos || body[end] != '"' || end == pos) return false;
+    name = std::string(body.substr(pos, end - pos));
+    pos = end + 1;
+    if (!expect(",") || !expect("\"arguments\"") || !expect(":")) return false;
     pos = skip_space(body, pos);
-    if (!body.substr(pos).starts_with(lit)) return false;
-    pos += lit.size();
+    if (pos == body.size() || body[pos] != '{') return false;
+    start_ = scanned_ = sent_ = pos;
     return true;
-  };
-  if (!expect("{") || !expect("\"name\"") || !expect(":") || !expect("\"")) return std::nullopt;
-  size_t end = body.find_first_of("\"\\", pos);
-  if (end == std::string_view::npos || body[end] != '"' || end == pos) return std::nullopt;
-  return std::string(body.substr(pos, end - pos));
-}
+  }
+};
 
 // The Qwen3 JSON body {"name": N, "arguments": {...}}. Arguments given as a JSON string holding an
 // object (an OpenAI habit some models copy) are accepted; a missing "arguments" means none.
@@ -168,8 +217,6 @@ void parse_json_body(std::string_view body, ParsedCall& out) {
   try {
     j = json::parse(body);
   } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    // The name, when it came through, tells the model which call to repair (and matches CallBegin).
-    if (auto name = early_json_name(body)) out.call.name = *name;
     out.error = std::string("the tool call is not valid JSON (") + e.what() + "): " + quote(trim(body));
     return;
   }
@@ -254,7 +301,9 @@ struct StreamParser::Impl {
   // The open call.
   size_t call_start = 0, body_start = 0, search_from = 0;
   bool begun = false;        // CallBegin sent
-  size_t params_sent = 0;    // XML parameters sent as CallArguments
+  XmlReader xml;             // an XML body, read as it arrives
+  size_t params_sent = 0;    // its parameters sent as CallArguments
+  JsonArgs json_args;        // a JSON body's name and arguments, read as they arrive
 
   std::vector<StreamEvent> events;
 
@@ -282,7 +331,9 @@ struct StreamParser::Impl {
     call_start = tag_start;
     body_start = search_from = body;
     begun = false;
+    xml = XmlReader{};
     params_sent = 0;
+    json_args = JsonArgs{};
   }
 
   void send_begin(const std::string& name) {
@@ -306,15 +357,20 @@ struct StreamParser::Impl {
   void progress(std::string_view body) {
     std::string_view t = trim(body);
     if (t.starts_with('{')) {
-      if (!begun)
-        if (auto name = early_json_name(body)) send_begin(*name);
+      std::string_view fragment = json_args.read(body, false);
+      if (json_args.name) send_begin(*json_args.name);
+      if (!fragment.empty()) send_args(std::string(fragment));
       return;
     }
-    XmlBody x = parse_xml_body(body, false, specs);
-    if (!x.has_name) return;
-    send_begin(x.name);
-    for (; params_sent < x.params.size(); ++params_sent)
-      send_args(args_fragment(params_sent == 0, x.params[params_sent].first, x.params[params_sent].second));
+    xml.read(body, false, specs);
+    send_xml_progress();
+  }
+
+  void send_xml_progress() {
+    if (!xml.has_name) return;
+    send_begin(xml.name);
+    for (; params_sent < xml.params.size(); ++params_sent)
+      send_args(args_fragment(params_sent == 0, xml.params[params_sent].first, xml.params[params_sent].second));
   }
 
   void end_call(size_t body_end, size_t call_end) {
@@ -326,21 +382,46 @@ struct StreamParser::Impl {
     if (t.empty()) {
       pc.error = "the tool call is empty";
     } else if (t.starts_with('{')) {
-      parse_json_body(body, pc);
+      end_json_call(body, pc);
+      return;
     } else {
-      XmlBody x = parse_xml_body(body, true, specs);
-      pc.call.name = x.name;
-      pc.error = x.error;
-      for (auto& [key, value] : x.params) pc.call.arguments[key] = value;
+      xml.read(body, true, specs);
+      pc.call.name = xml.name;
+      pc.error = xml.error;
+      for (const auto& [key, value] : xml.params) pc.call.arguments[key] = value;
       if (pc.error.empty()) {
-        send_begin(x.name);
-        for (; params_sent < x.params.size(); ++params_sent)
-          send_args(args_fragment(params_sent == 0, x.params[params_sent].first, x.params[params_sent].second));
+        send_xml_progress();
         send_args(params_sent == 0 ? "{}" : "}");
       }
     }
+    send_end(std::move(pc));
+  }
+
+  // The arguments went out as the model wrote them (raw JSON text); what went out must be what the
+  // parse found, which only a body that repeats "name" or "arguments" can break.
+  void end_json_call(std::string_view body, ParsedCall& pc) {
+    std::string_view rest = json_args.read(body, true);
+    parse_json_body(body, pc);
+    if (json_args.name && pc.call.name != *json_args.name) {
+      if (pc.error.empty()) pc.error = "the tool call gives \"name\" more than once";
+      pc.call.name = *json_args.name;  // the one announced
+    }
+    if (pc.error.empty() && json_args.found() &&
+        (!json_args.closed() || json::parse(json_args.raw(body), nullptr, false) != pc.call.arguments))
+      pc.error = "the tool call gives \"arguments\" more than once";
     send_begin(pc.call.name);
-    if (t.starts_with('{') && pc.error.empty()) send_args(pc.call.arguments.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (pc.error.empty()) {
+      if (json_args.found()) {
+        if (!rest.empty()) send_args(std::string(rest));
+      } else {
+        send_args(pc.call.arguments.dump(-1, ' ', false, json::error_handler_t::replace));
+      }
+    }
+    send_end(std::move(pc));
+  }
+
+  void send_end(ParsedCall pc) {
+    send_begin(pc.call.name);  // a call that never showed its name is announced now
     StreamEvent e{StreamEvent::CallEnd, {}};
     e.call_index = call_index();
     e.error = pc.error;
@@ -365,7 +446,15 @@ struct StreamParser::Impl {
     }
     if (end == std::string::npos) {
       if (!final) {
-        progress(std::string_view(buf).substr(body_start));
+        // The end of the text may be the start of the closing tag: not part of the body for sure.
+        std::string_view body = std::string_view(buf).substr(body_start);
+        size_t held = 0;
+        const std::array<std::string_view, 2> closers = mode == Mode::Call ? std::array{kToolCallEnd, kToolCall}
+                                                                           : std::array{kFunctionEnd, kFunctionEnd};
+        for (std::string_view tag : closers)
+          for (size_t k = std::min(tag.size() - 1, body.size()); k > held; --k)
+            if (body.ends_with(tag.substr(0, k))) held = k;
+        progress(body.substr(0, body.size() - held));
         search_from = std::max(body_start, buf.size() - std::min(buf.size(), kToolCallEnd.size()));
         return false;
       }
@@ -385,13 +474,15 @@ struct StreamParser::Impl {
   }
 
   // A lone </think> in content: when nothing so far was reasoning or a call, the <think> was in the
-  // prompt and everything before this tag was reasoning (already streamed as content: a caller that
-  // knows the prompt opened <think> says so with starts_in_reasoning). Otherwise the tag is dropped.
+  // prompt and everything before this tag was reasoning. It was streamed as content already; a
+  // Reasoning event now carries it again (a caller that knows the prompt opened <think> avoids this
+  // with starts_in_reasoning). Otherwise the tag is dropped.
   void lone_reasoning_end() {
     if (seen_reasoning || !msg.calls.empty()) return;
     msg.reasoning = std::move(msg.content);
     msg.content.clear();
     content.reset();
+    if (!msg.reasoning.empty()) events.push_back({StreamEvent::Reasoning, msg.reasoning});
   }
 
   bool scan_text(bool final) {

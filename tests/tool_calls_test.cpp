@@ -206,6 +206,23 @@ TEST(ToolCalls, ReasoningVariants) {
   EXPECT_EQ(d.content, "");
 }
 
+TEST(ToolCalls, LoneThinkEndResendsTheTextAsReasoning) {
+  StreamParser p(ChatFormat::Qwen3, false);
+  std::vector<StreamEvent> events = p.feed("I should read it.\n</thi");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, StreamEvent::Content);
+  EXPECT_EQ(events[0].text, "I should read it.");
+  events = p.feed("nk>\n\nReading.");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, StreamEvent::Reasoning);
+  EXPECT_EQ(events[0].text, "I should read it.");
+  EXPECT_EQ(events[1].kind, StreamEvent::Content);
+  EXPECT_EQ(events[1].text, "Reading.");
+  p.finish();
+  EXPECT_EQ(p.message().reasoning, "I should read it.");
+  EXPECT_EQ(p.message().content, "Reading.");
+}
+
 // ---- Round trip through the chat templates -------------------------------------------------------
 
 TEST(ToolCalls, RoundTripThroughRenderChat) {
@@ -314,8 +331,11 @@ void check_events(const Collected& c, const ParsedMessage& m, const std::string&
     EXPECT_EQ(c.ids[i], m.calls[i].call.id) << where;
     EXPECT_EQ(c.names[i], m.calls[i].call.name) << where;
     EXPECT_EQ(c.errors[i], m.calls[i].error.empty() ? "ok" : m.calls[i].error) << where;
-    if (m.calls[i].error.empty()) {
-      EXPECT_EQ(c.args[i], m.calls[i].call.arguments.dump()) << where;
+    if (m.calls[i].error.empty()) {  // XML: exactly dump(); JSON: the model's own text of the same value
+      EXPECT_EQ(json::parse(c.args[i], nullptr, false), m.calls[i].call.arguments) << where << " args " << c.args[i];
+      if (m.calls[i].raw.find("<function=") != std::string::npos) {
+        EXPECT_EQ(c.args[i], m.calls[i].call.arguments.dump()) << where;
+      }
     }
   }
 }
@@ -335,6 +355,10 @@ const std::vector<StreamInput> kStreamInputs = {
     {ChatFormat::Step35, true, "reasoning 🙂 here\n</think>\n<tool_call>\n<function=read_file>\n<parameter=start>\nx\n</parameter>\n"
                          "</function>\n</tool_call><tool_call>\n<function=run>\n<parameter=command>\nls"},
     {ChatFormat::Step35, false, "<think>a</think>b</think>c<think"},
+    // Found by fuzz/tool_calls_fuzz: an unbalanced string runs into the closing tag, which streaming
+    // must not take for arguments.
+    {ChatFormat::Qwen3, false, "<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path!: \"a.txt\", \"start\": 3}}\n</tool_call>"},
+    {ChatFormat::Qwen3, false, "<tool_call>{\"name\": \"run\", \"arguments\": {\"command\": \"<tool_\"}}</tool_call>"},
 };
 
 TEST(ToolCalls, StreamingMatchesOneShotForEverySplit) {
@@ -356,6 +380,52 @@ TEST(ToolCalls, StreamingMatchesOneShotForEverySplit) {
     std::vector<std::string_view> bytes;
     for (size_t i = 0; i < t.size(); ++i) bytes.push_back(t.substr(i, 1));
     run(bytes, text + " byte by byte");
+  }
+}
+
+// A whole file written through write_file arrives in thousands of pieces; the parser must not re-read
+// the call for each (quadratic: minutes for this input instead of milliseconds).
+TEST(ToolCalls, JsonArgumentsStreamAsTheModelWritesThem) {
+  StreamParser p(ChatFormat::Qwen3, false, kTools);
+  auto texts = [](const std::vector<StreamEvent>& ev) {
+    std::string s;
+    for (const auto& e : ev) s += std::to_string(int(e.kind)) + ":" + e.text + e.call_name + "|";
+    return s;
+  };
+  EXPECT_EQ(texts(p.feed("<tool_call>\n{\"name\": \"read_")), "");
+  EXPECT_EQ(texts(p.feed("file\", \"arguments\"")), "2:read_file|");
+  EXPECT_EQ(texts(p.feed(": {\"path\": \"caf\xC3")), "3:{\"path\": \"caf|");  // half of é waits
+  EXPECT_EQ(texts(p.feed("\xA9 }\\\"\", \"start\"")), "3:\xC3\xA9 }\\\"\", \"start\"|");  // a brace in a string
+  EXPECT_EQ(texts(p.feed(": 2}}\n</tool_call>")), "3:: 2}|4:|");
+  p.finish();
+  EXPECT_EQ(p.message().calls.at(0).call.arguments.dump(), "{\"path\":\"caf\xC3\xA9 }\\\"\",\"start\":2}");
+  // What went out must be what the parse found: a repeated key is an error, not a silent choice.
+  auto twice = parse(ChatFormat::Qwen3, "<tool_call>{\"name\": \"run\", \"arguments\": {}, \"arguments\": {\"command\": \"x\"}}</tool_call>");
+  EXPECT_EQ(twice.calls.at(0).error, "the tool call gives \"arguments\" more than once");  // nlohmann keeps the last
+  auto names = parse(ChatFormat::Qwen3, "<tool_call>{\"name\": \"run\", \"name\": \"git_diff\"}</tool_call>");
+  EXPECT_EQ(names.calls.at(0).error, "the tool call gives \"name\" more than once");
+  EXPECT_EQ(names.calls[0].call.name, "run");  // the one CallBegin announced
+}
+
+TEST(ToolCalls, LongCallsStreamInLinearTime) {
+  std::string file;
+  for (int i = 0; file.size() < 400000; ++i) file += "line " + std::to_string(i) + " <b>x</b> -> y\n";
+  const std::string xml = "<tool_call>\n<function=run>\n<parameter=command>\n" + file + "\n</parameter>\n</function>\n</tool_call>";
+  const std::string js = "<tool_call>\n{\"name\": \"run\", \"arguments\": {\"command\": " + json(file).dump() + "}}\n</tool_call>";
+  for (const auto& [format, text] : {std::pair{ChatFormat::Qwen3Coder, xml}, std::pair{ChatFormat::Qwen3, js}}) {
+    StreamParser p(format, false, kTools);
+    size_t events = 0;
+    for (size_t pos = 0; pos < text.size(); pos += 3) events += p.feed(std::string_view(text).substr(pos, 3)).size();
+    events += p.finish().size();
+    ASSERT_EQ(p.message().calls.size(), 1u);
+    EXPECT_EQ(p.message().calls[0].error, "");
+    EXPECT_EQ(p.message().calls[0].call.arguments["command"], file);
+    // XML: begin, the parameter, the closing brace, end. JSON: the arguments stream as they come.
+    if (format == ChatFormat::Qwen3) {
+      EXPECT_GT(events, file.size() / 3 - 10);
+    } else {
+      EXPECT_EQ(events, 4u);
+    }
   }
 }
 

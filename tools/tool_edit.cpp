@@ -21,7 +21,50 @@ std::string list_numbers(const std::vector<size_t>& lines) {
   return s;
 }
 
-std::string leading_whitespace(const std::string& line) { return line.substr(0, line.find_first_not_of(" \t")); }
+// Each match's first line, numbered, so the model sees which occurrence is which.
+std::string show_locations(const std::string& content, const std::vector<size_t>& lines) {
+  auto file = TextLines::split(content).lines;
+  std::string out;
+  for (size_t i = 0; i < lines.size() && i < 8; ++i) out += numbered_excerpt(file, lines[i] - 1, lines[i]);
+  if (lines.size() > 8) out += "...\n";
+  return out;
+}
+
+std::string leading_whitespace(const std::string& line) {
+  size_t n = line.find_first_not_of(" \t");
+  return n == std::string::npos ? line : line.substr(0, n);
+}
+
+// Moves each new line's indentation from the model's idea of the file to the file's. Line by line
+// when the edit keeps the line count (each new line pairs with the old line it replaces: this
+// recovers even fully flattened indentation); otherwise through a map from the old text's
+// indentation to the matched file lines' (first pairing wins; deeper indents keep their extra).
+void reindent(std::vector<std::string>& replacement, const std::vector<std::string>& model_old, const std::vector<std::string>& file_old) {
+  auto retarget = [](std::string& line, const std::string& from, const std::string& to) {
+    if (normalize_whitespace(line).empty() || from == to || line.compare(0, from.size(), from) != 0) return;
+    line = to + line.substr(from.size());
+  };
+  if (replacement.size() == model_old.size()) {
+    for (size_t i = 0; i < replacement.size(); ++i)
+      retarget(replacement[i], leading_whitespace(model_old[i]), leading_whitespace(file_old[i]));
+    return;
+  }
+  std::vector<std::pair<std::string, std::string>> map;  // model indent -> file indent
+  for (size_t i = 0; i < model_old.size(); ++i) {
+    if (normalize_whitespace(model_old[i]).empty()) continue;
+    std::string from = leading_whitespace(model_old[i]);
+    bool known = false;
+    for (const auto& m : map) known |= m.first == from;
+    if (!known) map.emplace_back(from, leading_whitespace(file_old[i]));
+  }
+  for (auto& line : replacement) {
+    std::string indent = leading_whitespace(line);
+    const std::pair<std::string, std::string>* best = nullptr;  // the longest model indent that prefixes this line's
+    for (const auto& m : map)
+      if (indent.compare(0, m.first.size(), m.first) == 0 && (!best || m.first.size() > best->first.size())) best = &m;
+    if (best) retarget(line, best->first, best->second);
+  }
+}
 
 // Lines of the old text without blank lines at either end (a model often adds one).
 std::vector<std::string> meaningful_lines(const std::string& text) {
@@ -53,6 +96,9 @@ class Edit : public BasicTool {
     std::string content = read_whole_file(path);
     std::string old_text = string_arg(args, "old_text"), new_text = string_arg(args, "new_text");
     if (old_text == new_text) throw ToolError("old_text and new_text are the same; nothing to change");
+    // Models write "\n"; a CRLF file keeps its line endings in what is inserted.
+    if (TextLines::split(content).eol == "\r\n" && new_text.find('\r') == std::string::npos)
+      for (size_t p = 0; (p = new_text.find('\n', p)) != std::string::npos; p += 2) new_text.replace(p, 1, "\r\n");
 
     std::vector<size_t> at;
     for (size_t pos = content.find(old_text); pos != std::string::npos; pos = content.find(old_text, pos + 1)) at.push_back(pos);
@@ -66,7 +112,7 @@ class Edit : public BasicTool {
       std::vector<size_t> lines;
       for (size_t pos : at) lines.push_back(line_of_offset(content, pos));
       throw ToolError("old_text occurs " + std::to_string(at.size()) + " times in " + shown + " (at lines " + list_numbers(lines) +
-                      "); include more surrounding lines so it matches exactly once");
+                      "); include more surrounding lines so it matches exactly once:\n" + show_locations(content, lines));
     }
     return fuzzy(path, shown, content, old_text, new_text);
   }
@@ -91,7 +137,7 @@ class Edit : public BasicTool {
       for (size_t s : starts) lines.push_back(s + 1);
       throw ToolError("old_text does not occur verbatim in " + shown + ", and ignoring whitespace it matches " +
                       std::to_string(starts.size()) + " places (lines " + list_numbers(lines) +
-                      "); include more surrounding lines so it matches once");
+                      "); include more surrounding lines so it matches once:\n" + show_locations(content, lines));
     }
     if (starts.empty()) {
       ClosestBlock best = closest_block(file.lines, wanted);
@@ -108,17 +154,12 @@ class Edit : public BasicTool {
       throw ToolError(text);
     }
 
-    // One whitespace-insensitive match: replace those lines, moving the new text's indentation by
-    // the same amount the old text's was off, so a model that got the indent wrong still fits.
+    // One whitespace-insensitive match: replace those lines, re-indenting the new text the way the
+    // model's old text was off from the file, so a model that got the indentation wrong still fits.
     size_t start = starts[0];
-    std::string from = leading_whitespace(wanted[0]), to = leading_whitespace(file.lines[start]);
     std::vector<std::string> replacement = new_text.empty() ? std::vector<std::string>{} : TextLines::split(new_text).lines;
     if (!new_text.empty() && new_text.back() == '\n' && !replacement.empty() && replacement.back().empty()) replacement.pop_back();
-    if (from != to)
-      for (auto& line : replacement) {
-        if (normalize_whitespace(line).empty()) continue;
-        if (line.compare(0, from.size(), from) == 0) line = to + line.substr(from.size());
-      }
+    reindent(replacement, wanted, std::vector<std::string>(file.lines.begin() + long(start), file.lines.begin() + long(start + wanted.size())));
     file.lines.erase(file.lines.begin() + long(start), file.lines.begin() + long(start + wanted.size()));
     file.lines.insert(file.lines.begin() + long(start), replacement.begin(), replacement.end());
     write_whole_file(path, file.join());

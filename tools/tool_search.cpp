@@ -3,11 +3,13 @@
 // once and matched as a whole buffer by a JIT-compiled PCRE2 pattern (multiline, so ^ and $ work
 // per line), and binary files are dropped after one look at their first bytes.
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <pcre2.h>
 
 #include <algorithm>
-#include <fstream>
 
 #include "tools/output_shaping.h"
 #include "tools/tool_support.h"
@@ -35,6 +37,7 @@ struct Search {
   Regex& re;
   std::string glob;
   size_t max_results;
+  bool honour_ignore = true;  // off when the model names an ignored folder itself
   std::string out;
   size_t hits = 0, files = 0, skipped_large = 0;
   bool more = false;
@@ -48,17 +51,25 @@ struct Search {
   }
 
   void file(const fs::path& path, const fs::path& rel) {
-    std::error_code ec;
-    auto size = fs::file_size(path, ec);
-    if (ec) return;
-    if (size > kMaxFileBytes) {
+    // One open, one fstat, one read: on a slow file system the system calls are the whole cost.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st {};
+    std::string data;
+    if (fstat(fd, &st) == 0 && std::uintmax_t(st.st_size) <= kMaxFileBytes) {
+      data.resize(size_t(st.st_size));
+      size_t got = 0;
+      while (got < data.size()) {
+        ssize_t n = ::read(fd, data.data() + got, data.size() - got);
+        if (n <= 0) break;
+        got += size_t(n);
+      }
+      data.resize(got);
+    } else {
       ++skipped_large;
-      return;
     }
-    std::ifstream in(path, std::ios::binary);
-    std::string data(size, '\0');
-    in.read(data.data(), std::streamsize(size));
-    data.resize(size_t(in.gcount()));
+    ::close(fd);
+    if (std::uintmax_t(st.st_size) > kMaxFileBytes) return;
     if (looks_binary(data)) return;
     ++files;
     size_t offset = 0, line = 1, line_pos = 0;  // line number of line_pos, counted lazily
@@ -96,7 +107,7 @@ struct Search {
       if (ec || fs::is_symlink(st)) continue;  // links may lead out of the workspace or loop
       fs::path rel = e.path().lexically_relative(root);
       bool is_dir = fs::is_directory(st);
-      if (ws.is_ignored(rel, is_dir)) continue;
+      if (honour_ignore && ws.is_ignored(rel, is_dir)) continue;
       if (is_dir)
         walk(e.path());
       else if (fs::is_regular_file(st) && glob_matches(rel))
@@ -142,7 +153,9 @@ class SearchTool : public BasicTool {
     std::string shown = display_path(root, start);
     std::error_code ec;
     if (!fs::exists(start, ec)) throw ToolError("no such file or folder '" + shown + "'");
-    Search s{ctx.workspace, root, re, string_arg(args, "glob"), size_t(int_arg(args, "max_results", 100)), {}};
+    Search s{ctx.workspace, root, re, string_arg(args, "glob"), size_t(int_arg(args, "max_results", 100)), true, {}};
+    fs::path start_rel = start.lexically_relative(root);
+    if (start_rel != "." && ctx.workspace.is_ignored(start_rel, fs::is_directory(start, ec))) s.honour_ignore = false;
     if (fs::is_directory(start, ec))
       s.walk(start);
     else

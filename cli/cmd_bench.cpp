@@ -1,12 +1,14 @@
 // flashfix bench: prefill and decode speed of a model on the CPU backend, the memory traffic decode
 // achieves, peak resident memory; or (--membw) this machine's memory bandwidth, decode's ceiling.
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +19,7 @@
 #include "cli/bench_agent_replay.h"
 #include "cli/command.h"
 #include "engine/backend.h"
+#include "engine/cpu_dot.h"
 #include "engine/cpu_kernels.h"
 #include "engine/thread_pool.h"
 
@@ -26,12 +29,16 @@ namespace {
 const char* kUsage =
     "usage: flashfix bench --model M.gguf [--prompt-tokens N (512)] [--gen-tokens N (128)] [--threads N] [--json]\n"
     "       flashfix bench --membw [--threads N] [--json]\n"
+    "       flashfix bench --kernels [--json]\n"
     "%s"
     "Model: times a prefill of N pseudo-random tokens, then N greedy decode steps, and reports tok/s,\n"
     "the bytes decode reads per token (active weights: dense parts, the selected experts, one embedding\n"
     "row, the output matrix; plus the KV cache attended to), the bandwidth that achieves, and peak RSS.\n"
     "--membw: streaming-read bandwidth over a buffer far larger than the last-level cache, with 1 and N\n"
-    "threads (N = --threads, default all cores). Kernel path: FLASHFIX_CPU=scalar|avx2|avx512 forces one.\n";
+    "threads (N = --threads, default all cores). --kernels: one core's dot-kernel throughput per weight\n"
+    "type and kernel path on L2-resident weights, per second of CPU time (so other processes on a shared\n"
+    "machine do not skew it): 1 token (decode, GB/s of weights) and 8 tokens (prefill, GMAC/s).\n"
+    "Kernel path: FLASHFIX_CPU=scalar|avx2|avx512 forces one.\n";
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -95,6 +102,59 @@ int run_membw(const Args& args, int threads, bool json) {
   return 0;
 }
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// Dot-tile throughput of one core: 2 MB of weight rows (L2/L3-resident, so this is the compute
+// ceiling, not memory) against 1 and kTileTokens quantized activation rows.
+int run_kernels(bool json) {
+  const int64_t n = 1024, rows = 2048;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> gauss(0.f, 0.05f);
+  std::vector<float> x(static_cast<size_t>(n * rows));
+  for (float& v : x) v = gauss(rng);
+  nlohmann::json results = nlohmann::json::array();
+  const cpu::CpuPath active = cpu::kernels().path;
+  for (TensorType wt : {TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+    const size_t rb = row_bytes(wt, n);
+    std::vector<uint8_t> w(rb * size_t(rows));
+    for (int64_t r = 0; r < rows; ++r) quantize_row(wt, &x[size_t(r * n)], &w[size_t(r) * rb], n);
+    const TensorType at = cpu::activation_type(wt);
+    const size_t ab = row_bytes(at, n);
+    std::vector<uint8_t> acts(ab * cpu::kTileTokens);
+    for (int t = 0; t < cpu::kTileTokens; ++t) cpu::quantize_activation(at, &x[size_t(t * n)], &acts[size_t(t) * ab], n);
+    for (cpu::CpuPath p : cpu::supported_cpu_paths()) {
+      cpu::select_cpu_path(p);
+      const cpu::DotTileFn dot = cpu::dot_tile_for(wt);
+      for (int nt : {1, cpu::kTileTokens}) {
+        float y[cpu::kTileTokens];
+        double cpu_s = 0, passes = 0;
+        for (; cpu_s < 0.2; passes += 1) {  // at least 0.2 s of CPU time per measurement
+          const double c0 = thread_cpu_seconds();
+          for (int64_t r = 0; r < rows; ++r) dot(&w[size_t(r) * rb], acts.data(), ab, nt, n, y, 1);
+          cpu_s += thread_cpu_seconds() - c0;
+        }
+        results.push_back({{"type", std::string(type_traits(wt).name)}, {"path", std::string(cpu::cpu_path_name(p))},
+                           {"tokens", nt}, {"weight_gb_per_cpu_s", passes * double(w.size()) / cpu_s / 1e9},
+                           {"gmac_per_cpu_s", passes * double(rows * n * nt) / cpu_s / 1e9}});
+      }
+    }
+  }
+  cpu::select_cpu_path(active);
+  if (json) {
+    std::puts(nlohmann::json{{"kernels", results}}.dump().c_str());
+  } else {
+    for (const auto& r : results)
+      std::printf("%-5s %-7s %d token(s): %6.2f GB/s of weights, %6.1f GMAC/s per CPU-second\n",
+                  r["type"].get<std::string>().c_str(), r["path"].get<std::string>().c_str(), r["tokens"].get<int>(),
+                  r["weight_gb_per_cpu_s"].get<double>(), r["gmac_per_cpu_s"].get<double>());
+  }
+  return 0;
+}
+
 // Bytes of K and V a decode step at position pos reads: every cached position a layer attends to.
 uint64_t kv_bytes_read(const ModelConfig& c, int64_t pos) {
   uint64_t bytes = 0;
@@ -109,20 +169,26 @@ uint64_t kv_bytes_read(const ModelConfig& c, int64_t pos) {
 int run_bench(const std::vector<std::string>& argv) {
   // One spec for every mode (the parser is strict); flags of another mode are refused below.
   auto specs = agent_replay_flag_specs();
-  specs.insert(specs.end(), {{"--prompt-tokens", true}, {"--gen-tokens", true}, {"--membw", false}, {"--json", false}});
+  specs.insert(specs.end(), {{"--prompt-tokens", true}, {"--gen-tokens", true}, {"--membw", false}, {"--kernels", false}, {"--json", false}});
   Args args(argv, specs);
   if (args.help()) return std::printf(kUsage, kAgentReplayUsage), 0;
   if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
   const int threads = int(args.get_int("--threads", 0, 0, 1024));
   const bool json = args.has("--json");
+  if (args.has("--membw") && args.has("--kernels")) throw UsageError("--membw and --kernels are separate runs");
   if (args.has("--agent-replay")) {
-    if (args.has("--membw") || args.has("--prompt-tokens")) throw UsageError("--agent-replay takes no --membw or --prompt-tokens");
+    if (args.has("--membw") || args.has("--kernels") || args.has("--prompt-tokens"))
+      throw UsageError("--agent-replay takes no --membw, --kernels or --prompt-tokens");
     return run_agent_replay(args, json);
   }
   for (const char* f : {"--prefix-tokens", "--turns", "--turn-tokens", "--ctx-size", "--max-sequences", "--kv-budget-mb",
                         "--cache-dir", "--cache-dir-max-mb", "--no-prefix-cache"})
     if (args.has(f)) throw UsageError(std::string(f) + " needs --agent-replay");
   if (args.has("--membw")) return run_membw(args, threads, json);
+  if (args.has("--kernels")) {
+    if (args.has("--model") || args.has("--threads")) throw UsageError("--kernels takes no model or thread options");
+    return run_kernels(json);
+  }
 
   const int64_t P = args.get_int("--prompt-tokens", 512, 1, 1 << 20);
   const int64_t G = args.get_int("--gen-tokens", 128, 1, 1 << 20);
@@ -142,9 +208,12 @@ int run_bench(const std::vector<std::string>& argv) {
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 13) % uint64_t(c.n_vocab));
   auto seq = backend->new_sequence(P + G);
   std::vector<float> logits(static_cast<size_t>(c.n_vocab));
+  const int n_threads = threads > 0 ? threads : int(std::thread::hardware_concurrency());
+  const double pcpu0 = cpu_seconds();
   auto t0 = Clock::now();
   backend->forward(*seq, prompt, Logits::Last, logits.data());
   const double prefill_s = seconds_since(t0);
+  const double prefill_cpu_share = (cpu_seconds() - pcpu0) / (prefill_s * n_threads);
 
   uint64_t kv_bytes = 0;
   const double cpu0 = cpu_seconds();
@@ -157,7 +226,6 @@ int run_bench(const std::vector<std::string>& argv) {
   const double decode_s = seconds_since(t1);
   // Share of the threads' wall time they actually ran: well below 1 means other processes took the
   // cores (a shared machine), and the tok/s understate what the hardware does.
-  const int n_threads = threads > 0 ? threads : int(std::thread::hardware_concurrency());
   const double cpu_share = (cpu_seconds() - cpu0) / (decode_s * n_threads);
 
   const ParameterCounts pc = model->parameter_counts();
@@ -168,7 +236,7 @@ int run_bench(const std::vector<std::string>& argv) {
   for (const GgufTensor& t : file.tensors()) file_bytes += t.nbytes;
   const uint64_t rss = peak_rss_bytes();
   if (json) {
-    nlohmann::json j{{"model", args.require("--model")},  {"threads", n_threads}, {"decode_cpu_share", cpu_share},
+    nlohmann::json j{{"model", args.require("--model")},  {"threads", n_threads}, {"decode_cpu_share", cpu_share}, {"prefill_cpu_share", prefill_cpu_share},
                      {"kernels", std::string(k.name)},   {"prompt_tokens", P},
                      {"gen_tokens", G},                  {"prefill_tok_s", prefill_tps},
                      {"decode_tok_s", decode_tps},       {"decode_weight_bytes_per_token", weight_bytes},
@@ -181,7 +249,8 @@ int run_bench(const std::vector<std::string>& argv) {
     std::printf("prefill  %6lld tokens  %9.1f tok/s\n", static_cast<long long>(P), prefill_tps);
     std::printf("decode   %6lld tokens  %9.2f tok/s  %.1f MB weights + %.2f MB KV per token = %.2f GB/s\n",
                 static_cast<long long>(G), decode_tps, weight_bytes / 1e6, kv_per_token / 1e6, decode_gbs);
-    std::printf("decode used %.0f%% of %d threads' wall time (below 100%%: the cores were shared)\n", 100 * cpu_share, n_threads);
+    std::printf("prefill and decode used %.0f%% and %.0f%% of %d threads' wall time (below 100%%: the cores were shared)\n",
+                100 * prefill_cpu_share, 100 * cpu_share, n_threads);
     std::printf("peak RSS %.1f MB (weights %.1f MB)\n", double(rss) / 1e6, double(file_bytes) / 1e6);
   }
   return 0;

@@ -42,8 +42,9 @@ class CpuKvStore final : public KvStore {
   int64_t n_blocks(KvKind kind) const override { return n_blocks_[int(kind)]; }
   size_t block_bytes(KvKind kind) const override { return row_floats_[int(kind)] * kKvBlockTokens * sizeof(float); }
 
-  float* k_row(int il, int32_t block, int64_t off) { return row(k_, il, block, off, c_.head_dim); }
-  float* v_row(int il, int32_t block, int64_t off) { return row(v_, il, block, off, c_.v_head_dim); }
+  // Position rows of one layer's K or V: [n_blocks * kKvBlockTokens][n_head_kv * dim].
+  float* k_base(int il) { return base(k_, il); }
+  float* v_base(int il) { return base(v_, il); }
   float* hidden_row(int32_t block, int64_t off) { return &hidden_[size_t((block * kKvBlockTokens + off) * c_.n_embd)]; }
   const float* hidden_row(int32_t block, int64_t off) const { return const_cast<CpuKvStore*>(this)->hidden_row(block, off); }
 
@@ -69,10 +70,8 @@ class CpuKvStore final : public KvStore {
   }
 
  private:
-  float* row(std::array<std::vector<std::vector<float>>, 2>& arr, int il, int32_t block, int64_t off, int64_t dim) {
-    const LayerConfig& L = c_.layers[size_t(il)];
-    const auto width = size_t(L.n_head_kv * dim);
-    return &arr[L.sliding ? 1 : 0][size_t(slot_[size_t(il)])][(size_t(block) * kKvBlockTokens + size_t(off)) * width];
+  float* base(std::array<std::vector<std::vector<float>>, 2>& arr, int il) {
+    return arr[c_.layers[size_t(il)].sliding ? 1 : 0][size_t(slot_[size_t(il)])].data();
   }
   void check_size(KvKind kind, size_t bytes) const {
     if (bytes != block_bytes(kind)) throw std::invalid_argument("KV block buffer of the wrong size");
@@ -121,24 +120,24 @@ class CpuBackend final : public Backend {
     auto& store = static_cast<CpuKvStore&>(store_base);
     for (const BatchRun& r : runs) check_run(store, r);
     // Cut the runs into micro-batches of at most kMaxUbatchTokens tokens, a run possibly across two.
-    std::vector<int32_t> toks;
-    std::vector<UbatchToken> meta;
+    ub_tokens_.clear(), ub_meta_.clear();
     for (const BatchRun& r : runs) {
       for (int64_t i = 0; i < int64_t(r.tokens.size()); ++i) {
-        toks.push_back(r.tokens[size_t(i)]);
+        ub_tokens_.push_back(r.tokens[size_t(i)]);
         float* out = i >= r.logits_from ? r.logits + (i - r.logits_from) * c_.n_vocab : nullptr;
-        meta.push_back({r.blocks, r.pos0 + i, out});
-        if (int64_t(toks.size()) == kMaxUbatchTokens) ubatch(store, toks, meta), toks.clear(), meta.clear();
+        ub_meta_.push_back({r.blocks, r.pos0 + i, out});
+        if (int64_t(ub_tokens_.size()) == kMaxUbatchTokens) ubatch(store, ub_tokens_, ub_meta_), ub_tokens_.clear(), ub_meta_.clear();
       }
     }
-    if (!toks.empty()) ubatch(store, toks, meta);
+    if (!ub_tokens_.empty()) ubatch(store, ub_tokens_, ub_meta_);
   }
 
   void logits_from_hidden(const KvStore& store_base, const BlockTable& blocks, int64_t pos0, int64_t n,
                           float* logits) override {
     const auto& store = static_cast<const CpuKvStore&>(store_base);
-    std::vector<const float*> rows;
-    std::vector<float*> outs;
+    std::vector<const float*>& rows = head_rows_;
+    std::vector<float*>& outs = head_outs_;
+    rows.clear(), outs.clear();
     for (int64_t p = pos0; p < pos0 + n; ++p) {
       const int32_t b = block_of(blocks.full, p);
       if (b < 0 || b >= store.n_blocks(KvKind::Full)) throw std::logic_error("logits of a position whose block is not held");
@@ -201,6 +200,10 @@ class CpuBackend final : public Backend {
   std::vector<FfnGroup> groups_;
   std::vector<int64_t> order_, rank_, expert_count_, expert_first_, slot_token_, group_rows_, hid_off_, hid_q_off_;
   std::vector<float> token_weight_, slot_weight_, head_in_, head_out_;
+  std::vector<int32_t> ub_tokens_;      // the micro-batch being cut from the runs
+  std::vector<UbatchToken> ub_meta_;
+  std::vector<const float*> head_rows_;  // hidden rows that want logits, and where they go
+  std::vector<float*> head_outs_;
 };
 
 void CpuBackend::norm_rows(const float* x, Weight w, float* y, int64_t T) {
@@ -227,8 +230,9 @@ void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std:
     ffn(il, T);
     for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += ff_[size_t(i)];
   }
-  std::vector<const float*> rows;
-  std::vector<float*> outs;
+  std::vector<const float*>& rows = head_rows_;
+  std::vector<float*>& outs = head_outs_;
+  rows.clear(), outs.clear();
   for (int64_t t = 0; t < T; ++t) {
     const UbatchToken& m = meta[size_t(t)];
     std::copy_n(&x_[size_t(t * E)], E, store.hidden_row(block_of(m.blocks->full, m.pos), m.pos % kKvBlockTokens));
@@ -269,12 +273,15 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   auto table = [&](int64_t t) -> const std::vector<int32_t>& {
     return L.sliding ? meta[size_t(t)].blocks->sliding : meta[size_t(t)].blocks->full;
   };
-  auto key_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) {
-    return store.k_row(il, blocks[size_t(pos / kKvBlockTokens)], pos % kKvBlockTokens) + h * hd;
+  float* const kbase = store.k_base(il);
+  float* const vbase = store.v_base(il);
+  auto row = [](const std::vector<int32_t>& blocks, int64_t pos) {
+    return int64_t(blocks[size_t(pos / kKvBlockTokens)]) * kKvBlockTokens + pos % kKvBlockTokens;
   };
-  auto value_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) {
-    return store.v_row(il, blocks[size_t(pos / kKvBlockTokens)], pos % kKvBlockTokens) + h * vd;
-  };
+  auto key_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) { return kbase + row(blocks, pos) * kw + h * hd; };
+  auto value_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) { return vbase + row(blocks, pos) * vw + h * vd; };
+  // How many of the n keys from pos on sit at key_at(pos)'s stride (kw floats): up to the block's end.
+  auto keys_in_run = [](int64_t pos, int64_t n) { return std::min(n, kKvBlockTokens - pos % kKvBlockTokens); };
 
   // q, k, v and the gate read the normed input, converted once, in one parallel loop.
   q_.resize(size_t(T * qw));
@@ -322,6 +329,7 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   // quantized models a different order (scores first, then a normalised weighted sum) changes last
   // bits, which move 8-bit activations across rounding boundaries and route tokens differently sooner.
   const CpuKernels& kern = kernels();
+  const DotTileFn dot_keys = dot_tile_for(TensorType::F32);
   const float scale = 1.f / std::sqrt(float(hd));
   const int64_t group = H / Hkv;
   att_.resize(size_t(T * H * vd));
@@ -334,18 +342,26 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
       float* out = &att_[size_t(t * H * vd + h * vd)];
       std::fill_n(out, vd, 0.f);
       float M = -INFINITY, S = 0;
-      for (int64_t j = start; j <= pos; ++j) {
-        const float s = kern.dot_f32(qh, key_at(blocks, j, kvh), hd) * scale;
-        float ms = 1, vs = 1;
-        if (s > M) {
-          ms = std::exp(M - s);  // 0 for the first key
-          M = s;
-          kern.scale_f32(ms, out, vd);
-        } else {
-          vs = std::exp(s - M);
+      float scores[kTileTokens];
+      for (int64_t j0 = start; j0 <= pos;) {
+        // Up to a tile of keys stored at a constant stride share one load of q (each score is
+        // computed exactly as a lone dot would be); the update below stays key by key.
+        const int64_t n = keys_in_run(j0, std::min<int64_t>(kTileTokens, pos + 1 - j0));
+        dot_keys(qh, key_at(blocks, j0, kvh), size_t(kw) * sizeof(float), int(n), hd, scores, 1);
+        for (int64_t u = 0; u < n; ++u) {
+          const float s = scores[u] * scale;
+          float ms = 1, vs = 1;
+          if (s > M) {
+            ms = std::exp(M - s);  // 0 for the first key
+            M = s;
+            kern.scale_f32(ms, out, vd);
+          } else {
+            vs = std::exp(s - M);
+          }
+          kern.axpy_f32(vs, value_at(blocks, j0 + u, kvh), out, vd);
+          S = S * ms + vs;
         }
-        kern.axpy_f32(vs, value_at(blocks, j, kvh), out, vd);
-        S = S * ms + vs;
+        j0 += n;
       }
       kern.scale_f32(1.f / S, out, vd);
     }
@@ -368,7 +384,8 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
 // rows; then every group's down product in one loop.
 void CpuBackend::run_ffn_groups() {
   const size_t G = groups_.size();
-  group_rows_.assign(1, 0);   // rows of groups before g; then hidden floats and converted bytes
+  // Prefix sums over the groups: rows, hidden floats, and bytes of hidden rows converted for down.
+  group_rows_.assign(1, 0);
   hid_off_.assign(1, 0);
   hid_q_off_.assign(1, 0);
   for (const FfnGroup& g : groups_) {
@@ -434,8 +451,7 @@ int64_t CpuBackend::route(int il, int64_t T) {
   sel_.resize(size_t(X));
   order_.resize(size_t(T * K));  // selected experts per token, in rank order
   token_weight_.resize(size_t(T * K));
-  std::vector<int64_t>& idx = rank_;
-  idx.resize(size_t(X));
+  rank_.resize(size_t(X));
   for (int64_t t = 0; t < T; ++t) {
     float* p = &router_[size_t(t * X)];
     if (c_.router == RouterKind::Softmax) {
@@ -446,15 +462,15 @@ int64_t CpuBackend::route(int il, int64_t T) {
       for (int64_t e = 0; e < X; ++e) p[e] = sigmoid(p[e]);
     }
     for (int64_t e = 0; e < X; ++e) sel_[size_t(e)] = bias ? p[e] + bias[e] : p[e];
-    std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
+    std::iota(rank_.begin(), rank_.end(), 0);
+    std::partial_sort(rank_.begin(), rank_.begin() + K, rank_.end(),
                       [&](int64_t a, int64_t b) { return sel_[size_t(a)] > sel_[size_t(b)] || (sel_[size_t(a)] == sel_[size_t(b)] && a < b); });
     float wsum = 0;
-    for (int64_t k = 0; k < K; ++k) wsum += p[idx[size_t(k)]];
+    for (int64_t k = 0; k < K; ++k) wsum += p[rank_[size_t(k)]];
     const float norm = c_.router_renorm ? 1.f / std::max(wsum, 6.103515625e-5f) : 1.f;
     for (int64_t k = 0; k < K; ++k) {
-      order_[size_t(t * K + k)] = idx[size_t(k)];
-      token_weight_[size_t(t * K + k)] = p[idx[size_t(k)]] * norm * c_.expert_weights_scale;
+      order_[size_t(t * K + k)] = rank_[size_t(k)];
+      token_weight_[size_t(t * K + k)] = p[rank_[size_t(k)]] * norm * c_.expert_weights_scale;
     }
   }
   // Counting sort of (token, rank) pairs by expert keeps tokens ascending within each expert.

@@ -21,7 +21,7 @@ enum class CpuPath { Scalar, Avx2, Avx512 };
 
 // Tokens one dot-tile call combines with each weight block: the block is loaded and unpacked once
 // and used for all of them, which is what makes prefill compute-bound rather than load-bound.
-inline constexpr int kTileTokens = 4;
+inline constexpr int kTileTokens = 8;
 
 // y[t * y_stride] = dot(weight row w, activation row t) for t < nt (1 <= nt <= kTileTokens), where
 // activation row t starts at a + t * a_stride and is in activation_type(weight type); n elements.

@@ -6,6 +6,9 @@
 // the one compiled with instructions the machine lacks). Hence the local helpers below instead of
 // quant_blocks.h's inline unpackers and <algorithm>.
 //
+// Loops over tokens and sub-blocks carry `#pragma GCC unroll`: unrolled, the unpacked weights and
+// their scales stay in registers (-O2 alone keeps them in stack arrays and reloads them per token).
+//
 // Integer layout shared by both builds: a 32-byte vector of unsigned weights (u < 128, or |w| via
 // the sign trick) times 32 signed activation bytes gives 8 int32 lanes, lane i = bytes 4i..4i+3.
 // AVX2 gets there with maddubs (int16 pairs, which cannot saturate: 2 * 128 * 127 < 32768) and madd;
@@ -16,22 +19,18 @@
 
 #if FF_VNNI
 inline __m256i dot_us(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
-// The dot of the low 16 bytes scaled by lo, of the high 16 by hi (exact in int32).
-inline __m256i dot_us_scaled(__m256i u, __m256i s, int lo, int hi) {
-  return _mm256_mullo_epi32(dot_us(u, s), _mm256_set_m128i(_mm_set1_epi32(hi), _mm_set1_epi32(lo)));
-}
 #else
 inline __m256i dot_us(__m256i u, __m256i s) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)); }
-inline __m256i dot_us_scaled(__m256i u, __m256i s, int lo, int hi) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s),
-                           _mm256_set_m128i(_mm_set1_epi16(int16_t(hi)), _mm_set1_epi16(int16_t(lo))));
-}
 #endif
 
-// Signed x signed through the unsigned form: |w| * (a * sign(w)) = w * a.
-inline __m256i dot_ss(__m256i w, __m256i a) { return dot_us(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)); }
-inline __m256i dot_ss_scaled(__m256i w, __m256i a, int scale) {
-  return dot_us_scaled(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w), scale, scale);
+// sum + the scaled dot of 32 unsigned x signed bytes, scale16 holding one int16 scale per pair of
+// bytes (exact in int32). VNNI fuses the scaling madd and the add into one vpdpwssd.
+inline __m256i add_scaled_dot(__m256i sum, __m256i u, __m256i s, __m256i scale16) {
+#if FF_VNNI
+  return _mm256_dpwssd_epi32(sum, _mm256_maddubs_epi16(u, s), scale16);
+#else
+  return _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16));
+#endif
 }
 
 inline float hsum(__m256 v) {
@@ -68,15 +67,22 @@ inline float e8m0_half_bits(uint8_t e) {
   return f;
 }
 
-// Q4_K/Q5_K 6-bit scales and mins, as get_scale_min_k4 unpacks them.
-inline void scales_k4(const uint8_t* s, uint8_t sc[8], uint8_t m[8]) {
-  for (int j = 0; j < 4; ++j) {
-    sc[j] = s[j] & 63;
-    m[j] = s[j + 4] & 63;
-    sc[j + 4] = uint8_t((s[j + 8] & 15) | ((s[j] >> 6) << 4));
-    m[j + 4] = uint8_t((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
-  }
+// Q4_K/Q5_K 6-bit scales and mins as get_scale_min_k4 unpacks them, four at a time in 32-bit words:
+// bytes 0..7 of the result are scales 0..7, bytes 8..15 mins 0..7.
+inline __m128i scales_mins_k4(const uint8_t* s) {
+  uint32_t w[3];
+  __builtin_memcpy(w, s, 12);
+  const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, low2 = 0x03030303;
+  const uint32_t sc03 = w[0] & low6, m03 = w[1] & low6;
+  const uint32_t sc47 = (w[2] & low4) | ((w[0] >> 6) & low2) << 4;
+  const uint32_t m47 = ((w[2] >> 4) & low4) | ((w[1] >> 6) & low2) << 4;
+  return _mm_set_epi32(int(m47), int(m03), int(sc47), int(sc03));
 }
+
+// pshufb control turning scales_mins_k4's mins (bytes 8..15, in both 128-bit halves) into 16 int16
+// lanes m0 m0 m1 m1 .. m7 m7; 0x80 zeroes the high byte of each lane.
+const __m256i kMinPairs = _mm256_setr_epi8(8, -128, 8, -128, 9, -128, 9, -128, 10, -128, 10, -128, 11, -128, 11, -128,
+                                           12, -128, 12, -128, 13, -128, 13, -128, 14, -128, 14, -128, 15, -128, 15, -128);
 
 template <typename Block>
 inline const Block* act_row(const void* a, size_t stride, int t) {
@@ -90,7 +96,11 @@ void tile(const void* w, const void* a, size_t as, int nt, int64_t n, float* y, 
     case 1: return K::template run<1>(w, a, as, n, y, ys);
     case 2: return K::template run<2>(w, a, as, n, y, ys);
     case 3: return K::template run<3>(w, a, as, n, y, ys);
-    default: return K::template run<4>(w, a, as, n, y, ys);
+    case 4: return K::template run<4>(w, a, as, n, y, ys);
+    case 5: return K::template run<5>(w, a, as, n, y, ys);
+    case 6: return K::template run<6>(w, a, as, n, y, ys);
+    case 7: return K::template run<7>(w, a, as, n, y, ys);
+    default: return K::template run<8>(w, a, as, n, y, ys);
   }
 }
 
@@ -101,12 +111,17 @@ struct Q32 {
   static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
     using Block = typename Decode::Block;
     const Block* w = static_cast<const Block*>(wv);
+    // One accumulator chain per token, blocks in order: the reference's AVX2 Q8_0 dot does the same,
+    // and matching its order keeps Q8_0 models bit-exact with it far longer. The chain caps one token
+    // at a block per FMA latency (~35 GB/s of Q8_0 weights per core), well above DRAM bandwidth.
     __m256 acc[NT];
+#pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 32; ++b) {
       const __m256i wq = Decode::weights(w[b]);
       const __m256i u = _mm256_sign_epi8(wq, wq);
       const float dw = Decode::scale(w[b]);
+#pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_0& a = act_row<block_q8_0>(av, as, t)[b];
         const __m256i p = dot_us(u, _mm256_sign_epi8(loadu(a.qs), wq));
@@ -136,16 +151,6 @@ struct DecodeMXFP4 {
   static float scale(const Block& b) { return e8m0_half_bits(b.e); }
 };
 
-// sum + the 16-bit-scaled dot of 32 unsigned x signed bytes (scale16: one int16 scale per int16 pair
-// lane). VNNI fuses the scaling madd and the add into one vpdpwssd.
-inline __m256i add_scaled_dot(__m256i sum, __m256i u, __m256i s, __m256i scale16) {
-#if FF_VNNI
-  return _mm256_dpwssd_epi32(sum, _mm256_maddubs_epi16(u, s), scale16);
-#else
-  return _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16));
-#endif
-}
-
 // Q4_K (and Q5_K with its fifth bit): sum_j sc_j * dot(q_j, a_j) in int32 lanes, and the mins term
 // sum_j m_j * (a's sums over sub-block j) from the activation's bsums. Every lane stays below 2^24
 // (8 sub-blocks x 4 products x 31 x 127 x 63), so its conversion to float is exact; lanes are then
@@ -160,11 +165,11 @@ struct Q45K {
     __m256 acc[NT], acc_min[NT];
     for (int t = 0; t < NT; ++t) acc[t] = acc_min[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; ++b) {
-      uint8_t sc[8], m[8];
-      scales_k4(w[b].scales, sc, m);
-      const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));
-      const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+      // Bytes 0..7: the eight 6-bit scales, 8..15: the eight mins, both halves of the vector.
+      const __m256i sm = _mm256_broadcastsi128_si256(scales_mins_k4(w[b].scales));
+      const __m256i mins = _mm256_shuffle_epi8(sm, kMinPairs);  // int16 lane k: min k/2 (pairs with bsums[k])
       __m256i q[8], scale16[8];
+      #pragma GCC unroll 8
       for (int c = 0; c < 4; ++c) {
         const __m256i raw = loadu(w[b].qs + 32 * c);
         q[2 * c] = _mm256_and_si256(raw, m4);
@@ -172,17 +177,25 @@ struct Q45K {
       }
       if constexpr (kFifthBit) {
         const __m256i hb = loadu(w[b].qh);
+        #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j) {  // bit j of qh[l] -> bit 4 of element l of sub-block j
           const __m256i moved = j < 4 ? _mm256_sll_epi16(hb, _mm_cvtsi32_si128(4 - j)) : _mm256_srl_epi16(hb, _mm_cvtsi32_si128(j - 4));
           q[j] = _mm256_or_si256(q[j], _mm256_and_si256(moved, bit4));
         }
       }
-      for (int j = 0; j < 8; ++j) scale16[j] = _mm256_set1_epi16(int16_t(sc[j]));
+      #pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) scale16[j] = _mm256_shuffle_epi8(sm, _mm256_set1_epi16(int16_t(0x8000 | j)));  // scale j in every int16
       const float wd = h2f(w[b].d), wdmin = h2f(w[b].dmin);
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
-        __m256i sum = _mm256_setzero_si256();
-        for (int j = 0; j < 8; ++j) sum = add_scaled_dot(sum, q[j], loadu(a.qs + 32 * j), scale16[j]);
+        __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains, half the latency
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; j += 2) {
+          even = add_scaled_dot(even, q[j], loadu(a.qs + 32 * j), scale16[j]);
+          odd = add_scaled_dot(odd, q[j + 1], loadu(a.qs + 32 * j + 32), scale16[j + 1]);
+        }
+        const __m256i sum = _mm256_add_epi32(even, odd);
         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wd), _mm256_cvtepi32_ps(sum), acc[t]);
         acc_min[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wdmin), _mm256_cvtepi32_ps(_mm256_madd_epi16(loadu(a.bsums), mins)),
                                      acc_min[t]);
@@ -202,6 +215,7 @@ struct Q6K {
     for (int t = 0; t < NT; ++t) s[t] = 0;
     for (int64_t b = 0; b < n / QK_K; ++b) {
       __m256i q[8];  // q[4h + k]: elements 128h + 32k .. +31
+      #pragma GCC unroll 8
       for (int h = 0; h < 2; ++h) {
         const __m256i l0 = loadu(w[b].ql + 64 * h), l1 = loadu(w[b].ql + 64 * h + 32), hb = loadu(w[b].qh + 32 * h);
         q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
@@ -212,11 +226,24 @@ struct Q6K {
       }
       const int8_t* sc = w[b].scales;
       const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+      __m256i scale16[8];  // vector j: sc[2j] for its low 16 bytes, sc[2j+1] for its high 16
+      const __m256i sc_both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+      #pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {  // both bytes of each int16 lane = the scale byte; >> 8 sign-extends it
+        const __m256i pick = _mm256_set_m128i(_mm_set1_epi8(char(2 * j + 1)), _mm_set1_epi8(char(2 * j)));
+        scale16[j] = _mm256_srai_epi16(_mm256_shuffle_epi8(sc_both, pick), 8);
+      }
       const float wd = h2f(w[b].d);
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
-        __m256i sum = _mm256_setzero_si256();
-        for (int j = 0; j < 8; ++j) sum = _mm256_add_epi32(sum, dot_us_scaled(q[j], loadu(a.qs + 32 * j), sc[2 * j], sc[2 * j + 1]));
+        __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; j += 2) {
+          even = add_scaled_dot(even, q[j], loadu(a.qs + 32 * j), scale16[j]);
+          odd = add_scaled_dot(odd, q[j + 1], loadu(a.qs + 32 * j + 32), scale16[j + 1]);
+        }
+        const __m256i sum = _mm256_add_epi32(even, odd);
         const int bias = hsum_i32(_mm256_madd_epi16(loadu(a.bsums), sc16));
         s[t] += a.d * wd * float(hsum_i32(sum) - 32 * bias);
       }
@@ -235,16 +262,21 @@ struct IQ4XS {
     for (int t = 0; t < NT; ++t) s[t] = 0;
     for (int64_t b = 0; b < n / QK_K; ++b) {
       __m256i q[8];
-      int ls[8];
+      __m256i scale16[8];
+      #pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
         q[j] = _mm256_shuffle_epi8(table, nibbles_q4_0(w[b].qs + 16 * j));
-        ls[j] = (((w[b].scales_l[j / 2] >> (4 * (j % 2))) & 15) | (((w[b].scales_h >> (2 * j)) & 3) << 4)) - 32;
+        const int ls = (((w[b].scales_l[j / 2] >> (4 * (j % 2))) & 15) | (((w[b].scales_h >> (2 * j)) & 3) << 4)) - 32;
+        scale16[j] = _mm256_set1_epi16(int16_t(ls));
       }
       const float wd = h2f(w[b].d);
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
         __m256i sum = _mm256_setzero_si256();
-        for (int j = 0; j < 8; ++j) sum = _mm256_add_epi32(sum, dot_ss_scaled(q[j], loadu(a.qs + 32 * j), ls[j]));
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j)  // signed weights through the sign trick
+          sum = add_scaled_dot(sum, _mm256_sign_epi8(q[j], q[j]), _mm256_sign_epi8(loadu(a.qs + 32 * j), q[j]), scale16[j]);
         s[t] += a.d * wd * float(hsum_i32(sum));
       }
     }
@@ -264,12 +296,14 @@ struct FloatRows {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
       const __m256 w0 = Load::load8(w + i), w1 = Load::load8(w + i + 8);
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const T* a = act_row<T>(av, as, t) + i;
         acc0[t] = _mm256_fmadd_ps(w0, Load::load8(a), acc0[t]);
         acc1[t] = _mm256_fmadd_ps(w1, Load::load8(a + 8), acc1[t]);
       }
     }
+    #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const T* a = act_row<T>(av, as, t);
       float s = hsum(_mm256_add_ps(acc0[t], acc1[t]));
@@ -317,6 +351,7 @@ struct BF16Dot {
       for (int t = 0; t < NT; ++t)
         acc[t] = _mm512_dpbf16_ps(acc[t], wv32, (__m512bh)_mm512_loadu_si512(act_row<uint16_t>(av, as, t) + i));
     }
+    #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const uint16_t* a = act_row<uint16_t>(av, as, t);
       const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));

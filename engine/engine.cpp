@@ -401,6 +401,10 @@ class BatchEngine final : public Engine {
 
 }  // namespace
 
+LogitsResult Engine::prompt_logits(std::span<const int32_t>) {
+  throw std::logic_error("this engine does not compute prompt logits");
+}
+
 std::unique_ptr<Engine> Engine::open(const std::string& model_path, const EngineOptions& options) {
   return std::make_unique<BatchEngine>(model_path, options);
 }

@@ -83,7 +83,9 @@ class Engine {
 
   // The logits of every prompt position (checking against a reference). Positions whose KV comes
   // from the prefix cache get theirs from the hidden state stored with it; the rest are computed.
-  virtual LogitsResult prompt_logits(std::span<const int32_t> prompt) = 0;
+  // Engines that only generate (test doubles recording requests) need not provide it: the default
+  // throws std::logic_error.
+  virtual LogitsResult prompt_logits(std::span<const int32_t> prompt);
 };
 
 }  // namespace flashfix

@@ -1,5 +1,7 @@
 #include "engine/thread_pool.h"
 
+#include <algorithm>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define FF_CPU_RELAX() _mm_pause()
@@ -19,10 +21,10 @@ inline void relax(int i) {
   else FF_CPU_RELAX();
 }
 
-void run_chunk(const ThreadPool::RangeFn& fn, int64_t n, int parts, int index) {
-  int64_t begin = n * index / parts, end = n * (index + 1) / parts;
-  if (begin < end) fn(begin, end, index);
-}
+// Chunks per thread: loops are split finer than one range per thread and chunks are claimed from a
+// shared counter, so when one thread is descheduled (a shared machine) or slower, the others take
+// its share instead of waiting for it.
+constexpr int64_t kChunksPerThread = 4;
 
 }  // namespace
 
@@ -41,6 +43,16 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+// The claim word packs (job tag : 32 | next chunk : 16 | chunk count : 16). Claiming a chunk is one
+// CAS on it, and whether the claim is valid is decided from the word alone: a thread that wakes late
+// can never take a chunk of a newer job with an older job's count, and the job's fields are stable
+// for as long as one of its chunks is claimed and not done (the caller waits for all of them).
+namespace {
+constexpr uint64_t claim_word(uint64_t tag, uint64_t next, uint64_t count) { return tag << 32 | next << 16 | count; }
+constexpr uint64_t claim_next(uint64_t w) { return (w >> 16) & 0xffff; }
+constexpr uint64_t claim_count(uint64_t w) { return w & 0xffff; }
+}  // namespace
+
 void ThreadPool::run(int64_t n, const RangeFn& fn) {
   if (n <= 0) return;
   if (workers_.empty() || n == 1) {
@@ -49,17 +61,33 @@ void ThreadPool::run(int64_t n, const RangeFn& fn) {
   }
   job_ = &fn;
   job_n_ = n;
-  pending_.store(int(workers_.size()), std::memory_order_relaxed);
+  const int64_t chunks = std::min<int64_t>({n, int64_t(size()) * kChunksPerThread, 0xffff});
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t g = generation_.load(std::memory_order_relaxed) + 1;
+  claim_.store(claim_word(g & 0xffffffff, 0, uint64_t(chunks)), std::memory_order_release);
   {
     // The bump happens under the mutex so a worker that checked the counter and is about to sleep
     // cannot miss it; notify is cheap when nobody sleeps.
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    generation_.store(g, std::memory_order_release);
   }
   start_cv_.notify_all();
-  run_chunk(fn, n, size(), 0);
-  for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) relax(i);
-  job_ = nullptr;
+  run_chunks(0);
+  // Wait for the chunks, not for the workers: one the OS has not scheduled yet holds nothing up.
+  for (int i = 0; done_.load(std::memory_order_acquire) != chunks; ++i) relax(i);
+}
+
+void ThreadPool::run_chunks(int index) {
+  uint64_t w = claim_.load(std::memory_order_acquire);
+  for (;;) {
+    const uint64_t c = claim_next(w), count = claim_count(w);
+    if (c >= count) return;
+    if (!claim_.compare_exchange_weak(w, w + (uint64_t(1) << 16), std::memory_order_acq_rel, std::memory_order_acquire))
+      continue;  // w now holds the current word
+    (*job_)(job_n_ * int64_t(c) / int64_t(count), job_n_ * int64_t(c + 1) / int64_t(count), index);
+    done_.fetch_add(1, std::memory_order_release);
+    w = claim_.load(std::memory_order_acquire);
+  }
 }
 
 void ThreadPool::worker(int index) {
@@ -77,8 +105,7 @@ void ThreadPool::worker(int index) {
     }
     if (stop_.load()) return;
     seen = g;
-    run_chunk(*job_, job_n_, size(), index);
-    pending_.fetch_sub(1, std::memory_order_release);
+    run_chunks(index);
   }
 }
 

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <numeric>
 
 #include "engine/thread_pool.h"
@@ -32,4 +34,21 @@ TEST(ThreadPool, ManyConsecutiveLoops) {
       for (int64_t i = b; i < e; ++i) sum += i;
     });
   EXPECT_EQ(sum.load(), 2000 * 45);
+}
+
+// Chunks are claimed dynamically and the caller does not wait for late workers: loops of every size,
+// back to back, with some chunks slow, must still run every index exactly once per loop.
+TEST(ThreadPool, BackToBackLoopsWithUnevenChunks) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> hits(200);
+    for (int rep = 0; rep < 3000; ++rep) {
+      const int64_t n = 2 + rep % 199;
+      pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+        if (b == 0 && rep % 7 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].exchange(0), 1) << "loop " << rep << " index " << i;
+    }
+  }
 }

@@ -1,0 +1,64 @@
+// flashfix bench through the real binary: the JSON it prints adds up (bytes per token from the
+// model's active weights, GB/s = bytes x tok/s), and bad flag combinations are usage errors.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "engine/model.h"
+#include "golden.h"
+
+using namespace flashfix;
+using namespace flashfix::test;
+
+namespace {
+
+struct CmdResult {
+  int status;
+  std::string out;
+};
+
+CmdResult run(const std::string& args) {
+  std::string cmd = std::string(FLASHFIX_BIN) + " " + args + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+TEST(BenchCommand, JsonReportIsConsistent) {
+  const std::string path = golden_dir() + "/tiny-qwen3moe-s11-Q4_K_M.gguf";
+  CmdResult r = run("bench --model " + path + " --prompt-tokens 16 --gen-tokens 8 --threads 2 --json");
+  ASSERT_EQ(r.status, 0);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompt_tokens"].get<int64_t>(), 16);
+  EXPECT_EQ(j["gen_tokens"].get<int64_t>(), 8);
+  EXPECT_EQ(j["threads"].get<int>(), 2);
+  EXPECT_GT(j["prefill_tok_s"].get<double>(), 0);
+  EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
+  auto model = Model::load(path);
+  EXPECT_EQ(j["decode_weight_bytes_per_token"].get<double>(), double(model->parameter_counts().active_bytes));
+  // KV read per step: 3 layers x positions 16..23 (mean 20.5 keys) x 2 kv heads x (64 + 64) dims x 4 bytes.
+  const auto& c = model->config();
+  double kv = 0;
+  for (int p = 16; p < 24; ++p)
+    for (int il = 0; il < c.n_layer; ++il) kv += double(p + 1) * c.layers[size_t(il)].n_head_kv * (c.head_dim + c.v_head_dim) * 4.0;
+  EXPECT_DOUBLE_EQ(j["decode_kv_bytes_per_token"].get<double>(), kv / 8);
+  const double bytes = j["decode_weight_bytes_per_token"].get<double>() + j["decode_kv_bytes_per_token"].get<double>();
+  EXPECT_NEAR(j["decode_gb_s"].get<double>(), bytes * j["decode_tok_s"].get<double>() / 1e9, 1e-9);
+  EXPECT_GE(j["peak_rss_bytes"].get<double>(), j["weight_bytes"].get<double>());
+}
+
+TEST(BenchCommand, UsageErrors) {
+  EXPECT_EQ(run("bench").status, 2);  // neither --model nor --membw
+  EXPECT_EQ(run("bench --membw --model x.gguf").status, 2);
+  EXPECT_EQ(run("bench --model x.gguf --gen-tokens 0").status, 2);
+  EXPECT_EQ(run("bench --kernels --membw").status, 2);
+  EXPECT_EQ(run("bench --kernels --threads 2").status, 2);
+  EXPECT_NE(run("bench --model /nonexistent.gguf").status, 0);
+}
+
+}  // namespace

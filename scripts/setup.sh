@@ -10,6 +10,8 @@ packages=(
   libgtest-dev googletest clang libclang-rt-14-dev python3 libxxhash-dev
   python3-pytest nodejs
 )
+# Debian's npm package; a Node.js from elsewhere (e.g. NodeSource) ships its own npm and conflicts with it.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 if [[ "${1:-}" != "--no-install" ]]; then
   missing=()
@@ -24,6 +26,9 @@ if [[ "${1:-}" != "--no-install" ]]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
 fi
+
+# The official openai client for the server's end-to-end tests, at the versions package-lock.json pins.
+(cd tests/serve_js && npm ci --no-audit --no-fund)
 
 build="${BUILD_DIR:-build}"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release

@@ -92,6 +92,11 @@ inline float load_f32(float x) { return x; }
 // near-tied expert route then amplifies that last bit.
 struct FloatLanes {
   float v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  // lane[i] += p[4i] + .. + p[4i + 3] for one 32-byte chunk's products: filling p in a plain loop and
+  // folding it here lets the compiler vectorize both, which lane[j / 4] += ... would not.
+  static void fold(const int32_t* p, int32_t* lane) {
+    for (int i = 0; i < 8; ++i) lane[i] += (p[4 * i] + p[4 * i + 1]) + (p[4 * i + 2] + p[4 * i + 3]);
+  }
   void add(float d, const int32_t* lane) {
     for (int i = 0; i < 8; ++i) v[i] = std::fma(d, float(lane[i]), v[i]);
   }
@@ -108,8 +113,9 @@ template <typename Block, typename Weight, typename Scale>
 float dot_q32(const Block* w, const block_q8_0* a, int64_t nb, Weight weight, Scale scale) {
   FloatLanes acc;
   for (int64_t b = 0; b < nb; ++b) {
-    int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int j = 0; j < 32; ++j) lane[j / 4] += weight(w[b], j) * a[b].qs[j];
+    int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, p[32];
+    for (int j = 0; j < 32; ++j) p[j] = weight(w[b], j) * a[b].qs[j];
+    FloatLanes::fold(p, lane);
     acc.add(scale(w[b]) * fp16_to_fp32(a[b].d), lane);
   }
   return acc.sum();
@@ -150,14 +156,16 @@ float dot_q45_K(const Block* w, const block_q8_K* a, int64_t nb) {
       get_scale_min_k4(2 * c + 1, w[b].scales, &sc1, &m1);
       const uint8_t* q = w[b].qs + 32 * c;
       const int8_t* a0 = a[b].qs + 64 * c;
+      int32_t p[32];
       for (int l = 0; l < 32; ++l) {
         int lo = q[l] & 15, hi = q[l] >> 4;
         if constexpr (kFifthBit) {
           lo += (w[b].qh[l] >> (2 * c) & 1) << 4;
           hi += (w[b].qh[l] >> (2 * c + 1) & 1) << 4;
         }
-        lane[l / 4] += sc0 * lo * a0[l] + sc1 * hi * a0[32 + l];
+        p[l] = sc0 * lo * a0[l] + sc1 * hi * a0[32 + l];
       }
+      FloatLanes::fold(p, lane);
       mins[c] = m0 * (bs[4 * c] + bs[4 * c + 1]) + m1 * (bs[4 * c + 2] + bs[4 * c + 3]);
     }
     acc.add(d, lane);

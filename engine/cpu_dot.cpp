@@ -63,85 +63,123 @@ void quantize_q8_K(const float* x, block_q8_K* y, int64_t n) {
   }
 }
 
-// Eight independent accumulators let the compiler keep the loop in vector registers without
-// -ffast-math (one running sum is a serial dependency it may not reorder). Load widens an element.
+// Float rows in the SIMD kernels' order (cpu_kernels_x86.h FloatRows), so every path computes the
+// same bits: two 8-lane accumulators over 16-element steps, added lane-wise, reduced like hsum, then
+// the tail one fma at a time. Load widens an element.
 template <typename T, float (*Load)(T)>
-float dot_plain(const T* a, const T* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+float dot_float(const T* a, const T* b, int64_t n) {
+  float acc0[8] = {0, 0, 0, 0, 0, 0, 0, 0}, acc1[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += Load(a[i + k]) * Load(b[i + k]);
-  float s = 0;
-  for (; i < n; ++i) s += Load(a[i]) * Load(b[i]);
-  return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 8; ++k) {
+      acc0[k] = std::fma(Load(a[i + k]), Load(b[i + k]), acc0[k]);
+      acc1[k] = std::fma(Load(a[i + 8 + k]), Load(b[i + 8 + k]), acc1[k]);
+    }
+  float h[4];
+  for (int k = 0; k < 4; ++k) h[k] = (acc0[k] + acc1[k]) + (acc0[k + 4] + acc1[k + 4]);
+  float s = (h[0] + h[2]) + (h[1] + h[3]);
+  for (; i < n; ++i) s = std::fma(Load(a[i]), Load(b[i]), s);
+  return s;
 }
 
 inline float load_f32(float x) { return x; }
 
-float dot_q8_0(const block_q8_0* w, const block_q8_0* a, int64_t nb) {
-  float s = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    int sumi = 0;
-    for (int j = 0; j < QK8_0; ++j) sumi += w[b].qs[j] * a[b].qs[j];
-    s += float(sumi) * fp16_to_fp32(w[b].d) * fp16_to_fp32(a[b].d);
+// The reference engine's x86 float structure for quantized dots, which the SIMD kernels share (see
+// cpu_kernels_x86.h): int32 lane i holds the exact integer dot over bytes 4i..4i+3 of every 32-byte
+// chunk of a block, each block adds d * lane into float lane i with one rounding (fma), and the row
+// ends with one horizontal sum. Emulating it lane by lane makes this path bit-identical to the SIMD
+// ones; any other order rounds differently, and an activation near an 8-bit rounding boundary or a
+// near-tied expert route then amplifies that last bit.
+struct FloatLanes {
+  float v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  // lane[i] += p[4i] + .. + p[4i + 3] for one 32-byte chunk's products: filling p in a plain loop and
+  // folding it here lets the compiler vectorize both, which lane[j / 4] += ... would not.
+  static void fold(const int32_t* p, int32_t* lane) {
+    for (int i = 0; i < 8; ++i) lane[i] += (p[4 * i] + p[4 * i + 1]) + (p[4 * i + 2] + p[4 * i + 3]);
   }
-  return s;
+  void add(float d, const int32_t* lane) {
+    for (int i = 0; i < 8; ++i) v[i] = std::fma(d, float(lane[i]), v[i]);
+  }
+  // The SIMD hsum's order: halves added lane-wise, then (0 + 2) + (1 + 3).
+  float sum() const {
+    float h[4];
+    for (int i = 0; i < 4; ++i) h[i] = v[i] + v[i + 4];
+    return (h[0] + h[2]) + (h[1] + h[3]);
+  }
+};
+
+// 32-element blocks (Q8_0, Q4_0, MXFP4): weight(b, j) gives element j of weight block b as an integer.
+template <typename Block, typename Weight, typename Scale>
+float dot_q32(const Block* w, const block_q8_0* a, int64_t nb, Weight weight, Scale scale) {
+  FloatLanes acc;
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, p[32];
+    for (int j = 0; j < 32; ++j) p[j] = weight(w[b], j) * a[b].qs[j];
+    FloatLanes::fold(p, lane);
+    acc.add(scale(w[b]) * fp16_to_fp32(a[b].d), lane);
+  }
+  return acc.sum();
 }
 
+float dot_q8_0(const block_q8_0* w, const block_q8_0* a, int64_t nb) {
+  return dot_q32(w, a, nb, [](const block_q8_0& x, int j) { return int(x.qs[j]); },
+                 [](const block_q8_0& x) { return fp16_to_fp32(x.d); });
+}
+
+// Q4_0 and MXFP4 store element j (< 16) in the low nibble of qs[j] and element j + 16 in its high one.
+inline int nibble(const uint8_t* qs, int j) { return j < 16 ? qs[j] & 15 : qs[j - 16] >> 4; }
+
 float dot_q4_0(const block_q4_0* w, const block_q8_0* a, int64_t nb) {
-  float s = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    int sumi = 0;
-    for (int j = 0; j < QK4_0 / 2; ++j)
-      sumi += ((w[b].qs[j] & 15) - 8) * a[b].qs[j] + ((w[b].qs[j] >> 4) - 8) * a[b].qs[j + 16];
-    s += float(sumi) * fp16_to_fp32(w[b].d) * fp16_to_fp32(a[b].d);
-  }
-  return s;
+  return dot_q32(w, a, nb, [](const block_q4_0& x, int j) { return nibble(x.qs, j) - 8; },
+                 [](const block_q4_0& x) { return fp16_to_fp32(x.d); });
 }
 
 float dot_mxfp4(const block_mxfp4* w, const block_q8_0* a, int64_t nb) {
-  float s = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    int sumi = 0;
-    for (int j = 0; j < QK_MXFP4 / 2; ++j)
-      sumi += kMXFP4[w[b].qs[j] & 15] * a[b].qs[j] + kMXFP4[w[b].qs[j] >> 4] * a[b].qs[j + 16];
-    s += float(sumi) * e8m0_half(w[b].e) * fp16_to_fp32(a[b].d);
-  }
-  return s;
+  return dot_q32(w, a, nb, [](const block_mxfp4& x, int j) { return int(kMXFP4[nibble(x.qs, j)]); },
+                 [](const block_mxfp4& x) { return e8m0_half(x.e); });
 }
 
-// Q4_K/Q5_K: sum over sub-blocks of d*sc*sum(q*a) - dmin*m*sum(a); the second term uses the
-// activation block's precomputed 16-element sums, so the mins cost nothing per weight.
+// Q4_K/Q5_K: d*sc*sum(q*a) in the 8 lanes; the mins term -dmin*m*sum(a) comes from the activation
+// block's 16-element sums and has float lanes of its own, as in the reference's AVX2 kernels: 4 for
+// Q4_K (lane m holds sub-blocks 2m and 2m+1), one chain of whole-block integers for Q5_K.
 template <bool kFifthBit, typename Block>
 float dot_q45_K(const Block* w, const block_q8_K* a, int64_t nb) {
-  float s = 0;
+  FloatLanes acc;
+  float acc_min[4] = {0, 0, 0, 0};
   for (int64_t b = 0; b < nb; ++b) {
-    const float d = a[b].d * fp16_to_fp32(w[b].d), dmin = a[b].d * fp16_to_fp32(w[b].dmin);
-    int sum_q = 0, sum_m = 0;
+    const float d = a[b].d * fp16_to_fp32(w[b].d), dmin = -a[b].d * fp16_to_fp32(w[b].dmin);
+    const int16_t* bs = a[b].bsums;
+    int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, mins[4];
     for (int c = 0; c < 4; ++c) {
       uint8_t sc0, m0, sc1, m1;
       get_scale_min_k4(2 * c, w[b].scales, &sc0, &m0);
       get_scale_min_k4(2 * c + 1, w[b].scales, &sc1, &m1);
       const uint8_t* q = w[b].qs + 32 * c;
       const int8_t* a0 = a[b].qs + 64 * c;
-      int s0 = 0, s1 = 0;
+      int32_t p[32];
       for (int l = 0; l < 32; ++l) {
         int lo = q[l] & 15, hi = q[l] >> 4;
         if constexpr (kFifthBit) {
           lo += (w[b].qh[l] >> (2 * c) & 1) << 4;
           hi += (w[b].qh[l] >> (2 * c + 1) & 1) << 4;
         }
-        s0 += lo * a0[l];
-        s1 += hi * a0[32 + l];
+        p[l] = sc0 * lo * a0[l] + sc1 * hi * a0[32 + l];
       }
-      sum_q += sc0 * s0 + sc1 * s1;
-      sum_m += m0 * (a[b].bsums[4 * c] + a[b].bsums[4 * c + 1]) + m1 * (a[b].bsums[4 * c + 2] + a[b].bsums[4 * c + 3]);
+      FloatLanes::fold(p, lane);
+      mins[c] = m0 * (bs[4 * c] + bs[4 * c + 1]) + m1 * (bs[4 * c + 2] + bs[4 * c + 3]);
     }
-    s += d * float(sum_q) - dmin * float(sum_m);
+    acc.add(d, lane);
+    if constexpr (kFifthBit) {
+      acc_min[0] = std::fma(dmin, float(mins[0] + mins[1] + mins[2] + mins[3]), acc_min[0]);
+    } else {
+      for (int m = 0; m < 4; ++m) acc_min[m] = std::fma(dmin, float(mins[m]), acc_min[m]);
+    }
   }
-  return s;
+  return acc.sum() + (kFifthBit ? acc_min[0] : (acc_min[0] + acc_min[2]) + (acc_min[1] + acc_min[3]));
 }
 
+// Q6_K: the block's exact integer sum(sc * (q - 32) * a), added as s = fma(d, block, s) (the
+// reference's order per output).
 float dot_q6_K(const block_q6_K* w, const block_q8_K* a, int64_t nb) {
   float s = 0;
   for (int64_t b = 0; b < nb; ++b) {
@@ -161,7 +199,7 @@ float dot_q6_K(const block_q6_K* w, const block_q8_K* a, int64_t nb) {
       }
       for (int k = 0; k < 8; ++k) sum += sc[k] * part[k];
     }
-    s += a[b].d * fp16_to_fp32(w[b].d) * float(sum);
+    s = std::fma(a[b].d * fp16_to_fp32(w[b].d), float(sum), s);
   }
   return s;
 }
@@ -177,7 +215,7 @@ float dot_iq4_xs(const block_iq4_xs* w, const block_q8_K* a, int64_t nb) {
       for (int j = 0; j < 16; ++j) part += kIQ4NL[q[j] & 15] * q8[j] + kIQ4NL[q[j] >> 4] * q8[j + 16];
       sum += iq4_xs_scale(w[b], ib) * part;
     }
-    s += a[b].d * fp16_to_fp32(w[b].d) * float(sum);
+    s = std::fma(a[b].d * fp16_to_fp32(w[b].d), float(sum), s);
   }
   return s;
 }
@@ -201,9 +239,9 @@ void quantize_activation(TensorType t, const float* x, void* dst, int64_t n) {
 
 float vec_dot(TensorType t, const void* w, const void* a, int64_t n) {
   switch (t) {
-    case TensorType::F32: return dot_plain<float, load_f32>(static_cast<const float*>(w), static_cast<const float*>(a), n);
-    case TensorType::F16: return dot_plain<uint16_t, fp16_to_fp32>(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
-    case TensorType::BF16: return dot_plain<uint16_t, bf16_to_fp32>(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
+    case TensorType::F32: return dot_float<float, load_f32>(static_cast<const float*>(w), static_cast<const float*>(a), n);
+    case TensorType::F16: return dot_float<uint16_t, fp16_to_fp32>(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
+    case TensorType::BF16: return dot_float<uint16_t, bf16_to_fp32>(static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a), n);
     case TensorType::Q8_0: return dot_q8_0(static_cast<const block_q8_0*>(w), static_cast<const block_q8_0*>(a), n / QK8_0);
     case TensorType::Q4_0: return dot_q4_0(static_cast<const block_q4_0*>(w), static_cast<const block_q8_0*>(a), n / QK4_0);
     case TensorType::MXFP4: return dot_mxfp4(static_cast<const block_mxfp4*>(w), static_cast<const block_q8_0*>(a), n / QK_MXFP4);

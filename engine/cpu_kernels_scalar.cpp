@@ -1,5 +1,6 @@
 // The scalar kernel table: cpu_dot.cpp's reference kernels, plus plain loops for attention and the
 // bandwidth probe. Compiled with the project's baseline flags, so it runs on every machine.
+#include <cmath>
 #include <cstring>
 
 #include "engine/cpu_dot.h"
@@ -34,7 +35,7 @@ void quantize_q8_K(const float* x, void* dst, int64_t n) { quantize_activation(T
 float dot_f32(const float* a, const float* b, int64_t n) { return vec_dot(TensorType::F32, a, b, n); }
 
 void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(alpha, x[i], y[i]);  // one rounding, as the SIMD paths
 }
 
 void scale_f32(float alpha, float* y, int64_t n) {

@@ -13,10 +13,14 @@
 // the sign trick) times 32 signed activation bytes gives 8 int32 lanes, lane i = bytes 4i..4i+3.
 // AVX2 gets there with maddubs (int16 pairs, which cannot saturate: 2 * 128 * 127 < 32768) and madd;
 // VNNI does it in one vpdpbusd. Both produce the same integers, so the paths differ only in how
-// float partial sums are added: 32-element formats and Q4_K/Q5_K keep float vectors per token
-// (exact int32 lanes, scaled and summed lane-wise, reduced once per row: a horizontal sum per block
-// would cost more than the dot); Q6_K and IQ4_XS reduce each block to its exact integer and add
-// block results in the scalar code's order.
+// float partial sums are added, and that order is the reference engine's x86 order wherever we know
+// it, emulated lane by lane by the scalar kernels (cpu_dot.cpp), so all paths are bit-identical:
+// Q8_0/Q4_0/MXFP4 and Q4_K/Q5_K keep exact int32 lanes per block, acc = fma(d, float(lane), acc) per
+// token and one horizontal sum per row (the reference's vec_dot kernels; Q4_K/Q5_K mins as described
+// there); Q6_K and IQ4_XS reduce each block to its exact integer and chain s = fma(d, block, s) (for
+// Q6_K the golden models show the reference does this; its plain AVX2 vec_dot order, 8 float lanes,
+// agrees far less: step35 Q6_K median rel 2.9e-2 instead of 2.2e-7). fma1 keeps every scalar fma an
+// FMA instruction: contraction left to the compiler would differ between builds.
 
 #if FF_VNNI
 inline __m256i dot_us(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
@@ -39,6 +43,23 @@ inline float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// (v0 + v2) + (v1 + v3), the reference's order for its 4-lane Q4_K mins.
+inline float hsum4(__m128 v) {
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  v = _mm_add_ss(v, _mm_movehdup_ps(v));
+  return _mm_cvtss_f32(v);
+}
+
+// a * b + c with one rounding (a vfmadd here, where -mfma is on): written out, because whether the
+// compiler contracts a * b + c by itself depends on flags, and the reference's order needs the fma.
+inline float fma1(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+
+inline int hsum_i32_4(__m128i s) {
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
 }
 
 inline int hsum_i32(__m256i v) {
@@ -79,11 +100,6 @@ inline __m128i scales_mins_k4(const uint8_t* s) {
   const uint32_t m47 = ((w[2] >> 4) & low4) | ((w[1] >> 6) & low2) << 4;
   return _mm_set_epi32(int(m47), int(m03), int(sc47), int(sc03));
 }
-
-// pshufb control turning scales_mins_k4's mins (bytes 8..15, in both 128-bit halves) into 16 int16
-// lanes m0 m0 m1 m1 .. m7 m7; 0x80 zeroes the high byte of each lane.
-const __m256i kMinPairs = _mm256_setr_epi8(8, -128, 8, -128, 9, -128, 9, -128, 10, -128, 10, -128, 11, -128, 11, -128,
-                                           12, -128, 12, -128, 13, -128, 13, -128, 14, -128, 14, -128, 15, -128, 15, -128);
 
 template <typename Block>
 inline const Block* act_row(const void* a, size_t stride, int t) {
@@ -155,7 +171,8 @@ struct DecodeMXFP4 {
 // Q4_K (and Q5_K with its fifth bit): sum_j sc_j * dot(q_j, a_j) in int32 lanes, and the mins term
 // sum_j m_j * (a's sums over sub-block j) from the activation's bsums. Every lane stays below 2^24
 // (8 sub-blocks x 4 products x 31 x 127 x 63), so its conversion to float is exact; lanes are then
-// scaled by d (dmin) and summed in float vectors, reduced once per row.
+// scaled by d in float lanes, reduced once per row. The mins are accumulated as the reference's AVX2
+// kernels do: Q4_K in 4 float lanes (pairs of sub-blocks), Q5_K as one scalar chain, both -dmin.
 template <bool kFifthBit>
 struct Q45K {
   using Block = std::conditional_t<kFifthBit, block_q5_K, block_q4_K>;
@@ -163,12 +180,14 @@ struct Q45K {
   static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
     const Block* w = static_cast<const Block*>(wv);
     const __m256i m4 = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(16);
-    __m256 acc[NT], acc_min[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = acc_min[t] = _mm256_setzero_ps();
+    __m256 acc[NT];
+    __m128 acc_min4[NT];  // Q4_K's mins: 4 float lanes, lane m for sub-blocks 2m and 2m+1
+    float acc_min5[NT];   // Q5_K's mins: one chain of whole-block integers
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), acc_min4[t] = _mm_setzero_ps(), acc_min5[t] = 0.f;
     for (int64_t b = 0; b < n / QK_K; ++b) {
       // Bytes 0..7: the eight 6-bit scales, 8..15: the eight mins, both halves of the vector.
       const __m256i sm = _mm256_broadcastsi128_si256(scales_mins_k4(w[b].scales));
-      const __m256i mins = _mm256_shuffle_epi8(sm, kMinPairs);  // int16 lane k: min k/2 (pairs with bsums[k])
+      const __m128i mins = _mm_cvtepu8_epi16(_mm_srli_si128(_mm256_castsi256_si128(sm), 8));  // int16 lane j: min j
       __m256i q[8], scale16[8];
       #pragma GCC unroll 8
       for (int c = 0; c < 4; ++c) {
@@ -196,17 +215,22 @@ struct Q45K {
           even = add_scaled_dot(even, q[j], loadu(a.qs + 32 * j), scale16[j]);
           odd = add_scaled_dot(odd, q[j + 1], loadu(a.qs + 32 * j + 32), scale16[j + 1]);
         }
-        const __m256i sum = _mm256_add_epi32(even, odd);
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wd), _mm256_cvtepi32_ps(sum), acc[t]);
-        acc_min[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wdmin), _mm256_cvtepi32_ps(_mm256_madd_epi16(loadu(a.bsums), mins)),
-                                     acc_min[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wd), _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd)), acc[t]);
+        const __m256i bsums = loadu(a.bsums);  // int16 lane j of the hadd: a's sum over sub-block j
+        const __m128i sub_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+        const __m128i min_lanes = _mm_madd_epi16(mins, sub_sums);  // lane m: sub-blocks 2m and 2m+1
+        if constexpr (kFifthBit)
+          acc_min5[t] = fma1(-a.d * wdmin, float(hsum_i32_4(min_lanes)), acc_min5[t]);
+        else
+          acc_min4[t] = _mm_fmadd_ps(_mm_set1_ps(-a.d * wdmin), _mm_cvtepi32_ps(min_lanes), acc_min4[t]);
       }
     }
-    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = hsum(acc[t]) - hsum(acc_min[t]);
+    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = hsum(acc[t]) + (kFifthBit ? acc_min5[t] : hsum4(acc_min4[t]));
   }
 };
 
-// Q6_K: sum (q - 32) * a * sc = sum sc * q * a - 32 * sum_k sc_k * bsums_k, all in exact integers.
+// Q6_K: sum (q - 32) * a * sc = sum sc * q * a - 32 * sum_k sc_k * bsums_k, the block's exact integer,
+// then s = fma(d, float(block), s): the reference's order (its repacked kernels' order, per output).
 struct Q6K {
   template <int NT>
   static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
@@ -246,7 +270,7 @@ struct Q6K {
         }
         const __m256i sum = _mm256_add_epi32(even, odd);
         const int bias = hsum_i32(_mm256_madd_epi16(loadu(a.bsums), sc16));
-        s[t] += a.d * wd * float(hsum_i32(sum) - 32 * bias);
+        s[t] = fma1(a.d * wd, float(hsum_i32(sum) - 32 * bias), s[t]);
       }
     }
     for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = s[t];
@@ -278,14 +302,15 @@ struct IQ4XS {
         #pragma GCC unroll 8
         for (int j = 0; j < 8; ++j)  // signed weights through the sign trick
           sum = add_scaled_dot(sum, _mm256_sign_epi8(q[j], q[j]), _mm256_sign_epi8(loadu(a.qs + 32 * j), q[j]), scale16[j]);
-        s[t] += a.d * wd * float(hsum_i32(sum));
+        s[t] = fma1(a.d * wd, float(hsum_i32(sum)), s[t]);
       }
     }
     for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = s[t];
   }
 };
 
-// Float rows: 8 lanes per step and two accumulators per token; the tail is added in order.
+// Float rows: 8 lanes per step and two accumulators per token, added lane-wise and reduced by hsum;
+// the tail is added in order, one fma each (cpu_dot.cpp's dot_float emulates exactly this).
 template <class Load>
 struct FloatRows {
   template <int NT>
@@ -308,7 +333,7 @@ struct FloatRows {
     for (int t = 0; t < NT; ++t) {
       const T* a = act_row<T>(av, as, t);
       float s = hsum(_mm256_add_ps(acc0[t], acc1[t]));
-      for (int64_t k = i; k < n; ++k) s += Load::one(w[k]) * Load::one(a[k]);
+      for (int64_t k = i; k < n; ++k) s = fma1(Load::one(w[k]), Load::one(a[k]), s);
       y[size_t(t) * ys] = s;
     }
   }
@@ -465,7 +490,7 @@ void axpy_f32_x86(float alpha, const float* x, float* y, int64_t n) {
   const __m256 a = _mm256_set1_ps(alpha);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += alpha * x[i];
+  for (; i < n; ++i) y[i] = fma1(alpha, x[i], y[i]);
 }
 
 void scale_f32_x86(float alpha, float* y, int64_t n) {

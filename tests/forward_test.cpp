@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "engine/backend.h"
 #include "engine/cpu_kernels.h"
@@ -27,6 +28,10 @@ class GoldenForward : public ::testing::TestWithParam<std::tuple<std::string, cp
  private:
   cpu::CpuPath previous_ = cpu::CpuPath::Scalar;
 };
+
+// Quantized models whose agreement meets the README's full bar (docs/ENGINE.md: the qwen3moe Q4_K_M
+// and step35 Q6_K quants still route some tokens differently from the reference).
+bool meets_readme_bar(const std::string& name) { return name == "tiny-qwen3moe-s11-Q8_0"; }
 
 std::vector<float> prompt_logits(Backend& be, const std::vector<int32_t>& tokens, int64_t n_vocab) {
   auto seq = be.new_sequence(256);
@@ -90,8 +95,14 @@ TEST_P(GoldenForward, MatchesReference) {
   EXPECT_GE(exact, 1u) << "the first position must match to float precision";
   EXPECT_GE(double(within5), 0.9 * double(n)) << "rel <= 5e-2 at >= 90% of positions";
   EXPECT_GE(double(argmax_same), 0.9 * double(n)) << "argmax agreement";
-  // The README's full quantized bar, reported (median <= 1e-2, argmax >= 95%, first 8 greedy tokens).
+  // The README's full quantized bar (median <= 1e-2, argmax >= 95%, first 8 greedy tokens): asserted
+  // for the models that meet it on every path, reported for the others.
   bool greedy8 = std::equal(g.greedy.begin(), g.greedy.begin() + 8, gen.begin());
+  if (meets_readme_bar(g.name)) {
+    EXPECT_LE(median, 1e-2) << "median rel";
+    EXPECT_GE(double(argmax_same), 0.95 * double(n)) << "argmax agreement";
+    EXPECT_TRUE(greedy8) << "first 8 greedy tokens";
+  }
   std::printf("%s: exact through position %zu; README bar: median %s, argmax %s, greedy8 %s\n", g.name.c_str(), exact,
               median <= 1e-2 ? "ok" : "MISSED", double(argmax_same) >= 0.95 * double(n) ? "ok" : "MISSED",
               greedy8 ? "ok" : "MISSED");
@@ -109,6 +120,22 @@ TEST_P(GoldenForward, BatchEqualsTokenByToken) {
     be->forward(*seq, std::span<const int32_t>(&g.tokens[t], 1), Logits::Last, row.data());
     EXPECT_LE(rel_l2(row.data(), &batch[t * size_t(g.n_vocab)], g.n_vocab), 1e-5) << "position " << t;
   }
+}
+
+// Every kernel path computes the same float operations in the same order (the scalar kernels emulate
+// the SIMD lanes), so the logits are bit-identical across paths: the scalar path is an exact oracle.
+TEST_P(GoldenForward, SameBitsAsScalarPath) {
+  if (path() == cpu::CpuPath::Scalar) GTEST_SKIP() << "the scalar path is the baseline";
+  Golden g = load_golden(model_name());
+  auto model = Model::load(g.model_path);
+  auto be = make_cpu_backend(*model, 2);
+  auto ours = prompt_logits(*be, g.tokens, g.n_vocab);
+  cpu::select_cpu_path(cpu::CpuPath::Scalar);
+  auto scalar = prompt_logits(*be, g.tokens, g.n_vocab);
+  ASSERT_EQ(ours.size(), scalar.size());
+  size_t differing = 0;
+  for (size_t i = 0; i < ours.size(); ++i) differing += std::memcmp(&ours[i], &scalar[i], sizeof(float)) != 0;
+  EXPECT_EQ(differing, 0u) << "logits that differ from the scalar path's";
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenForward,

@@ -11,6 +11,7 @@
 
 #include "engine/gguf.h"
 #include "engine/model.h"
+#include "scratch.h"
 
 using namespace flashfix;
 
@@ -32,7 +33,7 @@ TEST_P(Rewrite, IsByteIdentical) {
     const GgufTensor* tp = &t;
     w.add_tensor(std::string(t.name), t.type, t.ne, [tp](uint8_t* dst, size_t n) { std::memcpy(dst, tp->data, n); });
   }
-  const std::string out = ::testing::TempDir() + "/rewrite.gguf";
+  const std::string out = flashfix::test::temp("rewrite.gguf");  // per process: ctest runs cases in parallel
   w.write(out);
   std::string a = slurp(src), b = slurp(out);
   ASSERT_EQ(a.size(), b.size());

@@ -117,7 +117,10 @@ std::string junit_xml(const agent::AgentResult& result, const JunitInfo& info) {
   xml += "    <properties>\n      <property" + attr("name", "format") + attr("value", tests.format) + "/>\n      <property" +
          attr("name", "passed") + attr("value", std::to_string(tests.n_passed)) + "/>\n      <property" + attr("name", "failed") +
          attr("value", std::to_string(tests.n_failed)) + "/>\n    </properties>\n";
-  xml += cases + "  </testsuite>\n</testsuites>\n";
+  xml += cases;
+  // With per-test records the raw output is not in any case: keep it at the suite level.
+  if (!tests.failures.empty()) xml += "    <system-out>" + xml_escape(tests.output_tail) + "</system-out>\n";
+  xml += "  </testsuite>\n</testsuites>\n";
   return xml;
 }
 

@@ -68,6 +68,9 @@ agent::AgentObserver plain_log_observer(std::string prefix) {
   o.on_tool_result = [prefix](const agent::ParsedCall& c, const tools::ToolResult& r) {
     std::fprintf(stderr, "%s    %s %s\n", prefix.c_str(), r.ok ? "ok:" : "error:", one_line(r.text, 160).c_str());
   };
+  o.on_tests = [prefix](const tools::TestReport& t) {
+    std::fprintf(stderr, "%s  tests: %s\n", prefix.c_str(), one_line(t.summary(), 200).c_str());
+  };
   return o;
 }
 

@@ -30,10 +30,10 @@ void TerminalView::end_stream_line() {
 
 void TerminalView::on_stream(const agent::StreamEvent& e) {
   using K = agent::StreamEvent::Kind;
-  if (e.kind != last_kind_) {
-    end_stream_line();
-    last_kind_ = e.kind;
-  }
+  // A call's name and its arguments share one line; any other change of kind starts a new one.
+  bool same_group = e.kind == last_kind_ || (last_kind_ == K::CallBegin && e.kind == K::CallArguments);
+  if (!same_group) end_stream_line();
+  last_kind_ = e.kind;
   switch (e.kind) {
     case K::Reasoning:
       std::fputs(paint(kDim, e.text).c_str(), stdout);
@@ -43,14 +43,16 @@ void TerminalView::on_stream(const agent::StreamEvent& e) {
       break;
     case K::CallBegin:
       std::fputs(paint(kCyan, "→ " + e.call_name + " ").c_str(), stdout);
+      ++streamed_calls_;
       break;
     case K::CallArguments:
       std::fputs(paint(kDim, e.text).c_str(), stdout);
       break;
     case K::CallEnd:
+      end_stream_line();
       break;
   }
-  if (!e.text.empty() || e.kind == K::CallBegin) mid_line_ = e.text.empty() || e.text.back() != '\n';
+  if (!e.text.empty() || e.kind == K::CallBegin) mid_line_ = e.kind == K::CallBegin || e.text.back() != '\n';
   std::fflush(stdout);
 }
 
@@ -59,8 +61,13 @@ agent::AgentObserver TerminalView::observer() {
   o.on_stream = [this](const agent::StreamEvent& e) { on_stream(e); };
   o.on_tool_call = [this](const agent::ParsedCall& c) {
     end_stream_line();
+    // A call already streamed with its arguments gets a short header over its result.
+    bool streamed = streamed_calls_ > 0;
+    if (streamed) --streamed_calls_;
     if (!c.error.empty())
       std::printf("%s\n", paint(kYellow, "✗ malformed call: " + one_line(c.error, 200)).c_str());
+    else if (streamed)
+      std::printf("%s\n", paint(kCyan, "● " + c.call.name).c_str());
     else
       std::printf("%s %s\n", paint(kCyan, "● " + c.call.name).c_str(), one_line(c.call.arguments.dump(), 200).c_str());
   };
@@ -73,6 +80,11 @@ agent::AgentObserver TerminalView::observer() {
       ++total;
     }
     if (total > shown) std::printf("  %s\n", paint(kDim, "│ … " + std::to_string(total - shown) + " more lines").c_str());
+    std::fflush(stdout);
+  };
+  o.on_tests = [this](const tools::TestReport& t) {
+    end_stream_line();
+    std::printf("%s\n", paint(t.passed ? kGreen : kYellow, "tests: " + one_line(t.summary(), 200)).c_str());
     std::fflush(stdout);
   };
   o.on_turn = [this](int turn, const agent::TurnStats& s) {

@@ -24,6 +24,7 @@ class TerminalView {
   int64_t total_generated_ = 0, total_prompt_ = 0;
   agent::StreamEvent::Kind last_kind_ = agent::StreamEvent::Content;
   bool mid_line_ = false;
+  int streamed_calls_ = 0;  // calls shown while streaming whose results have not come yet
 };
 
 }  // namespace flashfix::cli

@@ -242,6 +242,26 @@ TEST(Ci, ExitsThreeWhenTheApiIsUnreachable) {
   EXPECT_EQ(status_porcelain(repo), "");
 }
 
+// The embedded engine behind the same front end: a random tiny model cannot fix anything, but a
+// turn must run through the engine (real token counts) and end cleanly as not fixed.
+TEST(Ci, RunsTheEmbeddedEngineOnATinyModel) {
+  Example ex = example("python-pytest");
+  fs::path repo = make_repo(ex.name, "py-engine");
+  fs::path report = scratch() / "py-engine.json";
+  auto r = flashfix({"ci", "--repo", repo.string(), "--test", ex.test, "--model",
+                     std::string(FLASHFIX_SHARED_DIR) + "/golden/tiny-qwen3moe-s11.gguf", "--max-turns", "1", "--turn-tokens", "16",
+                     "--threads", "2", "--report", report.string()});
+  EXPECT_EQ(r.status, 1) << r.err;
+  json j = json::parse(slurp(report));
+  EXPECT_EQ(j["outcome"], "budget_exhausted");
+  EXPECT_EQ(j["turns"], 1);
+  EXPECT_GT(j["prompt_tokens"].get<int64_t>(), 100);
+  EXPECT_GT(j["generated_tokens"].get<int64_t>(), 0);
+  EXPECT_LE(j["generated_tokens"].get<int64_t>(), 16);
+  EXPECT_NE(j["backend"].get<std::string>().find("engine:"), std::string::npos);
+  EXPECT_EQ(status_porcelain(repo), "");
+}
+
 TEST(Fix, YesAppliesTheFixAndKeepsTheUsersOwnChanges) {
   Example ex = example("python-pytest");
   fs::path repo = make_repo(ex.name, "py-fix");

@@ -61,6 +61,7 @@ std::string headline(const tools::TestReport& t) {
   if (t.passed) return "the tests pass";
   if (rank(t) == 2) return t.format == "compiler" ? "the build fails (" + std::to_string(t.failures.size()) + " diagnostics)"
                                                   : "the test command ends with status " + t.status;
+  if (t.n_failed == 0 && t.n_passed == 0) return "the tests fail (exit code " + std::to_string(t.exit_code) + ")";
   return std::to_string(t.n_failed) + " failing, " + std::to_string(t.n_passed) + " passing (" + t.format + ")";
 }
 
@@ -100,6 +101,7 @@ class Run {
     std::string state = "(no test command configured: nothing runs the tests)";
     if (has_tests()) {
       last_ = run_tests("initial");
+      passed_at_start_ = last_.passed;
       if (last_.passed && config_.task.empty()) return finish(Outcome::Fixed, "the test command already passes; nothing to fix");
       state = report_text_;
     }
@@ -144,14 +146,19 @@ class Run {
       }
       if (!has_tests()) continue;
       if (ws_.diff_since(checkpoint).empty()) {
-        if (model_report && model_report->passed)
+        if (model_report && model_report->passed && !passed_at_start_)
           if (auto done = verify(); done) return *done;
         continue;
       }
       // The turn changed files: its test result decides whether the change stays.
       tools::TestReport after = model_report ? *model_report : run_tests("after_edits");
       const std::string after_text = model_report ? model_report_text : report_text_;
+      if (after.passed && passed_at_start_) {
+        last_ = after;  // passing says nothing about a task whose tests passed before: the model decides
+        continue;
+      }
       if (after.passed) {
+        if (!model_report) return finish(Outcome::Fixed, "the test command passes");  // the loop's own run
         if (auto done = verify(); done) return *done;
         continue;
       }
@@ -281,6 +288,7 @@ class Run {
   AgentResult result_;
   tools::TestReport last_, final_;  // the state changes are judged against; the latest run
   bool final_current_ = false;
+  bool passed_at_start_ = false;     // a task beyond the tests: passing tests do not end the run
   std::string report_text_;          // the latest run as the model reads it
   std::map<std::string, int> repeats_;
   std::optional<std::string> stopping_;

@@ -8,70 +8,107 @@
 #include <vector>
 
 #include "agent/tool_schema.h"
+#include "agent/utf8.h"
 
 namespace flashfix::agent {
 
 // ---- Token trie --------------------------------------------------------------------------------
 
-// Every plain token's bytes in one trie, stored in preorder: a node's subtree is the index range
-// [node+1, end), so a walk that finds a prefix impossible skips the whole subtree with one jump.
+namespace {
+
+// Bytes that leave the state of text inside a value untouched (apart from its length): no quote,
+// backslash or '<' (which could start a tag), no control character, only whole, valid UTF-8
+// characters (the same rules the grammar's UTF-8 check applies). Most of a vocabulary is such text.
+bool is_plain_text(std::string_view piece, bool json_string) {
+  for (char ch : piece) {
+    const uint8_t c = uint8_t(ch);
+    if (c == '<' || (c < 0x20 && (json_string || (c != '\n' && c != '\t' && c != '\r')))) return false;
+    if (json_string && (c == '"' || c == '\\')) return false;
+  }
+  return valid_utf8(piece);  // fragments of a character depend on the bytes before them
+}
+
+}  // namespace
+
+// Token texts in byte tries stored in preorder: a node's subtree is the index range [node+1, end),
+// so a walk that finds a prefix impossible skips the whole subtree with one jump. Besides the trie
+// of all plain tokens, one per kind of value text holds only the tokens that are not plain text
+// there; inside such text the plain ones are allowed wholesale and only the rest is walked.
 class TokenTrie {
  public:
   struct Node {
-    uint32_t end;                  // one past the last node of this subtree
-    uint32_t tok_begin, tok_end;   // tokens whose text ends exactly here, in tokens
-    uint16_t depth;                // bytes from the root (the root itself is implicit, depth 0)
+    uint32_t end;                 // one past the last node of this subtree
+    uint32_t tok_begin, tok_end;  // tokens whose text ends exactly here, in `tokens`
+    uint16_t depth;               // bytes from the root (the root itself is implicit, depth 0)
     uint8_t byte;
   };
-  std::vector<Node> nodes;
-  std::vector<int32_t> tokens;
-  std::vector<std::string> pieces;  // every token's text (token_to_piece), by id
-  std::vector<uint8_t> plain;       // 1: in the trie; 0: special, end-of-generation or empty
+  struct Trie {
+    std::vector<Node> nodes;
+    std::vector<int32_t> tokens;
+  };
+  Trie all, json_special, xml_special;      // plain tokens; those not plain JSON-string / XML text
+  std::vector<uint8_t> json_text, xml_text;  // 1: plain text inside a JSON string / an XML value
+  std::vector<std::string> pieces;          // every token's text (token_to_piece), by id
+  std::vector<uint8_t> plain;               // 1: in `all`; 0: special, end-of-generation or empty
   uint16_t max_depth = 0;
+
+  void build(Trie& trie, std::vector<int32_t> ids) {
+    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return pieces[size_t(a)] < pieces[size_t(b)]; });
+    std::vector<uint32_t> open;  // the node at each depth - 1 of the current path
+    std::string_view prev;
+    auto close_to = [&](size_t depth) {
+      for (; open.size() > depth; open.pop_back()) trie.nodes[open.back()].end = uint32_t(trie.nodes.size());
+    };
+    for (int32_t id : ids) {
+      std::string_view piece = pieces[size_t(id)];
+      size_t lcp = 0;
+      while (lcp < prev.size() && lcp < piece.size() && prev[lcp] == piece[lcp]) ++lcp;
+      close_to(lcp);
+      for (size_t d = lcp; d < piece.size(); ++d) {
+        open.push_back(uint32_t(trie.nodes.size()));
+        trie.nodes.push_back({0, 0, 0, uint16_t(d + 1), uint8_t(piece[d])});
+      }
+      Node& node = trie.nodes[open.back()];
+      if (node.tok_begin == node.tok_end) node.tok_begin = uint32_t(trie.tokens.size());
+      trie.tokens.push_back(id);
+      node.tok_end = uint32_t(trie.tokens.size());
+      max_depth = std::max<uint16_t>(max_depth, uint16_t(piece.size()));
+      prev = piece;
+    }
+    close_to(0);
+  }
 };
 
 std::shared_ptr<const TokenTrie> build_token_trie(const Tokenizer& tok) {
   auto trie = std::make_shared<TokenTrie>();
-  const int32_t n = tok.n_vocab();
-  trie->pieces.resize(size_t(n));
-  trie->plain.assign(size_t(n), 0);
-  std::vector<int32_t> order;
-  for (int32_t id = 0; id < n; ++id) {
-    trie->pieces[size_t(id)] = tok.token_to_piece(id, true);
+  const size_t n = size_t(tok.n_vocab());
+  trie->pieces.resize(n);
+  trie->plain.assign(n, 0);
+  trie->json_text.assign(n, 0);
+  trie->xml_text.assign(n, 0);
+  std::vector<int32_t> all, json_special, xml_special;
+  for (int32_t id = 0; id < int32_t(n); ++id) {
+    const std::string& piece = trie->pieces[size_t(id)] = tok.token_to_piece(id, true);
     const auto type = tok.token_type(id);
     const bool special = type == Tokenizer::Control || type == Tokenizer::UserDefined || type == Tokenizer::Unknown ||
                          type == Tokenizer::Unused;
-    if (!special && !tok.is_eog(id) && !trie->pieces[size_t(id)].empty()) {
-      trie->plain[size_t(id)] = 1;
-      order.push_back(id);
+    if (special || tok.is_eog(id) || piece.empty()) continue;
+    trie->plain[size_t(id)] = 1;
+    all.push_back(id);
+    if (is_plain_text(piece, true)) {
+      trie->json_text[size_t(id)] = 1;
+    } else {
+      json_special.push_back(id);
+    }
+    if (is_plain_text(piece, false)) {
+      trie->xml_text[size_t(id)] = 1;
+    } else {
+      xml_special.push_back(id);
     }
   }
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return trie->pieces[size_t(a)] < trie->pieces[size_t(b)]; });
-  std::vector<uint32_t> open;  // node index per depth - 1 along the current path
-  std::string_view prev;
-  for (int32_t id : order) {
-    std::string_view piece = trie->pieces[size_t(id)];
-    size_t lcp = 0;
-    while (lcp < prev.size() && lcp < piece.size() && prev[lcp] == piece[lcp]) ++lcp;
-    while (open.size() > lcp) {
-      trie->nodes[open.back()].end = uint32_t(trie->nodes.size());
-      open.pop_back();
-    }
-    for (size_t d = lcp; d < piece.size(); ++d) {
-      open.push_back(uint32_t(trie->nodes.size()));
-      trie->nodes.push_back({0, 0, 0, uint16_t(d + 1), uint8_t(piece[d])});
-    }
-    TokenTrie::Node& node = trie->nodes[open.back()];
-    if (node.tok_begin == node.tok_end) node.tok_begin = uint32_t(trie->tokens.size());
-    trie->tokens.push_back(id);
-    node.tok_end = uint32_t(trie->tokens.size());
-    trie->max_depth = std::max<uint16_t>(trie->max_depth, uint16_t(piece.size()));
-    prev = piece;
-  }
-  while (!open.empty()) {
-    trie->nodes[open.back()].end = uint32_t(trie->nodes.size());
-    open.pop_back();
-  }
+  trie->build(trie->all, std::move(all));
+  trie->build(trie->json_special, std::move(json_special));
+  trie->build(trie->xml_special, std::move(xml_special));
   return trie;
 }
 
@@ -170,11 +207,11 @@ class Grammar {
       const ToolSpec& spec = specs.tools[t];
       if (spec.params.size() > 64)
         throw std::invalid_argument("call constraint: tool '" + spec.name + "' has more than 64 parameters");
-      names_.push_back({spec.name + (xml_ ? ">" : "\""), int(t)});
+      names_.push_back({tag_name(spec.name), int(t)});
       ToolG g;
       for (size_t p = 0; p < spec.params.size(); ++p) {
         const ParamSpec& ps = spec.params[p];
-        g.keys.push_back({ps.name + (xml_ ? ">" : "\""), int(p)});
+        g.keys.push_back({tag_name(ps.name), int(p)});
         ParamG pg{ps.type, {}};
         for (size_t e = 0; e < ps.enum_values.size(); ++e) {
           const auto& ev = ps.enum_values[e];
@@ -194,6 +231,22 @@ class Grammar {
   }
 
   bool has_tools() const { return !names_.empty(); }
+
+  // A name as the grammar spells it, up to its closing byte: `read_file>` in a tag, `read_file"`
+  // (escaped as JSON) after a quote.
+  std::string tag_name(const std::string& name) const {
+    return xml_ ? name + ">" : nlohmann::json(name).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(1);
+  }
+
+  // Is the state inside value text where every plain-text token of up to max_len bytes is allowed
+  // and changes nothing but the text's length? (TokenTrie's json_text / xml_text.)
+  enum class Text : uint8_t { No, JsonString, Xml };
+  Text text_kind(const State& s, uint32_t max_len) const {
+    if (s.utf_need || s.pat_len || uint64_t(s.count) + max_len >= lim_.max_string_bytes) return Text::No;
+    if (s.phase == Phase::XFree) return Text::Xml;
+    if ((s.phase == Phase::JValue || s.phase == Phase::XValue) && s.v == V::Str && s.esc == 0) return Text::JsonString;
+    return Text::No;
+  }
 
   // Feeds one byte; false when no well-formed call (or free text outside one) can contain it here.
   bool step(State& s, uint8_t c) const {
@@ -248,7 +301,14 @@ class Grammar {
     s.hi = uint16_t(choices(s).size());
     s.clen = 0;
   }
-  // Narrows the candidates by c; sets `done` to the chosen candidate's id once one is complete.
+  // Is one candidate complete at the current length?
+  bool chosen(const State& s) const {
+    const auto& cands = choices(s);
+    for (uint16_t i = s.lo; i < s.hi && s.clen > 0; ++i)
+      if (cands[i].text.size() == s.clen && usable(s, cands[i])) return true;
+    return false;
+  }
+  // Narrows the candidates by c (false, and s untouched, when none goes on with c); sets `done` to the chosen candidate's id once one is complete.
   bool choose(State& s, uint8_t c, int& done) const {
     const auto& cands = choices(s);
     uint16_t lo = s.hi, hi = s.lo;
@@ -333,7 +393,7 @@ class Grammar {
 
   void start_json_value(State& s) const {
     s.phase = Phase::JValue;
-    s.v = V::Start;
+    s.v = V::Start;  // the enum branch reads it: V::Done there means "chosen"
     if (!param(s).enums.empty()) {
       start_choice(s, CEnum);
     } else {
@@ -343,6 +403,7 @@ class Grammar {
 
   void start_xml_value(State& s) const {
     const ParamG& p = param(s);
+    s.v = V::Start;  // the enum branch reads it: V::Done there means "chosen"
     if (!p.enums.empty()) {
       s.phase = Phase::XValue;
       start_choice(s, CEnum);
@@ -377,16 +438,9 @@ class Grammar {
       s.utf_lo = 0x80, s.utf_hi = 0xBF;
       return true;
     }
-    if (c < 0x80) return true;
-    s.utf_lo = 0x80, s.utf_hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) s.utf_need = 1;
-    else if (c == 0xE0) s.utf_need = 2, s.utf_lo = 0xA0;
-    else if (c == 0xED) s.utf_need = 2, s.utf_hi = 0x9F;  // no UTF-16 surrogates
-    else if (c >= 0xE1 && c <= 0xEF) s.utf_need = 2;
-    else if (c == 0xF0) s.utf_need = 3, s.utf_lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) s.utf_need = 3;
-    else if (c == 0xF4) s.utf_need = 3, s.utf_hi = 0x8F;
-    else return false;
+    const int need = utf8_lead(c, s.utf_lo, s.utf_hi);
+    if (need < 0) return false;
+    s.utf_need = uint8_t(need);
     return true;
   }
 
@@ -522,7 +576,11 @@ class Grammar {
         return value_start(s, c);
       }
       case V::Str: return string_byte(s, c);
-      case V::Num: return number(s, c);
+      case V::Num: {
+        R r = number(s, c);
+        // Inside a container the number's end is not the value's: the container takes c.
+        return r == R::Ended && s.v != V::Done ? value_byte(s, c) : r;
+      }
       case V::Lit: {
         std::string_view lit = kLiterals[s.vlit];
         if (uint8_t(lit[s.vlit_pos]) != c) return R::Reject;
@@ -648,25 +706,23 @@ class Grammar {
       case Phase::JValue:
       case Phase::XValue: {
         if (!param(s).enums.empty()) {
-          int done;
-          if (s.v == V::Done) {  // the enum was chosen before c
-            after_value(s);
-            return R::Ended;
-          }
           if (s.clen == 0 && s.phase == Phase::JValue) {  // whitespace before a JSON enum value
             Sp sp = space(s, c);
             if (sp == Sp::Yes) return R::Ok;
             if (sp == Sp::Over) return R::Reject;
           }
-          if (!choose(s, c, done)) return R::Reject;
-          if (done >= 0) {
-            if (s.phase == Phase::XValue) {  // the XML enum text includes its </parameter>
-              literal(s, LNewline, Next::XParamOrEnd);
-            } else {
-              s.v = V::Done;
-            }
+          int done;
+          if (choose(s, c, done)) {
+            // The XML enum text includes its </parameter>; a JSON one (say 1 of [1, 10]) ends only
+            // when the next byte cannot extend it.
+            if (done >= 0 && s.phase == Phase::XValue) literal(s, LNewline, Next::XParamOrEnd);
+            return R::Ok;
           }
-          return R::Ok;
+          if (s.phase == Phase::JValue && chosen(s)) {
+            after_value(s);
+            return R::Ended;
+          }
+          return R::Reject;
         }
         R r = value_byte(s, c);
         if (r == R::Ended) after_value(s);
@@ -775,6 +831,22 @@ struct CallConstraint::Impl {
     return true;
   }
 
+  // Marks the trie's tokens whose whole text the grammar accepts from the current state.
+  void walk(const TokenTrie::Trie& t) const {
+    path[0] = state;
+    for (size_t i = 0; i < t.nodes.size();) {
+      const TokenTrie::Node& node = t.nodes[i];
+      State& s = path[node.depth];
+      s = path[node.depth - 1];
+      if (!grammar.step(s, node.byte)) {
+        i = node.end;
+        continue;
+      }
+      for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) allowed[size_t(t.tokens[k])] = 1;
+      ++i;
+    }
+  }
+
   // Fills `allowed`; returns false when the mask is a no-op (outside a call, nothing to refuse).
   bool compute() const {
     if (state.phase == Phase::Out) {
@@ -793,19 +865,19 @@ struct CallConstraint::Impl {
       }
       return any_refused;
     }
-    std::fill(allowed.begin(), allowed.end(), 0);
-    path[0] = state;
-    const auto& nodes = trie->nodes;
-    for (size_t i = 0; i < nodes.size();) {
-      const TokenTrie::Node& node = nodes[i];
-      State& s = path[node.depth];
-      s = path[node.depth - 1];
-      if (!grammar.step(s, node.byte)) {
-        i = node.end;
-        continue;
-      }
-      for (uint32_t k = node.tok_begin; k < node.tok_end; ++k) allowed[size_t(trie->tokens[k])] = 1;
-      ++i;
+    switch (grammar.text_kind(state, trie->max_depth)) {
+      case Grammar::Text::JsonString:
+        std::copy(trie->json_text.begin(), trie->json_text.end(), allowed.begin());
+        walk(trie->json_special);
+        break;
+      case Grammar::Text::Xml:
+        std::copy(trie->xml_text.begin(), trie->xml_text.end(), allowed.begin());
+        walk(trie->xml_special);
+        break;
+      case Grammar::Text::No:
+        std::fill(allowed.begin(), allowed.end(), 0);
+        walk(trie->all);
+        break;
     }
     for (int32_t id : tag_tokens)
       if (fits(id)) allowed[size_t(id)] = 1;
@@ -870,6 +942,12 @@ std::vector<int32_t> CallConstraint::allowed_tokens() const {
   for (int32_t i = 0; i < impl_->n_vocab; ++i)
     if (impl_->allowed[size_t(i)]) out.push_back(i);
   return out;
+}
+
+bool CallConstraint::allows(int32_t token) const {
+  if (token < 0 || token >= impl_->n_vocab) return false;
+  if (in_call() && !impl_->trie->plain[size_t(token)] && !impl_->is_tag_token(token)) return false;
+  return impl_->fits(token);
 }
 
 int CallConstraint::calls_completed() const { return int(impl_->state.completed); }

@@ -61,8 +61,10 @@ class CallConstraint {
   void accept_text(std::string_view text);
   // Back to the start of a new assistant turn (outside any call).
   void reset();
-  // Token ids allowed in the current state (what apply() leaves finite); for tests and diagnostics.
+  // Token ids allowed in the current state (what apply() leaves finite), and the same question for
+  // one token answered by running its text through the grammar alone (no trie, no shortcuts).
   std::vector<int32_t> allowed_tokens() const;
+  bool allows(int32_t token) const;
   // Calls that have been closed since construction or reset().
   int calls_completed() const;
 

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "agent/tool_schema.h"
+#include "agent/utf8.h"
 
 namespace flashfix::agent {
 namespace {
@@ -83,6 +84,10 @@ XmlBody parse_xml_body(std::string_view body, bool complete, const ToolSpecs& sp
     out.error = "invalid function name in " + quote(body.substr(pos, name_end + 1 - pos));
     return out;
   }
+  if (!valid_utf8(out.name)) {
+    out.error = "the function name is not valid UTF-8";
+    return out;
+  }
   out.has_name = true;
   const ToolSpec* tool = specs.find(out.name);
   pos = name_end + 1;
@@ -118,6 +123,14 @@ XmlBody parse_xml_body(std::string_view body, bool complete, const ToolSpecs& sp
     std::string_view raw = body.substr(pname_end + 1, value_end - pname_end - 1);
     if (raw.starts_with('\n')) raw.remove_prefix(1);
     if (raw.ends_with('\n')) raw.remove_suffix(1);
+    if (!valid_utf8(pname)) {
+      out.error = "a parameter name is not valid UTF-8";
+      return out;
+    }
+    if (!valid_utf8(raw)) {
+      out.error = "parameter '" + pname + "' is not valid UTF-8";
+      return out;
+    }
     for (const auto& [seen, value] : out.params)
       if (seen == pname) {
         out.error = "parameter '" + pname + "' is given twice";
@@ -154,7 +167,7 @@ void parse_json_body(std::string_view body, ParsedCall& out) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     // The name, when it came through, tells the model which call to repair (and matches CallBegin).
     if (auto name = early_json_name(body)) out.call.name = *name;
     out.error = std::string("the tool call is not valid JSON (") + e.what() + "): " + quote(trim(body));
@@ -537,7 +550,7 @@ ParsedMessage parse_openai_message(const nlohmann::json& message) {
             } else {
               pc.error = "the arguments of '" + pc.call.name + "' must be a JSON object, got " + quote(text);
             }
-          } catch (const json::parse_error& e) {
+          } catch (const json::exception& e) {
             pc.error = "the arguments of '" + pc.call.name + "' are not valid JSON (" + e.what() + "): " + quote(text);
           }
         }

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libpcre2-dev libseccomp-dev libgit2-dev libcpp-httplib-dev libboost1.81-dev
   libgtest-dev googletest clang libclang-rt-14-dev python3 libssl-dev
-  python3-pytest nodejs golang-go  # the examples/ test runners (the front-end tests run them)
+  python3-pytest nodejs golang-go  # test runners: run_tests tests and the examples/ projects
 )
 
 if [[ "${1:-}" != "--no-install" ]]; then

@@ -125,6 +125,12 @@ TEST(ToolCalls, MalformedCallsBecomeErrors) {
       {ChatFormat::Step35, "<tool_call>\n<function=>\n</function>\n</tool_call>", "invalid function name"},
       {ChatFormat::Step35, "<tool_call>\n<function=run\n</tool_call>", "not closed with '>'"},
       {ChatFormat::Step35, "<tool_call>\n<function=run>\n</function>\ntrailing\n</tool_call>", "unexpected text after </function>"},
+      {ChatFormat::Qwen3, "<tool_call>\n{\"name\": \"run\", \"arguments\": {\"timeout\": 1e999}}\n</tool_call>", "number overflow"},
+      {ChatFormat::Qwen3, "<tool_call>\n{\"name\": \"run\", \"arguments\": {\"command\": \"\xC3(\"}}\n</tool_call>", "UTF-8"},
+      {ChatFormat::Step35, "<tool_call>\n<function=run>\n<parameter=command>\n\xE2\x82\n</parameter>\n</function>\n</tool_call>",
+       "'command' is not valid UTF-8"},
+      {ChatFormat::Step35, "<tool_call>\n<function=run>\n<parameter=timeout>\n1e999\n</parameter>\n</function>\n</tool_call>",
+       "'timeout' must be a number"},
   };
   for (const Bad& b : cases) {
     auto m = parse(b.format, "Before. " + b.text + " After.");

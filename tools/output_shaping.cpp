@@ -1,6 +1,7 @@
 #include "tools/output_shaping.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace flashfix::tools {
 namespace {
@@ -44,6 +45,23 @@ std::string truncate_middle(std::string_view text, size_t max_chars) {
   if (!out.empty() && out.back() != '\n') out += '\n';
   out += "[... " + std::to_string(lines) + " lines / " + std::to_string(cut.size()) + " bytes cut ...]\n";
   out += text.substr(tail);
+  return out;
+}
+
+std::string strip_ansi(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\x1b' && i + 1 < text.size() && text[i + 1] == '[') {
+      size_t j = i + 2;
+      while (j < text.size() && (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == ';' || text[j] == '?')) ++j;
+      if (j < text.size() && std::isalpha(static_cast<unsigned char>(text[j]))) {
+        i = j;
+        continue;
+      }
+    }
+    out += text[i];
+  }
   return out;
 }
 

@@ -10,6 +10,10 @@ namespace flashfix::tools {
 // + tail, the two halves cut at line ends where a line end is near, never inside a UTF-8 sequence.
 std::string truncate_middle(std::string_view text, size_t max_chars);
 
+// Terminal colour and cursor sequences (ESC [ ... letter) removed: jest, tsc --pretty and cargo
+// colour their output, and the codes only cost the model tokens and break the parsers' patterns.
+std::string strip_ansi(std::string_view text);
+
 // Binary content: a NUL byte in the first 8 KiB, as git decides.
 bool looks_binary(std::string_view bytes);
 

@@ -1,7 +1,10 @@
 #include "tools/sandboxed_shell.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+
+#include "tools/output_shaping.h"
 
 namespace flashfix::tools {
 namespace {
@@ -20,6 +23,7 @@ ShellOutcome run_in_sandbox(const Workspace& ws, sandbox::Policy policy, const s
   ShellOutcome o;
   o.ran = r.status != sandbox::Status::setup_failed;
   o.status = std::string(sandbox::to_string(r.status));
+  std::replace(o.status.begin(), o.status.end(), ' ', '_');  // "timed out" -> "timed_out", a JSON-friendly token
   o.exit_code = r.status == sandbox::Status::exited ? r.exit_code : r.status == sandbox::Status::signaled ? 128 + r.signal : -1;
   double secs = double(r.wall.count()) / 1e6, limit = double(policy.timeout.count()) / 1e3;
   char buf[160];
@@ -38,8 +42,8 @@ ShellOutcome run_in_sandbox(const Workspace& ws, sandbox::Policy policy, const s
   }
   o.headline = buf;
   if (r.status == sandbox::Status::setup_failed) o.headline += r.error;
-  o.stdout_text = std::move(r.out.data);
-  o.stderr_text = std::move(r.err.data);
+  o.stdout_text = strip_ansi(r.out.data);
+  o.stderr_text = strip_ansi(r.err.data);
   std::error_code ec;
   std::string root = std::filesystem::weakly_canonical(ws.root(), ec).string();
   replace_all(o.stdout_text, root + "/", "");

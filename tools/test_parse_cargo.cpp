@@ -13,8 +13,8 @@ ParsedRun parse_cargo_test(const Lines& lines) {
   static const LinePattern result("^test result: \\w+\\. (\\d+) passed; (\\d+) failed");
   static const LinePattern failed_line("^test (\\S+) \\.\\.\\. FAILED$");
   static const LinePattern stdout_header("^---- (\\S+) stdout ----$");
-  static const LinePattern panic_new("^thread '.*' panicked at (\\S+?):(\\d+):\\d+:$");
-  static const LinePattern panic_old("^thread '.*' panicked at '(.*)', (\\S+?):(\\d+):\\d+$");
+  static const LinePattern panic_new("^thread '.*?'(?: \\(\\d+\\))? panicked at (\\S+?):(\\d+):\\d+:$");
+  static const LinePattern panic_old("^thread '.*?'(?: \\(\\d+\\))? panicked at '(.*)', (\\S+?):(\\d+):\\d+$");
 
   ParsedRun run;
   std::set<std::string> failed, described;
@@ -46,7 +46,7 @@ ParsedRun parse_cargo_test(const Lines& lines) {
       continue;
     }
     if (open) {
-      if (line.empty() || line.rfind("note:", 0) == 0 || line.rfind("----", 0) == 0 || line == "failures:")
+      if (line.empty() || line.rfind("note:", 0) == 0 || line == "stack backtrace:" || line.rfind("----", 0) == 0 || line == "failures:")
         open = nullptr;
       else if (open->message.size() < 2000)
         open->message += (open->message.empty() ? "" : "\n") + std::string(line);

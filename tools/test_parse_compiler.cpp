@@ -35,7 +35,8 @@ ParsedRun parse_compiler(const Lines& lines) {
       run.failures.push_back({"", (*m)[1], to_int((*m)[2]), (*m)[3]});
     } else if (auto m = rustc.match(line)) {
       // Summaries, not errors of their own.
-      if ((*m)[2].rfind("aborting due to", 0) == 0 || (*m)[2].rfind("could not compile", 0) == 0) continue;
+      if ((*m)[2].rfind("aborting due to", 0) == 0 || (*m)[2].rfind("could not compile", 0) == 0 ||
+          (*m)[2].rfind("test failed", 0) == 0) continue;
       run.failures.push_back({"", "", 0, ((*m)[1].empty() ? "" : (*m)[1] + ": ") + (*m)[2]});
       rust_open = &run.failures.back();
     } else if (auto m = linker.match(line)) {

@@ -31,7 +31,6 @@ ParsedRun parse_go_test(const Lines& lines) {
       run.detected = true;
       current = (*m)[1];
       failed.push_back(current);
-      ++run.n_failed;
     } else if (pass_line.found_in(line)) {
       ++run.n_passed;
     } else if (auto m = log_line.match(line); m && !current.empty() && !first_log.count(current)) {
@@ -40,7 +39,9 @@ ParsedRun parse_go_test(const Lines& lines) {
       in_build_errors = true;
     } else if (auto m = build_error.match(line); m && in_build_errors) {
       run.detected = true;
-      run.failures.push_back({"", (*m)[1], to_int((*m)[2]), (*m)[3]});
+      std::string file = (*m)[1];
+      if (file.rfind("./", 0) == 0) file = file.substr(2);
+      run.failures.push_back({"", file, to_int((*m)[2]), (*m)[3]});
     }
   }
   for (const auto& name : failed) {
@@ -48,6 +49,7 @@ ParsedRun parse_go_test(const Lines& lines) {
     // A parent test fails because a subtest did; the subtest's own record carries the location.
     bool has_failed_subtest = false;
     for (const auto& other : failed) has_failed_subtest |= other.size() > name.size() && other.compare(0, name.size() + 1, name + "/") == 0;
+    if (!has_failed_subtest) ++run.n_failed;  // a parent counts through its subtests
     if (it != first_log.end())
       run.failures.push_back(it->second);
     else if (!has_failed_subtest)

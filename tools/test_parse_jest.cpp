@@ -53,8 +53,9 @@ ParsedRun parse_jest(const Lines& lines) {
       std::string_view text = line;
       while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
       if (text.empty()) {
-        message_done = !open->message.empty() && open->message.find('\n') != std::string::npos;
-        if (!open->message.empty()) open->message += '\n';
+        if (!open->message.empty() && open->message.back() == '\n' && open->message.size() >= 2 &&
+            open->message[open->message.size() - 2] != '\n')
+          open->message += '\n';
       } else if (text.front() == '>' || (text.size() > 1 && std::isdigit(static_cast<unsigned char>(text.front())) && text.find(" |") != std::string_view::npos)) {
         message_done = true;  // the code frame starts
       } else if (open->message.size() < 2000) {

@@ -1,5 +1,6 @@
 // pytest: "FAILED nodeid - message" lines of the short summary name the failures; the traceback
 // blocks ("____ test_name ____") give the line ("path.py:12: AssertionError") and "E   " message.
+#include <algorithm>
 #include <map>
 
 #include "tools/line_pattern.h"
@@ -13,14 +14,14 @@ ParsedRun parse_pytest(const Lines& lines) {
   static const LinePattern block("^_{3,} (?:ERROR (?:at \\w+ of |collecting ))?(.+?) _{3,}$");
   static const LinePattern location("^(\\S+\\.py):(\\d+): (.*)$");
   static const LinePattern error_line("^E\\s+(.*)$");
-  static const LinePattern totals("^=+ (.*\\b(?:passed|failed|error|errors|skipped|deselected|no tests ran)\\b.*) in [\\d.]+s(?: \\(.*\\))? =+$");
+  // "=== 2 failed, 2 passed in 0.07s ===", or bare under -q; counts only, so cargo's "test result:" line cannot pass.
+  static const LinePattern totals("^(?:=+ )?((?:\\d+ [a-z]+(?:, )?)+|no tests ran) in [\\d.]+s(?: \\(.*\\))?(?: =+)?$");
   static const LinePattern count("(\\d+) (passed|failed|errors?)");
 
   ParsedRun run;
   struct Block {
-    std::string file;
-    int line = 0;
-    std::string message;
+    std::vector<std::pair<std::string, int>> locations;  // the traceback's "path.py:N:" lines, outermost first
+    std::string message;                                 // the first "E   " line
   };
   std::map<std::string, Block> blocks;  // by the block's title: "test_add", "TestCalc.test_div", a path
   std::string current;
@@ -33,9 +34,7 @@ ParsedRun parse_pytest(const Lines& lines) {
     }
     if (!current.empty()) {
       if (auto m = location.match(line)) {
-        // The last location of a traceback is where it failed; earlier ones are the calls leading there.
-        blocks[current].file = (*m)[1];
-        blocks[current].line = to_int((*m)[2]);
+        blocks[current].locations.emplace_back((*m)[1], to_int((*m)[2]));
       } else if (auto m = error_line.match(line); m && blocks[current].message.empty()) {
         blocks[current].message = (*m)[1];
       }
@@ -67,8 +66,19 @@ ParsedRun parse_pytest(const Lines& lines) {
     auto it = blocks.find(title);
     if (it == blocks.end()) it = blocks.find(f.test);  // collection errors are titled by path
     if (it == blocks.end()) continue;
-    if (!it->second.file.empty()) f.file = it->second.file, f.line = it->second.line;
-    if (f.message.empty()) f.message = it->second.message;
+    const Block& b = it->second;
+    // The summary cuts long messages with "..."; the traceback's E line has it whole.
+    if (f.message.empty() || (f.message.size() > 3 && f.message.compare(f.message.size() - 3, 3, "...") == 0 && !b.message.empty()))
+      f.message = b.message;
+    // The line in the test's own file is the test's failing line; where the exception was raised
+    // (deeper, maybe in the code under test) goes into the message.
+    if (b.locations.empty()) continue;
+    auto in_test = std::find_if(b.locations.rbegin(), b.locations.rend(), [&](const auto& l) { return l.first == f.file; });
+    const auto& chosen = in_test != b.locations.rend() ? *in_test : b.locations.back();
+    f.file = chosen.first;
+    f.line = chosen.second;
+    if (chosen != b.locations.back())
+      f.message += " (raised at " + b.locations.back().first + ":" + std::to_string(b.locations.back().second) + ")";
   }
   return run;
 }

@@ -16,6 +16,7 @@ struct ParsedRun {
 using Lines = std::vector<std::string_view>;
 
 ParsedRun parse_pytest(const Lines& lines);
+ParsedRun parse_unittest(const Lines& lines);  // python -m unittest
 ParsedRun parse_gtest(const Lines& lines);
 ParsedRun parse_ctest(const Lines& lines);
 ParsedRun parse_go_test(const Lines& lines);

@@ -35,7 +35,8 @@ std::string TestReport::summary() const {
   return text;
 }
 
-TestReport parse_test_output(std::string_view output, int exit_code, size_t max_tail_chars) {
+TestReport parse_test_output(std::string_view raw_output, int exit_code, size_t max_tail_chars) {
+  std::string output = strip_ansi(raw_output);
   TestReport report;
   report.exit_code = exit_code;
   report.passed = exit_code == 0;
@@ -48,6 +49,7 @@ TestReport parse_test_output(std::string_view output, int exit_code, size_t max_
   ParsedRun ctest = parse_ctest(lines), gtest = parse_gtest(lines);
   std::vector<std::pair<const char*, ParsedRun>> runners;
   runners.emplace_back("pytest", parse_pytest(lines));
+  runners.emplace_back("unittest", parse_unittest(lines));
   if (ctest.detected) {
     if (gtest.detected) {
       std::map<std::string, bool> located;

@@ -1,5 +1,5 @@
 // Test and build output turned into records a model can act on: which test failed, where, and why.
-// parse_test_output recognises pytest, GoogleTest, CTest, go test, cargo test, jest, node --test
+// parse_test_output recognises pytest, Python unittest, GoogleTest, CTest, go test, cargo test, jest, node --test
 // (TAP and spec reporters) and compiler diagnostics (gcc, clang, rustc, tsc, go build); anything
 // else is "raw" with the output tail only.
 #pragma once
@@ -21,7 +21,8 @@ struct TestReport {
   bool passed = false;
   int exit_code = -1;
   std::string status;  // "passed", "failed", "timed_out", "memory_limit", "output_limit", "error"
-  std::string format;  // "pytest", "gtest", "ctest", "go", "cargo", "node", "jest", "compiler", "raw"
+  // "pytest", "unittest", "gtest", "ctest", "go", "cargo", "node", "jest", "compiler", "raw"
+  std::string format;
   int n_passed = 0, n_failed = 0;
   std::vector<TestFailure> failures;
   std::string output_tail;  // raw output, truncated head + tail

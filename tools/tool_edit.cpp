@@ -21,7 +21,41 @@ std::string list_numbers(const std::vector<size_t>& lines) {
   return s;
 }
 
-std::string leading_whitespace(const std::string& line) { return line.substr(0, line.find_first_not_of(" \t")); }
+std::string leading_whitespace(const std::string& line) {
+  size_t n = line.find_first_not_of(" \t");
+  return n == std::string::npos ? line : line.substr(0, n);
+}
+
+// Moves each new line's indentation from the model's idea of the file to the file's. Line by line
+// when the edit keeps the line count (each new line pairs with the old line it replaces: this
+// recovers even fully flattened indentation); otherwise through a map from the old text's
+// indentation to the matched file lines' (first pairing wins; deeper indents keep their extra).
+void reindent(std::vector<std::string>& replacement, const std::vector<std::string>& model_old, const std::vector<std::string>& file_old) {
+  auto retarget = [](std::string& line, const std::string& from, const std::string& to) {
+    if (normalize_whitespace(line).empty() || from == to || line.compare(0, from.size(), from) != 0) return;
+    line = to + line.substr(from.size());
+  };
+  if (replacement.size() == model_old.size()) {
+    for (size_t i = 0; i < replacement.size(); ++i)
+      retarget(replacement[i], leading_whitespace(model_old[i]), leading_whitespace(file_old[i]));
+    return;
+  }
+  std::vector<std::pair<std::string, std::string>> map;  // model indent -> file indent
+  for (size_t i = 0; i < model_old.size(); ++i) {
+    if (normalize_whitespace(model_old[i]).empty()) continue;
+    std::string from = leading_whitespace(model_old[i]);
+    bool known = false;
+    for (const auto& m : map) known |= m.first == from;
+    if (!known) map.emplace_back(from, leading_whitespace(file_old[i]));
+  }
+  for (auto& line : replacement) {
+    std::string indent = leading_whitespace(line);
+    const std::pair<std::string, std::string>* best = nullptr;  // the longest model indent that prefixes this line's
+    for (const auto& m : map)
+      if (indent.compare(0, m.first.size(), m.first) == 0 && (!best || m.first.size() > best->first.size())) best = &m;
+    if (best) retarget(line, best->first, best->second);
+  }
+}
 
 // Lines of the old text without blank lines at either end (a model often adds one).
 std::vector<std::string> meaningful_lines(const std::string& text) {
@@ -108,17 +142,12 @@ class Edit : public BasicTool {
       throw ToolError(text);
     }
 
-    // One whitespace-insensitive match: replace those lines, moving the new text's indentation by
-    // the same amount the old text's was off, so a model that got the indent wrong still fits.
+    // One whitespace-insensitive match: replace those lines, re-indenting the new text the way the
+    // model's old text was off from the file, so a model that got the indentation wrong still fits.
     size_t start = starts[0];
-    std::string from = leading_whitespace(wanted[0]), to = leading_whitespace(file.lines[start]);
     std::vector<std::string> replacement = new_text.empty() ? std::vector<std::string>{} : TextLines::split(new_text).lines;
     if (!new_text.empty() && new_text.back() == '\n' && !replacement.empty() && replacement.back().empty()) replacement.pop_back();
-    if (from != to)
-      for (auto& line : replacement) {
-        if (normalize_whitespace(line).empty()) continue;
-        if (line.compare(0, from.size(), from) == 0) line = to + line.substr(from.size());
-      }
+    reindent(replacement, wanted, std::vector<std::string>(file.lines.begin() + long(start), file.lines.begin() + long(start + wanted.size())));
     file.lines.erase(file.lines.begin() + long(start), file.lines.begin() + long(start + wanted.size()));
     file.lines.insert(file.lines.begin() + long(start), replacement.begin(), replacement.end());
     write_whole_file(path, file.join());

@@ -3,11 +3,13 @@
 // once and matched as a whole buffer by a JIT-compiled PCRE2 pattern (multiline, so ^ and $ work
 // per line), and binary files are dropped after one look at their first bytes.
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <pcre2.h>
 
 #include <algorithm>
-#include <fstream>
 
 #include "tools/output_shaping.h"
 #include "tools/tool_support.h"
@@ -48,17 +50,25 @@ struct Search {
   }
 
   void file(const fs::path& path, const fs::path& rel) {
-    std::error_code ec;
-    auto size = fs::file_size(path, ec);
-    if (ec) return;
-    if (size > kMaxFileBytes) {
+    // One open, one fstat, one read: on a slow file system the system calls are the whole cost.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st {};
+    std::string data;
+    if (fstat(fd, &st) == 0 && std::uintmax_t(st.st_size) <= kMaxFileBytes) {
+      data.resize(size_t(st.st_size));
+      size_t got = 0;
+      while (got < data.size()) {
+        ssize_t n = ::read(fd, data.data() + got, data.size() - got);
+        if (n <= 0) break;
+        got += size_t(n);
+      }
+      data.resize(got);
+    } else {
       ++skipped_large;
-      return;
     }
-    std::ifstream in(path, std::ios::binary);
-    std::string data(size, '\0');
-    in.read(data.data(), std::streamsize(size));
-    data.resize(size_t(in.gcount()));
+    ::close(fd);
+    if (std::uintmax_t(st.st_size) > kMaxFileBytes) return;
     if (looks_binary(data)) return;
     ++files;
     size_t offset = 0, line = 1, line_pos = 0;  // line number of line_pos, counted lazily

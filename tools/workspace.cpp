@@ -175,7 +175,7 @@ Workspace::~Workspace() = default;
 Workspace Workspace::create(const fs::path& repo_path) {
   git::ensure_initialized();
   std::error_code ec;
-  if (!fs::is_directory(repo_path, ec)) throw std::runtime_error("repository folder " + repo_path.string() + " does not exist");
+  if (!fs::is_directory(repo_path, ec)) throw std::runtime_error("repository folder " + repo_path.string() + " does not exist or is not a folder");
   git_repository* raw_user = nullptr;
   int rc = git_repository_open_ext(&raw_user, repo_path.c_str(), 0, nullptr);
   if (rc == GIT_ENOTFOUND)
@@ -205,12 +205,15 @@ Workspace Workspace::create(const fs::path& repo_path) {
   impl->repo.reset(raw_repo);
   fs::remove(impl->work / ".git", ec);  // the link libgit2 leaves in the work tree; core.worktree suffices
 
-  // The user's private ignore rules apply to the copy too, so the same files count as build outputs.
+  // The user's private ignore rules apply to the copy too, so the same files count as build
+  // outputs; so do the caches that test runs leave next to the sources, which are never part of a
+  // fix (this only hides untracked files: tracked ones stay tracked).
+  std::string exclude;
   fs::path user_exclude = fs::path(git_repository_path(raw_user)) / "info" / "exclude";
-  if (fs::exists(user_exclude)) {
-    fs::create_directories(gitdir / "info");
-    fs::copy_file(user_exclude, gitdir / "info" / "exclude", fs::copy_options::overwrite_existing);
-  }
+  if (fs::exists(user_exclude)) exclude = slurp(user_exclude) + "\n";
+  exclude += "# flashfix: caches left by test runs in the sandbox\n__pycache__/\n*.py[co]\n.pytest_cache/\nnode_modules/\n";
+  fs::create_directories(gitdir / "info");
+  std::ofstream(gitdir / "info" / "exclude", std::ios::trunc) << exclude;
 
   git_index* raw_index = nullptr;
   git::check(git_repository_index(&raw_index, raw_repo), "opening the workspace index");
@@ -291,6 +294,15 @@ std::vector<std::string> Workspace::changed_files() const {
 
 bool Workspace::is_ignored(const fs::path& relative, bool is_dir) const {
   std::string path = relative.generic_string();
+  // A tracked file is never ignored (as in git), and the index answers that with a binary search,
+  // far cheaper than evaluating the ignore rules of every folder above the file.
+  if (!is_dir) {
+    git_index* index = nullptr;
+    git::check(git_repository_index(&index, impl_->repo.get()), "opening the workspace index");
+    bool tracked = git_index_get_bypath(index, path.c_str(), 0) != nullptr;
+    git_index_free(index);
+    if (tracked) return false;
+  }
   if (is_dir && (path.empty() || path.back() != '/')) path += '/';
   int ignored = 0;
   git::check(git_ignore_path_is_ignored(&ignored, impl_->repo.get(), path.c_str()), "checking ignore rules for " + path);

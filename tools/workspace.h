@@ -37,6 +37,7 @@ class Workspace {
 
   // Whether .gitignore (and the user's info/exclude) ignores this path, relative to root(); a
   // folder is asked about with is_dir so that rules like "build/" match it.
+  // Tracked files are never ignored, as in git.
   bool is_ignored(const std::filesystem::path& relative, bool is_dir) const;
 
   // Applies diff() to the user's working tree (not the index). Refuses, touching nothing, when the

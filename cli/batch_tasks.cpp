@@ -104,7 +104,7 @@ void ResultsFile::append_raw(const std::string& text) {
 
 void ResultsFile::append(const nlohmann::json& line) {
   std::lock_guard lock(mutex_);
-  append_raw(line.dump() + "\n");
+  append_raw(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 std::pair<size_t, size_t> parse_shard(const std::string& text) {

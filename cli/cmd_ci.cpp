@@ -33,13 +33,19 @@ struct Outputs {
 };
 
 int finish(const agent::AgentResult& result, const RunInfo& info, int status, const Outputs& out, const nlohmann::json& extra) {
-  if (out.patch) write_file(*out.patch, result.diff);
-  if (out.report) {
-    nlohmann::json j = run_report(result, info, status);
-    j.update(extra);
-    write_file(*out.report, j.dump(2) + "\n");
+  try {
+    if (out.patch) write_file(*out.patch, result.diff);
+    if (out.report) {
+      nlohmann::json j = run_report(result, info, status);
+      j.update(extra);
+      write_file(*out.report, json_text(j, 2) + "\n");
+    }
+    if (out.junit) write_file(*out.junit, junit_xml(result, {info.test_command, info.task}));
+  } catch (const std::exception& e) {
+    // A pipeline that asked for these files cannot use the run without them.
+    std::fprintf(stderr, "flashfix ci: cannot write the outputs: %s\n", e.what());
+    status = kExitInfrastructure;
   }
-  if (out.junit) write_file(*out.junit, junit_xml(result, {info.test_command, info.task}));
   std::fprintf(stderr, "flashfix ci: %s: %s (%d turns, %.1f s) -> exit %d\n", std::string(agent::to_string(result.outcome)).c_str(),
                result.reason.c_str(), result.turns, result.seconds, status);
   return status;

@@ -71,7 +71,7 @@ int run_replay(const std::vector<std::string>& argv) {
   DeadlineRun run = run_with_deadline(*backend, *workspace, config, plain_log_observer(""), stop);
   int status = run.timed_out || interrupt.interrupted() ? kExitInfrastructure : exit_status(run.result, budget);
   if (auto p = args.get("--patch-out")) write_file(*p, run.result.diff);
-  if (auto p = args.get("--report")) write_file(*p, run_report(run.result, info, status).dump(2) + "\n");
+  if (auto p = args.get("--report")) write_file(*p, json_text(run_report(run.result, info, status), 2) + "\n");
   std::fputs(run.result.diff.c_str(), stdout);
   std::fprintf(stderr, "flashfix replay: %s: %s (%d turns) -> exit %d\n", std::string(agent::to_string(run.result.outcome)).c_str(),
                run.result.reason.c_str(), run.result.turns, status);

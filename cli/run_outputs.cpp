@@ -30,6 +30,14 @@ nlohmann::json run_report(const agent::AgentResult& result, const RunInfo& info,
   return j;
 }
 
+std::string json_text(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string json_text(const nlohmann::ordered_json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 void write_file(const std::filesystem::path& path, std::string_view content) {
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -63,7 +71,7 @@ agent::AgentObserver plain_log_observer(std::string prefix) {
     if (!c.error.empty())
       std::fprintf(stderr, "%s  malformed call: %s\n", prefix.c_str(), one_line(c.error, 160).c_str());
     else
-      std::fprintf(stderr, "%s  call %s %s\n", prefix.c_str(), c.call.name.c_str(), one_line(c.call.arguments.dump(), 160).c_str());
+      std::fprintf(stderr, "%s  call %s %s\n", prefix.c_str(), c.call.name.c_str(), one_line(json_text(c.call.arguments), 160).c_str());
   };
   o.on_tool_result = [prefix](const agent::ParsedCall& c, const tools::ToolResult& r) {
     std::fprintf(stderr, "%s    %s %s\n", prefix.c_str(), r.ok ? "ok:" : "error:", one_line(r.text, 160).c_str());

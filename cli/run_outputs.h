@@ -24,6 +24,10 @@ struct RunInfo {
 // AgentResult::to_json() plus what the run was asked to do, the test records and the exit status.
 nlohmann::json run_report(const agent::AgentResult& result, const RunInfo& info, int exit_status);
 
+// JSON text that never throws: tool output can hold invalid UTF-8, replaced by U+FFFD here.
+std::string json_text(const nlohmann::json& j, int indent = -1);
+std::string json_text(const nlohmann::ordered_json& j, int indent = -1);
+
 void write_file(const std::filesystem::path& path, std::string_view content);  // throws naming the path
 
 // Collapses whitespace runs and cuts to max characters with an ellipsis, for one-line logs.

@@ -69,7 +69,7 @@ agent::AgentObserver TerminalView::observer() {
     else if (streamed)
       std::printf("%s\n", paint(kCyan, "● " + c.call.name).c_str());
     else
-      std::printf("%s %s\n", paint(kCyan, "● " + c.call.name).c_str(), one_line(c.call.arguments.dump(), 200).c_str());
+      std::printf("%s %s\n", paint(kCyan, "● " + c.call.name).c_str(), one_line(json_text(c.call.arguments), 200).c_str());
   };
   o.on_tool_result = [this](const agent::ParsedCall&, const tools::ToolResult& r) {
     std::istringstream in(r.text);

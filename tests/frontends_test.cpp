@@ -5,10 +5,13 @@
 // `batch` runs, resumes and shards; `replay` re-runs a trajectory.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -181,6 +184,40 @@ TEST(Ci, ExitsOneWhenTheScriptDoesNotFixIt) {
   EXPECT_EQ(status_porcelain(repo), "");
 }
 
+TEST(Ci, JunitStaysWellFormedWithControlCharactersAndMarkupInTheOutput) {
+  Example ex = example("python-pytest");
+  fs::path repo = make_repo(ex.name, "py-ansi");
+  fs::path junit = scratch() / "py-ansi.xml", report = scratch() / "py-ansi.json";
+  // Colour codes, markup and a bare ampersand, as test runners print them, and invalid UTF-8.
+  auto r = flashfix({"ci", "--repo", repo.string(), "--test", R"(printf '\033[31mFAIL\033[0m\001\007 a < b && c > "d" \377\n'; exit 1)",
+                     "--script", (kExamples / ex.name / "wrong.script.jsonl").string(), "--max-turns", "1", "--junit", junit.string(), "--report", report.string()});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(json::parse(slurp(report))["exit_status"], 1);  // invalid UTF-8 in the output does not break the JSON either
+  json parsed = parse_junit(junit);
+  ASSERT_FALSE(parsed.contains("error")) << parsed << slurp(junit);
+  // Whatever the tools keep of the control bytes, XML 1.0 forbids them: the parse above proves they
+  // were dropped or replaced; the markup survives as text.
+  EXPECT_NE(parsed["text"].get<std::string>().find(" a < b && c > \"d\" "), std::string::npos) << parsed["text"];
+  EXPECT_NE(parsed["text"].get<std::string>().find("FAIL"), std::string::npos) << parsed["text"];
+}
+
+// The wall-clock budget ending the run is a timeout: exit 3, as CI should treat it.
+TEST(Ci, TimeoutExitsThree) {
+  Example ex = example("python-pytest");
+  fs::path repo = make_repo(ex.name, "py-timeout");
+  fs::path script = scratch() / "slow.script.jsonl";
+  std::ofstream(script) << json{{"raw", "<tool_call>\n{\"name\": \"run\", \"arguments\": {\"command\": \"sleep 3\"}}\n</tool_call>"}}.dump() << "\n"
+                        << json{{"raw", "<tool_call>\n{\"name\": \"list_dir\", \"arguments\": {}}\n</tool_call>"}}.dump() << "\n";
+  fs::path report = scratch() / "py-timeout.json";
+  auto r = flashfix({"ci", "--repo", repo.string(), "--test", ex.test, "--script", script.string(), "--timeout", "2", "--report",
+                     report.string()});
+  EXPECT_EQ(r.status, 3) << r.err;
+  json j = json::parse(slurp(report));
+  EXPECT_EQ(j["outcome"], "budget_exhausted");
+  EXPECT_EQ(j["exit_status"], 3);
+  EXPECT_EQ(j["turns"], 1);
+}
+
 TEST(Ci, NothingToFixWhenTheTestsAlreadyPass) {
   Example ex = example("python-pytest");
   fs::path repo = make_repo(ex.name, "py-green");
@@ -260,6 +297,88 @@ TEST(Ci, RunsTheEmbeddedEngineOnATinyModel) {
   EXPECT_LE(j["generated_tokens"].get<int64_t>(), 16);
   EXPECT_NE(j["backend"].get<std::string>().find("engine:"), std::string::npos);
   EXPECT_EQ(status_porcelain(repo), "");
+}
+
+// An OpenAI-compatible endpoint on loopback that streams the JavaScript example's fix as two
+// turns of tool calls (arguments arriving in pieces, as real endpoints send them).
+class FakeOpenAI {
+ public:
+  FakeOpenAI() {
+    server_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      size_t turn;
+      {
+        std::lock_guard lock(mutex_);
+        turn = requests_.size();
+        requests_.push_back(json::parse(req.body, nullptr, false));
+        authorization_.push_back(req.get_header_value("Authorization"));
+      }
+      std::string body = turn == 0 ? reply({{"read_file", R"({"path": "src/slugify.js"})"}}, "Reading the slug code.")
+                                   : reply({{"edit", json{{"path", "src/slugify.js"}, {"old_text", ".replace(/[^a-z0-9]/g, '-')"},
+                                                          {"new_text", ".replace(/[^a-z0-9]+/g, '-')"}}.dump()},
+                                            {"run_tests", "{}"}},
+                                           "Collapse separator runs.");
+      res.set_chunked_content_provider("text/event-stream", [body](size_t, httplib::DataSink& sink) {
+        sink.write(body.data(), body.size());
+        sink.done();
+        return true;
+      });
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~FakeOpenAI() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  std::vector<json> requests_;
+  std::vector<std::string> authorization_;
+
+ private:
+  static std::string chunk(const json& delta, const json& finish = nullptr) {
+    json c{{"id", "chatcmpl-1"}, {"object", "chat.completion.chunk"}, {"created", 1732350000}, {"model", "coder"},
+           {"choices", {{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}}}};
+    return "data: " + c.dump() + "\n\n";
+  }
+  static std::string reply(const std::vector<std::pair<std::string, std::string>>& calls, const std::string& content) {
+    std::string s = chunk({{"role", "assistant"}, {"content", content}});
+    for (size_t i = 0; i < calls.size(); ++i) {
+      s += chunk({{"tool_calls", {{{"index", i}, {"id", "call_" + std::to_string(i)}, {"type", "function"},
+                                    {"function", {{"name", calls[i].first}, {"arguments", ""}}}}}}});
+      const std::string& args = calls[i].second;
+      for (size_t at = 0; at < args.size(); at += 5)
+        s += chunk({{"tool_calls", {{{"index", i}, {"function", {{"arguments", args.substr(at, 5)}}}}}}});
+    }
+    s += chunk(json::object(), "tool_calls");
+    s += "data: {\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":900,\"completion_tokens\":40}}\n\ndata: [DONE]\n\n";
+    return s;
+  }
+  std::mutex mutex_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST(Ci, FixesThroughAnOpenAICompatibleEndpoint) {
+  Example ex = example("js-node-test");
+  fs::path repo = make_repo(ex.name, "js-api");
+  FakeOpenAI api;
+  fs::path report = scratch() / "js-api.json";
+  auto env = toolchain_env();
+  env["FLASHFIX_TEST_KEY"] = "sk-test-123";
+  auto r = run_flashfix({"ci", "--repo", repo.string(), "--test", ex.test, "--api", api.url(), "--api-model", "coder",
+                         "--api-key-env", "FLASHFIX_TEST_KEY", "--report", report.string()},
+                        env);
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_EQ(api.requests_.size(), 2u);
+  EXPECT_EQ(api.requests_[0]["model"], "coder");
+  EXPECT_FALSE(api.requests_[0]["tools"].empty());
+  EXPECT_EQ(api.authorization_[0], "Bearer sk-test-123");
+  json j = json::parse(slurp(report));
+  EXPECT_EQ(j["outcome"], "fixed");
+  EXPECT_EQ(j["prompt_tokens"], 1800);
+  EXPECT_NE(j["diff"].get<std::string>().find("[^a-z0-9]+"), std::string::npos);
 }
 
 TEST(Fix, YesAppliesTheFixAndKeepsTheUsersOwnChanges) {

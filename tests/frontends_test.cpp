@@ -418,6 +418,27 @@ TEST(Fix, WithoutATerminalOrYesNothingIsApplied) {
   EXPECT_NE(slurp(patch).find("sum(quantity * price"), std::string::npos);
 }
 
+// On a terminal (a pseudo-terminal from util-linux `script`) fix asks; the answer decides.
+TEST(Fix, AsksBeforeApplyingOnATerminal) {
+  Example ex = example("python-pytest");
+  for (const std::string answer : {"n", "y"}) {
+    fs::path repo = make_repo(ex.name, "py-tty-" + answer);
+    std::string fix = std::string(FLASHFIX_BIN) + " fix --repo " + repo.string() + " --test '" + ex.test + "' --script " +
+                      ex.script.string() + " 'fix the stock value'";
+    auto r = run_process({"sh", "-c", "echo " + answer + " | script -qec \"" + fix + "\" /dev/null"}, toolchain_env());
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("Apply this change to " + repo.string() + "? [y/N]"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\033[32m+"), std::string::npos) << "a coloured diff on the terminal";
+    if (answer == "y") {
+      EXPECT_NE(r.out.find("applied to"), std::string::npos) << r.out;
+      EXPECT_EQ(run_tests_in(repo, ex.test), 0);
+    } else {
+      EXPECT_NE(r.out.find("not applied."), std::string::npos) << r.out;
+      EXPECT_EQ(status_porcelain(repo), "");
+    }
+  }
+}
+
 std::vector<json> read_lines(const fs::path& file) {
   std::vector<json> out;
   std::ifstream in(file);

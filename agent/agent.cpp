@@ -24,25 +24,13 @@ std::string utc_now() {
   return buf;
 }
 
-// run_tests reports through ToolResult::data (TestReport::to_json); read it back field by field.
+// run_tests reports through ToolResult::data; a run that could not happen (no sandbox) has only text.
 tools::TestReport report_from(const tools::ToolResult& r) {
+  if (r.data.is_object() && r.data.contains("status")) return tools::TestReport::from_json(r.data);
   tools::TestReport t;
-  const nlohmann::json& d = r.data;
-  if (!d.is_object()) {
-    t.status = "error";
-    t.output_tail = r.text;
-    return t;
-  }
-  t.passed = d.value("passed", false);
-  t.exit_code = d.value("exit_code", -1);
-  t.status = d.value("status", r.ok ? "" : "error");
-  t.format = d.value("format", "raw");
-  t.n_passed = d.value("n_passed", 0);
-  t.n_failed = d.value("n_failed", 0);
-  t.output_tail = d.value("output_tail", "");
-  if (auto f = d.find("failures"); f != d.end() && f->is_array())
-    for (const auto& x : *f)
-      t.failures.push_back({x.value("test", ""), x.value("file", ""), x.value("line", 0), x.value("message", "")});
+  t.status = "error";
+  t.format = "raw";
+  t.output_tail = r.text;
   return t;
 }
 
@@ -195,7 +183,12 @@ class Run {
                           {"tool_calls", calls}, {"stats", mt.stats.to_json()}});
     if (obs_.on_turn) obs_.on_turn(turn_, mt.stats);
     ChatMessage m{.role = "assistant", .content = mt.message.content, .reasoning_content = mt.message.reasoning};
-    for (const ParsedCall& c : mt.message.calls) m.tool_calls.push_back(c.call);
+    for (const ParsedCall& c : mt.message.calls) {
+      m.tool_calls.push_back(c.call);
+      // Chat templates and the OpenAI API need a name on every call; a call malformed before its name
+      // keeps a placeholder, and its error observation says what was wrong.
+      if (m.tool_calls.back().name.empty()) m.tool_calls.back().name = "unnamed_call";
+    }
     messages_.push_back(std::move(m));
   }
 
@@ -221,7 +214,9 @@ class Run {
     }
     traj_.write("tool", line);
     if (obs_.on_tool_result) obs_.on_tool_result(call, result);
-    messages_.push_back({.role = "tool", .content = result.text, .tool_call_id = call.call.id, .name = call.call.name});
+    // Templates refuse an empty tool message; "(no output)" also reads better to a model.
+    messages_.push_back({.role = "tool", .content = result.text.empty() ? "(no output)" : result.text,
+                         .tool_call_id = call.call.id, .name = call.call.name});
     return result;
   }
 

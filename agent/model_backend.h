@@ -71,10 +71,17 @@ class ModelBackend {
                              const StreamSink* sink, std::stop_token stop) = 0;
 };
 
+enum class ToolChoice {
+  Auto,      // the model decides whether a turn calls tools
+  Required,  // every turn starts with a call: OpenAI's tool_choice "required"; on the engine the
+             // prompt ends with the format's call opener (so the call is constrained from its first token)
+};
+
 struct GenerationSettings {
   int64_t max_tokens = 2048;  // per turn
   SamplerParams sampling{};
   bool constrained = true;  // engine only: grammar-constrained tool calls (agent/call_constraint.h)
+  ToolChoice tool_choice = ToolChoice::Auto;
 };
 
 // Shares the engine: concurrent agents each hold their own backend over one Engine.

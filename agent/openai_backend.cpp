@@ -86,7 +86,10 @@ class OpenAIBackend final : public ModelBackend {
   ModelTurn complete(const std::vector<ChatMessage>& messages, const ojson& tools, const StreamSink* sink,
                      std::stop_token stop) override {
     json body{{"model", endpoint_.model}, {"messages", to_openai(messages)}, {"max_tokens", settings_.max_tokens}};
-    if (!tools.empty()) body["tools"] = tools;
+    if (!tools.empty()) {
+      body["tools"] = tools;
+      if (settings_.tool_choice == ToolChoice::Required) body["tool_choice"] = "required";
+    }
     const SamplerParams& sp = settings_.sampling;
     body["temperature"] = sp.temperature > 0 ? sp.temperature : 0.f;
     if (sp.temperature > 0 && sp.top_p < 1) body["top_p"] = sp.top_p;

@@ -56,95 +56,90 @@ size_t incomplete_utf8_tail(std::string_view s) {
 
 // ---- Call bodies -------------------------------------------------------------------------------
 
-// The XML body `<function=N> (<parameter=P>V</parameter>)* </function>`, read as far as the text
-// allows. With complete=false (streaming) a body that simply has not arrived yet is not an error.
-struct XmlBody {
+// The XML body `<function=N> (<parameter=P>V</parameter>)* </function>`, read left to right. While
+// streaming (complete=false) it reads the elements that have fully arrived and stops, without an
+// error, at the first that has not (or that looks wrong: the final read decides); the next read
+// resumes there, so a long call costs no more than its length. The final read (complete=true) goes on
+// from the same place and reports what is wrong.
+class XmlReader {
+ public:
   bool has_name = false;
   std::string name;
   std::vector<std::pair<std::string, json>> params;
   std::string error;
-};
 
-XmlBody parse_xml_body(std::string_view body, bool complete, const ToolSpecs& specs) {
-  XmlBody out;
-  size_t pos = skip_space(body, 0);
-  auto rest = [&] { return body.substr(pos); };
-  if (!rest().starts_with(kFunction)) {
-    if (complete || !partial_tag(rest(), kFunction))
-      out.error = "expected <function=NAME> at the start of the tool call, got " + quote(rest());
-    return out;
-  }
-  const size_t name_end = body.find('>', pos + kFunction.size());
-  if (name_end == std::string_view::npos) {
-    if (complete) out.error = "the <function= tag is not closed with '>': " + quote(rest());
-    return out;
-  }
-  out.name = trim(body.substr(pos + kFunction.size(), name_end - pos - kFunction.size()));
-  if (out.name.empty() || out.name.find_first_of("<\n") != std::string::npos) {
-    out.error = "invalid function name in " + quote(body.substr(pos, name_end + 1 - pos));
-    return out;
-  }
-  if (!valid_utf8(out.name)) {
-    out.error = "the function name is not valid UTF-8";
-    return out;
-  }
-  out.has_name = true;
-  const ToolSpec* tool = specs.find(out.name);
-  pos = name_end + 1;
-  while (true) {
-    pos = skip_space(body, pos);
-    if (pos == body.size()) return out;  // a missing </function> at the end is tolerated
-    if (rest().starts_with(kFunctionEnd)) {
-      pos = skip_space(body, pos + kFunctionEnd.size());
-      if (pos != body.size()) out.error = "unexpected text after </function>: " + quote(rest());
-      return out;
-    }
-    if (!rest().starts_with(kParameter)) {
-      if (complete || !(partial_tag(rest(), kParameter) || partial_tag(rest(), kFunctionEnd)))
-        out.error = "expected <parameter=NAME> or </function>, got " + quote(rest());
-      return out;
-    }
-    const size_t pname_end = body.find('>', pos + kParameter.size());
-    if (pname_end == std::string_view::npos) {
-      if (complete) out.error = "the <parameter= tag is not closed with '>': " + quote(rest());
-      return out;
-    }
-    std::string pname(trim(body.substr(pos + kParameter.size(), pname_end - pos - kParameter.size())));
-    if (pname.empty() || pname.find_first_of("<\n") != std::string::npos) {
-      out.error = "invalid parameter name in " + quote(body.substr(pos, pname_end + 1 - pos));
-      return out;
-    }
-    const size_t value_end = body.find(kParameterEnd, pname_end + 1);
-    if (value_end == std::string_view::npos) {
-      if (complete) out.error = "parameter '" + pname + "' is not closed with </parameter>";
-      return out;
-    }
-    // The templates put one newline on each side of the value; only those are not part of it.
-    std::string_view raw = body.substr(pname_end + 1, value_end - pname_end - 1);
-    if (raw.starts_with('\n')) raw.remove_prefix(1);
-    if (raw.ends_with('\n')) raw.remove_suffix(1);
-    if (!valid_utf8(pname)) {
-      out.error = "a parameter name is not valid UTF-8";
-      return out;
-    }
-    if (!valid_utf8(raw)) {
-      out.error = "parameter '" + pname + "' is not valid UTF-8";
-      return out;
-    }
-    for (const auto& [seen, value] : out.params)
-      if (seen == pname) {
-        out.error = "parameter '" + pname + "' is given twice";
-        return out;
+  void read(std::string_view body, bool complete, const ToolSpecs& specs) {
+    auto fail = [&](std::string message) {
+      if (complete) error = std::move(message);
+    };
+    auto rest = [&] { return body.substr(pos_); };
+    if (!has_name) {
+      pos_ = skip_space(body, pos_);
+      if (!rest().starts_with(kFunction)) {
+        if (complete || !partial_tag(rest(), kFunction))
+          fail("expected <function=NAME> at the start of the tool call, got " + quote(rest()));
+        return;
       }
-    Converted v = convert_xml_value(tool ? tool->find(pname) : nullptr, std::string(raw));
-    if (!v.error.empty()) {
-      out.error = v.error;
-      return out;
+      const size_t name_end = body.find('>', pos_ + kFunction.size());
+      if (name_end == std::string_view::npos) return fail("the <function= tag is not closed with '>': " + quote(rest()));
+      std::string_view n = trim(body.substr(pos_ + kFunction.size(), name_end - pos_ - kFunction.size()));
+      if (n.empty() || n.find_first_of("<\n") != std::string_view::npos)
+        return fail("invalid function name in " + quote(body.substr(pos_, name_end + 1 - pos_)));
+      if (!valid_utf8(n)) return fail("the function name is not valid UTF-8");
+      name = n;
+      has_name = true;
+      tool_ = specs.find(name);
+      pos_ = name_end + 1;
     }
-    out.params.emplace_back(std::move(pname), std::move(v.value));
-    pos = value_end + kParameterEnd.size();
+    while (!closed_) {
+      pos_ = skip_space(body, pos_);
+      if (pos_ == body.size()) return;  // a missing </function> at the end is tolerated
+      if (rest().starts_with(kFunctionEnd)) {
+        pos_ += kFunctionEnd.size();
+        closed_ = true;
+        break;
+      }
+      if (!rest().starts_with(kParameter)) {
+        if (complete || !(partial_tag(rest(), kParameter) || partial_tag(rest(), kFunctionEnd)))
+          fail("expected <parameter=NAME> or </function>, got " + quote(rest()));
+        return;
+      }
+      const size_t pname_end = body.find('>', pos_ + kParameter.size());
+      if (pname_end == std::string_view::npos) return fail("the <parameter= tag is not closed with '>': " + quote(rest()));
+      std::string_view pname = trim(body.substr(pos_ + kParameter.size(), pname_end - pos_ - kParameter.size()));
+      if (pname.empty() || pname.find_first_of("<\n") != std::string_view::npos)
+        return fail("invalid parameter name in " + quote(body.substr(pos_, pname_end + 1 - pos_)));
+      if (!valid_utf8(pname)) return fail("a parameter name is not valid UTF-8");
+      const std::string key(pname);
+      // The value ends at the first </parameter>; what was searched already is not searched again.
+      const size_t value_end = body.find(kParameterEnd, std::max(pname_end + 1, value_from_));
+      if (value_end == std::string_view::npos) {
+        value_from_ = std::max(pname_end + 1, body.size() - std::min(body.size(), kParameterEnd.size() - 1));
+        return fail("parameter '" + key + "' is not closed with </parameter>");
+      }
+      // The templates put one newline on each side of the value; only those are not part of it.
+      std::string_view raw = body.substr(pname_end + 1, value_end - pname_end - 1);
+      if (raw.starts_with('\n')) raw.remove_prefix(1);
+      if (raw.ends_with('\n')) raw.remove_suffix(1);
+      if (!valid_utf8(raw)) return fail("parameter '" + key + "' is not valid UTF-8");
+      for (const auto& [seen, value] : params)
+        if (seen == key) return fail("parameter '" + key + "' is given twice");
+      Converted v = convert_xml_value(tool_ ? tool_->find(key) : nullptr, std::string(raw));
+      if (!v.error.empty()) return fail(v.error);
+      params.emplace_back(key, std::move(v.value));
+      pos_ = value_end + kParameterEnd.size();
+      value_from_ = 0;
+    }
+    // Streaming stops here: in a wrapped call what follows may be the start of </tool_call>.
+    if (complete && skip_space(body, pos_) != body.size()) fail("unexpected text after </function>: " + quote(body.substr(skip_space(body, pos_))));
   }
-}
+
+ private:
+  size_t pos_ = 0;         // body[0, pos_) is read
+  size_t value_from_ = 0;  // where the search for the pending value's </parameter> resumes
+  bool closed_ = false;    // </function> read
+  const ToolSpec* tool_ = nullptr;
+};
 
 // The name of a JSON body as soon as `{"name": "N"` has arrived (streaming), if it is plain.
 std::optional<std::string> early_json_name(std::string_view body) {
@@ -254,7 +249,8 @@ struct StreamParser::Impl {
   // The open call.
   size_t call_start = 0, body_start = 0, search_from = 0;
   bool begun = false;        // CallBegin sent
-  size_t params_sent = 0;    // XML parameters sent as CallArguments
+  XmlReader xml;             // an XML body, read as it arrives
+  size_t params_sent = 0;    // its parameters sent as CallArguments
 
   std::vector<StreamEvent> events;
 
@@ -282,6 +278,7 @@ struct StreamParser::Impl {
     call_start = tag_start;
     body_start = search_from = body;
     begun = false;
+    xml = XmlReader{};
     params_sent = 0;
   }
 
@@ -310,11 +307,15 @@ struct StreamParser::Impl {
         if (auto name = early_json_name(body)) send_begin(*name);
       return;
     }
-    XmlBody x = parse_xml_body(body, false, specs);
-    if (!x.has_name) return;
-    send_begin(x.name);
-    for (; params_sent < x.params.size(); ++params_sent)
-      send_args(args_fragment(params_sent == 0, x.params[params_sent].first, x.params[params_sent].second));
+    xml.read(body, false, specs);
+    send_xml_progress();
+  }
+
+  void send_xml_progress() {
+    if (!xml.has_name) return;
+    send_begin(xml.name);
+    for (; params_sent < xml.params.size(); ++params_sent)
+      send_args(args_fragment(params_sent == 0, xml.params[params_sent].first, xml.params[params_sent].second));
   }
 
   void end_call(size_t body_end, size_t call_end) {
@@ -328,14 +329,12 @@ struct StreamParser::Impl {
     } else if (t.starts_with('{')) {
       parse_json_body(body, pc);
     } else {
-      XmlBody x = parse_xml_body(body, true, specs);
-      pc.call.name = x.name;
-      pc.error = x.error;
-      for (auto& [key, value] : x.params) pc.call.arguments[key] = value;
+      xml.read(body, true, specs);
+      pc.call.name = xml.name;
+      pc.error = xml.error;
+      for (const auto& [key, value] : xml.params) pc.call.arguments[key] = value;
       if (pc.error.empty()) {
-        send_begin(x.name);
-        for (; params_sent < x.params.size(); ++params_sent)
-          send_args(args_fragment(params_sent == 0, x.params[params_sent].first, x.params[params_sent].second));
+        send_xml_progress();
         send_args(params_sent == 0 ? "{}" : "}");
       }
     }
@@ -385,13 +384,15 @@ struct StreamParser::Impl {
   }
 
   // A lone </think> in content: when nothing so far was reasoning or a call, the <think> was in the
-  // prompt and everything before this tag was reasoning (already streamed as content: a caller that
-  // knows the prompt opened <think> says so with starts_in_reasoning). Otherwise the tag is dropped.
+  // prompt and everything before this tag was reasoning. It was streamed as content already; a
+  // Reasoning event now carries it again (a caller that knows the prompt opened <think> avoids this
+  // with starts_in_reasoning). Otherwise the tag is dropped.
   void lone_reasoning_end() {
     if (seen_reasoning || !msg.calls.empty()) return;
     msg.reasoning = std::move(msg.content);
     msg.content.clear();
     content.reset();
+    if (!msg.reasoning.empty()) events.push_back({StreamEvent::Reasoning, msg.reasoning});
   }
 
   bool scan_text(bool final) {

@@ -8,7 +8,9 @@
 //
 // Grammar accepted, for every format (the format only decides whether a bare `<function=` without
 // `<tool_call>` opens a call; the XML-speaking models sometimes drop the wrapper):
-//   <think> ... </think>       reasoning; a lone </think> makes everything before it reasoning
+//   <think> ... </think>       reasoning. A lone </think> with no reasoning or call before it means the
+//                              prompt opened the block: everything before it is reasoning. (Later
+//                              lone </think> tags are dropped.)
 //   <tool_call> BODY </tool_call>
 //       BODY is JSON `{"name": N, "arguments": {..}}` when it starts with `{`, else XML
 //       `<function=N> (<parameter=P>VALUE</parameter>)* </function>`.
@@ -63,6 +65,9 @@ struct StreamEvent {
   std::string call_id{}, call_name{};  // CallBegin
   std::string error{};   // CallEnd: the call's error (empty when well-formed)
 };
+// Reasoning events concatenated are message().reasoning and Content events message().content, with
+// one exception: text before a lone </think> (see parse_assistant_text) goes out as Content, then
+// again as Reasoning when the tag arrives; Content events then end with message().content.
 // The CallArguments fragments of one call, concatenated, are exactly its arguments.dump(): Qwen3 JSON
 // sends them in one piece when the call closes, the XML formats one parameter at a time as each
 // </parameter> arrives ("{\"path\":\"a.txt\"", ",\"line\":3", "}"). A malformed call may stop

@@ -109,6 +109,10 @@ ToolSpecs read_tool_specs(const json& tools) {
 }
 
 Converted convert_xml_value(const ParamSpec* spec, const std::string& text) {
+  // An enum's values are spelled as the template prints them: strings raw, anything else as JSON.
+  if (spec)
+    for (const json& e : spec->enum_values)
+      if (e.is_string() ? e.get_ref<const std::string&>() == text : e.dump() == text) return {e, {}};
   const ValueType type = spec ? spec->type : ValueType::Any;
   if (type == ValueType::String) return {json(text), {}};
   // Typed values tolerate surrounding whitespace; the templates print booleans the Python way.

@@ -36,8 +36,9 @@ struct ToolSpecs {
 // Throws std::invalid_argument for a malformed array (a programming error, not model output).
 ToolSpecs read_tool_specs(const nlohmann::ordered_json& tools);
 
-// An XML parameter's text as the value of its declared type. spec == nullptr (unknown tool or
-// parameter): a JSON object or array text is parsed, anything else stays a string. Returns the error
+// An XML parameter's text as the value of its declared type (or the enum value it spells). spec ==
+// nullptr (unknown tool or parameter) or no declared type: a JSON object or array text is parsed,
+// anything else stays a string. Returns the error
 // for the model when the text is not a value of the declared type.
 struct Converted {
   nlohmann::ordered_json value;

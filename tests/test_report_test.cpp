@@ -233,6 +233,18 @@ TEST(TestReport, ToJsonCarriesEveryField) {
   EXPECT_TRUE(j.contains("output_tail"));
 }
 
+TEST(TestReport, FromJsonInvertsToJson) {
+  auto r = parse("cargo_test.txt", 101);
+  auto back = TestReport::from_json(r.to_json());
+  EXPECT_EQ(back.to_json(), r.to_json());
+  EXPECT_EQ(TestReport::from_json(nullptr).status, "error");
+  auto partial = TestReport::from_json({{"passed", true}, {"failures", {{{"test", "t"}, {"line", "x"}}, 7}}});
+  EXPECT_TRUE(partial.passed);
+  ASSERT_EQ(partial.failures.size(), 1u);
+  EXPECT_EQ(partial.failures[0].test, "t");
+  EXPECT_EQ(partial.failures[0].line, 0);
+}
+
 TEST(OutputShaping, TruncateMiddle) {
   using flashfix::tools::truncate_middle;
   EXPECT_EQ(truncate_middle("short", 100), "short");

@@ -206,6 +206,23 @@ TEST(ToolCalls, ReasoningVariants) {
   EXPECT_EQ(d.content, "");
 }
 
+TEST(ToolCalls, LoneThinkEndResendsTheTextAsReasoning) {
+  StreamParser p(ChatFormat::Qwen3, false);
+  std::vector<StreamEvent> events = p.feed("I should read it.\n</thi");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, StreamEvent::Content);
+  EXPECT_EQ(events[0].text, "I should read it.");
+  events = p.feed("nk>\n\nReading.");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, StreamEvent::Reasoning);
+  EXPECT_EQ(events[0].text, "I should read it.");
+  EXPECT_EQ(events[1].kind, StreamEvent::Content);
+  EXPECT_EQ(events[1].text, "Reading.");
+  p.finish();
+  EXPECT_EQ(p.message().reasoning, "I should read it.");
+  EXPECT_EQ(p.message().content, "Reading.");
+}
+
 // ---- Round trip through the chat templates -------------------------------------------------------
 
 TEST(ToolCalls, RoundTripThroughRenderChat) {
@@ -356,6 +373,26 @@ TEST(ToolCalls, StreamingMatchesOneShotForEverySplit) {
     std::vector<std::string_view> bytes;
     for (size_t i = 0; i < t.size(); ++i) bytes.push_back(t.substr(i, 1));
     run(bytes, text + " byte by byte");
+  }
+}
+
+// A whole file written through write_file arrives in thousands of pieces; the parser must not re-read
+// the call for each (quadratic: minutes for this input instead of milliseconds).
+TEST(ToolCalls, LongCallsStreamInLinearTime) {
+  std::string file;
+  for (int i = 0; file.size() < 400000; ++i) file += "line " + std::to_string(i) + " <b>x</b> -> y\n";
+  const std::string xml = "<tool_call>\n<function=run>\n<parameter=command>\n" + file + "\n</parameter>\n</function>\n</tool_call>";
+  const std::string js = "<tool_call>\n{\"name\": \"run\", \"arguments\": {\"command\": " + json(file).dump() + "}}\n</tool_call>";
+  for (const auto& [format, text] : {std::pair{ChatFormat::Qwen3Coder, xml}, std::pair{ChatFormat::Qwen3, js}}) {
+    StreamParser p(format, false, kTools);
+    size_t events = 0;
+    for (size_t pos = 0; pos < text.size(); pos += 3) events += p.feed(std::string_view(text).substr(pos, 3)).size();
+    events += p.finish().size();
+    ASSERT_EQ(p.message().calls.size(), 1u);
+    EXPECT_EQ(p.message().calls[0].error, "");
+    EXPECT_EQ(p.message().calls[0].call.arguments["command"], file);
+    // XML: begin, the parameter, the closing brace, end. JSON: begin, all arguments, end.
+    EXPECT_EQ(events, format == ChatFormat::Qwen3 ? 3u : 4u);
   }
 }
 

@@ -143,6 +143,12 @@ TEST_F(ToolsTest, PathsCannotLeaveTheWorkspace) {
     EXPECT_FALSE(call("write_file", {{"path", path}, {"content", "x"}}).ok);
   }
   EXPECT_EQ(read(scratch() / "secret.txt"), "secret");
+  // A dangling link to a place outside: writing through it would create the file there.
+  fs::create_symlink(scratch() / "not-yet" / "planted.txt", ws->root() / "dangling");
+  auto r = call("write_file", {{"path", "dangling"}, {"content", "x"}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(contains(r.text, "broken symlink")) << r.text;
+  EXPECT_FALSE(fs::exists(scratch() / "not-yet"));
   // A link that stays inside is fine.
   fs::create_symlink("calc.py", ws->root() / "src/alias.py");
   EXPECT_TRUE(call("read_file", {{"path", "src/alias.py"}}).ok);
@@ -202,6 +208,10 @@ TEST_F(ToolsTest, SearchFindsLinesAndHonoursGitignore) {
   r = call("search", {{"pattern", "add"}});
   EXPECT_FALSE(contains(r.text, "build/generated.py")) << r.text;
   EXPECT_FALSE(contains(r.text, "debug.log"));
+
+  write(ws->root() / "build/generated.py", "def add(): pass  # generated\n");
+  r = call("search", {{"pattern", "def add"}, {"path", "build"}});
+  EXPECT_EQ(r.text, "build/generated.py:1: def add(): pass  # generated\n") << "an ignored folder named explicitly is searched";
 
   r = call("search", {{"pattern", "^def"}, {"glob", "util*.py"}});
   EXPECT_EQ(r.text, "src/util.py:1: def helper():\n");
@@ -274,7 +284,16 @@ TEST_F(ToolsTest, EditWithSeveralMatchesListsThem) {
   EXPECT_FALSE(r.ok);
   EXPECT_TRUE(contains(r.text, "occurs 2 times")) << r.text;
   EXPECT_TRUE(contains(r.text, "lines 1, 5")) << r.text;
+  EXPECT_TRUE(contains(r.text, " 1\tdef add(a, b):\n 5\tdef mul(a, b):\n")) << r.text;
   EXPECT_EQ(read(ws->root() / "src/calc.py").find("(a, b, c)"), std::string::npos);
+}
+
+TEST_F(ToolsTest, EditFuzzyMatchInSeveralPlacesListsThem) {
+  write(ws->root() / "dup.py", "if a:\n  x = 1\nif b:\n    x = 1\n");
+  auto r = call("edit", {{"path", "dup.py"}, {"old_text", "x  =  1"}, {"new_text", "x = 2"}});
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(contains(r.text, "ignoring whitespace it matches 2 places (lines 2, 4)")) << r.text;
+  EXPECT_EQ(read(ws->root() / "dup.py"), "if a:\n  x = 1\nif b:\n    x = 1\n");
 }
 
 TEST_F(ToolsTest, EditToleratesIndentationAndReindents) {
@@ -310,11 +329,29 @@ TEST_F(ToolsTest, EditMismatchShowsClosestLinesAndRetrySucceeds) {
   EXPECT_FALSE(call("edit", {{"path", "missing.py"}, {"old_text", "a"}, {"new_text", "b"}}).ok);
 }
 
+TEST_F(ToolsTest, EditMismatchOnALargeFileIsQuick) {
+  std::string big;
+  for (int i = 0; i < 20000; ++i) big += "    value_" + std::to_string(i) + " = compute(" + std::to_string(i) + ", factor)\n";
+  write(ws->root() / "big.py", big);
+  std::string old_text;
+  for (int i = 12000; i < 12030; ++i) old_text += "    value_" + std::to_string(i) + " = compute(" + std::to_string(i) + ", factr)\n";
+  auto start = std::chrono::steady_clock::now();
+  auto r = call("edit", {{"path", "big.py"}, {"old_text", old_text}, {"new_text", "x = 1\n"}});
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(contains(r.text, "closest lines are 12001-12030")) << r.text.substr(0, 300);
+  EXPECT_LT(secs, 3.0);
+  std::printf("edit mismatch, 30 lines against 20,000: %.3f s\n", secs);
+}
+
 TEST_F(ToolsTest, EditKeepsWindowsLineEndings) {
   write(ws->root() / "win.txt", "alpha\r\n  beta\r\ngamma\r\n");
   auto r = call("edit", {{"path", "win.txt"}, {"old_text", "beta\ngamma"}, {"new_text", "BETA\ngamma"}});
   ASSERT_TRUE(r.ok) << r.text;
   EXPECT_EQ(read(ws->root() / "win.txt"), "alpha\r\n  BETA\r\ngamma\r\n");
+  r = call("edit", {{"path", "win.txt"}, {"old_text", "alpha"}, {"new_text", "alpha\nalpha2"}});
+  ASSERT_TRUE(r.ok) << r.text;
+  EXPECT_EQ(read(ws->root() / "win.txt"), "alpha\r\nalpha2\r\n  BETA\r\ngamma\r\n");
 }
 
 TEST_F(ToolsTest, ApplyPatchSimpleAndWithMovedContext) {
@@ -332,6 +369,15 @@ TEST_F(ToolsTest, ApplyPatchSimpleAndWithMovedContext) {
   ASSERT_TRUE(r.ok) << r.text;
   EXPECT_TRUE(contains(r.text, "found 3 lines below the stated line")) << r.text;
   EXPECT_EQ(read(ws->root() / "src/util.py"), "import os\nimport sys\n\ndef helper():\n    return 'fixed'\n");
+}
+
+TEST_F(ToolsTest, ApplyPatchWithFuzzForAChangedContextLine) {
+  // The line above the change was edited since the model read the file.
+  write(ws->root() / "f.py", "# header changed\na = 1\nb = 2\nc = 3\n");
+  auto r = call("apply_patch", {{"patch", "--- a/f.py\n+++ b/f.py\n@@ -1,4 +1,4 @@\n # header\n a = 1\n-b = 2\n+b = 20\n c = 3\n"}});
+  ASSERT_TRUE(r.ok) << r.text;
+  EXPECT_TRUE(contains(r.text, "with fuzz 1")) << r.text;
+  EXPECT_EQ(read(ws->root() / "f.py"), "# header changed\na = 1\nb = 20\nc = 3\n");
 }
 
 TEST_F(ToolsTest, ApplyPatchFailingHunkLeavesTheFileUntouched) {
@@ -407,6 +453,10 @@ TEST_F(ToolsTest, RunCommandInTheSandbox) {
   EXPECT_TRUE(r.ok);
   EXPECT_EQ(r.data["status"], "timed_out");
   EXPECT_TRUE(contains(r.text, "timed out after 1 s")) << r.text;
+
+  ctx->policy.timeout = std::chrono::seconds(5);
+  r = call("run", {{"command", "echo quick"}, {"timeout_seconds", 600}});
+  EXPECT_TRUE(contains(r.text, "[timeout_seconds capped at the configured 5 s]")) << r.text;
 
   r = call("run", {{"command", "seq 1 100000"}});
   EXPECT_LE(r.text.size(), 12400u);

@@ -24,8 +24,6 @@ using Diff = Handle<git_diff, git_diff_free>;
 using Blob = Handle<git_blob, git_blob_free>;
 using Signature = Handle<git_signature, git_signature_free>;
 using StatusList = Handle<git_status_list, git_status_list_free>;
-using Reference = Handle<git_reference, git_reference_free>;
-using TreeEntry = Handle<git_tree_entry, git_tree_entry_free>;
 
 // libgit2 needs one global init per process; the first use does it.
 void ensure_initialized();

@@ -15,6 +15,40 @@ nlohmann::json TestReport::to_json() const {
           {"n_failed", n_failed}, {"failures", list}, {"output_tail", output_tail}};
 }
 
+TestReport TestReport::from_json(const nlohmann::json& j) {
+  TestReport t;
+  if (!j.is_object()) {
+    t.status = "error";
+    return t;
+  }
+  auto str = [&](const char* key, const char* fallback) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
+  };
+  auto num = [&](const nlohmann::json& o, const char* key, int fallback) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_number_integer() ? it->get<int>() : fallback;
+  };
+  auto it = j.find("passed");
+  t.passed = it != j.end() && it->is_boolean() && it->get<bool>();
+  t.exit_code = num(j, "exit_code", -1);
+  t.status = str("status", "error");
+  t.format = str("format", "raw");
+  t.n_passed = num(j, "n_passed", 0);
+  t.n_failed = num(j, "n_failed", 0);
+  t.output_tail = str("output_tail", "");
+  if (auto f = j.find("failures"); f != j.end() && f->is_array())
+    for (const auto& x : *f) {
+      if (!x.is_object()) continue;
+      auto field = [&](const char* key) {
+        auto v = x.find(key);
+        return v != x.end() && v->is_string() ? v->get<std::string>() : std::string();
+      };
+      t.failures.push_back({field("test"), field("file"), num(x, "line", 0), field("message")});
+    }
+  return t;
+}
+
 std::string TestReport::summary() const {
   constexpr size_t kShown = 30;
   std::string counts;

@@ -27,6 +27,9 @@ struct TestReport {
   std::vector<TestFailure> failures;
   std::string output_tail;  // raw output, truncated head + tail
   nlohmann::json to_json() const;
+  // The inverse of to_json (as run_tests returns it in ToolResult::data); missing fields keep
+  // their defaults, a non-object gives status "error".
+  static TestReport from_json(const nlohmann::json& j);
   std::string summary() const;  // one line per failure after a headline, for the model to read
 };
 

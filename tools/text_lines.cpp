@@ -45,34 +45,47 @@ std::string normalize_whitespace(std::string_view line) {
   return out;
 }
 
-double line_similarity(std::string_view a_raw, std::string_view b_raw) {
-  std::string a = normalize_whitespace(a_raw), b = normalize_whitespace(b_raw);
-  if (a == b) return 1.0;
-  if (a.size() < 2 || b.size() < 2) return 0.0;
-  auto bigrams = [](const std::string& s) {
-    std::vector<uint16_t> v;
-    for (size_t i = 0; i + 1 < s.size(); ++i) v.push_back(uint16_t(uint8_t(s[i]) << 8 | uint8_t(s[i + 1])));
-    std::sort(v.begin(), v.end());
-    return v;
-  };
-  auto x = bigrams(a), y = bigrams(b);
+namespace {
+
+// A line as compared: its whitespace-normalised text and that text's sorted character bigrams.
+struct Profile {
+  std::string text;
+  std::vector<uint16_t> bigrams;
+  explicit Profile(std::string_view raw) : text(normalize_whitespace(raw)) {
+    for (size_t i = 0; i + 1 < text.size(); ++i) bigrams.push_back(uint16_t(uint8_t(text[i]) << 8 | uint8_t(text[i + 1])));
+    std::sort(bigrams.begin(), bigrams.end());
+  }
+};
+
+double similarity(const Profile& a, const Profile& b) {
+  if (a.text == b.text) return 1.0;
+  if (a.bigrams.empty() || b.bigrams.empty()) return 0.0;
   size_t common = 0;
-  for (size_t i = 0, j = 0; i < x.size() && j < y.size();) {
-    if (x[i] == y[j]) ++common, ++i, ++j;
-    else if (x[i] < y[j]) ++i;
+  for (size_t i = 0, j = 0; i < a.bigrams.size() && j < b.bigrams.size();) {
+    if (a.bigrams[i] == b.bigrams[j]) ++common, ++i, ++j;
+    else if (a.bigrams[i] < b.bigrams[j]) ++i;
     else ++j;
   }
-  return 2.0 * double(common) / double(x.size() + y.size());
+  return 2.0 * double(common) / double(a.bigrams.size() + b.bigrams.size());
 }
+
+}  // namespace
+
+double line_similarity(std::string_view a, std::string_view b) { return similarity(Profile(a), Profile(b)); }
 
 ClosestBlock closest_block(const std::vector<std::string>& haystack, const std::vector<std::string>& wanted) {
   ClosestBlock best;
   if (wanted.empty() || haystack.empty()) return best;
+  // Each line profiled once: the window scan compares every window line with every wanted line.
+  std::vector<Profile> hay, want;
+  hay.reserve(haystack.size());
+  for (const auto& l : haystack) hay.emplace_back(l);
+  for (const auto& l : wanted) want.emplace_back(l);
   size_t windows = haystack.size() >= wanted.size() ? haystack.size() - wanted.size() + 1 : 1;
   for (size_t start = 0; start < windows; ++start) {
     double sum = 0;
     size_t n = std::min(wanted.size(), haystack.size() - start);
-    for (size_t k = 0; k < n; ++k) sum += line_similarity(haystack[start + k], wanted[k]);
+    for (size_t k = 0; k < n; ++k) sum += similarity(hay[start + k], want[k]);
     double score = sum / double(wanted.size());
     if (score > best.score) best = {start, score};
   }

@@ -21,6 +21,15 @@ std::string list_numbers(const std::vector<size_t>& lines) {
   return s;
 }
 
+// Each match's first line, numbered, so the model sees which occurrence is which.
+std::string show_locations(const std::string& content, const std::vector<size_t>& lines) {
+  auto file = TextLines::split(content).lines;
+  std::string out;
+  for (size_t i = 0; i < lines.size() && i < 8; ++i) out += numbered_excerpt(file, lines[i] - 1, lines[i]);
+  if (lines.size() > 8) out += "...\n";
+  return out;
+}
+
 std::string leading_whitespace(const std::string& line) {
   size_t n = line.find_first_not_of(" \t");
   return n == std::string::npos ? line : line.substr(0, n);
@@ -87,6 +96,9 @@ class Edit : public BasicTool {
     std::string content = read_whole_file(path);
     std::string old_text = string_arg(args, "old_text"), new_text = string_arg(args, "new_text");
     if (old_text == new_text) throw ToolError("old_text and new_text are the same; nothing to change");
+    // Models write "\n"; a CRLF file keeps its line endings in what is inserted.
+    if (TextLines::split(content).eol == "\r\n" && new_text.find('\r') == std::string::npos)
+      for (size_t p = 0; (p = new_text.find('\n', p)) != std::string::npos; p += 2) new_text.replace(p, 1, "\r\n");
 
     std::vector<size_t> at;
     for (size_t pos = content.find(old_text); pos != std::string::npos; pos = content.find(old_text, pos + 1)) at.push_back(pos);
@@ -100,7 +112,7 @@ class Edit : public BasicTool {
       std::vector<size_t> lines;
       for (size_t pos : at) lines.push_back(line_of_offset(content, pos));
       throw ToolError("old_text occurs " + std::to_string(at.size()) + " times in " + shown + " (at lines " + list_numbers(lines) +
-                      "); include more surrounding lines so it matches exactly once");
+                      "); include more surrounding lines so it matches exactly once:\n" + show_locations(content, lines));
     }
     return fuzzy(path, shown, content, old_text, new_text);
   }
@@ -125,7 +137,7 @@ class Edit : public BasicTool {
       for (size_t s : starts) lines.push_back(s + 1);
       throw ToolError("old_text does not occur verbatim in " + shown + ", and ignoring whitespace it matches " +
                       std::to_string(starts.size()) + " places (lines " + list_numbers(lines) +
-                      "); include more surrounding lines so it matches once");
+                      "); include more surrounding lines so it matches once:\n" + show_locations(content, lines));
     }
     if (starts.empty()) {
       ClosestBlock best = closest_block(file.lines, wanted);

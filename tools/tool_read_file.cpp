@@ -24,6 +24,11 @@ class ReadFile : public BasicTool {
   ToolResult call(const nlohmann::json& args, ToolContext& ctx) const override {
     auto path = resolve_in_workspace(ctx.workspace.root(), string_arg(args, "path"));
     std::string shown = display_path(ctx.workspace.root(), path);
+    // Reading is whole-file; past this size the model is better served by search or run (head, sed).
+    constexpr std::uintmax_t kMaxBytes = 32u << 20;
+    std::error_code ec;
+    if (auto size = std::filesystem::file_size(path, ec); !ec && size > kMaxBytes)
+      throw ToolError(shown + " is " + std::to_string(size >> 20) + " MB, too large to read; use search, or run with head/sed");
     std::string content = read_whole_file(path);
     if (looks_binary(content))
       return {true, shown + " is a binary file (" + std::to_string(content.size()) + " bytes); not shown", {{"binary", true}}};

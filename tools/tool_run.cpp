@@ -1,5 +1,5 @@
 // run: a shell command in the sandbox, with the workspace as its only writable folder.
-#include <cmath>
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -47,15 +47,22 @@ class Run : public BasicTool {
                   {{"type", "object"},
                    {"properties",
                     {{"command", {{"type", "string"}, {"minLength", 1}, {"description", "shell command line"}}},
-                     {"timeout_seconds", {{"type", "integer"}, {"minimum", 1}, {"maximum", 3600}, {"description", "wall-clock limit (default: the configured one)"}}}}},
+                     {"timeout_seconds", {{"type", "integer"}, {"minimum", 1}, {"maximum", 3600}, {"description", "wall-clock limit, at most the configured one (the default)"}}}}},
                    {"required", {"command"}},
                    {"additionalProperties", false}}) {}
 
   ToolResult call(const nlohmann::json& args, ToolContext& ctx) const override {
     sandbox::Policy policy = ctx.policy;
-    if (args.contains("timeout_seconds")) policy.timeout = std::chrono::seconds(int_arg(args, "timeout_seconds", 120));
+    std::string note;
+    // The model may shorten the limit, never extend it: the configured one is the run's budget.
+    if (args.contains("timeout_seconds")) {
+      auto asked = std::chrono::milliseconds(std::chrono::seconds(int_arg(args, "timeout_seconds", 1)));
+      if (asked > policy.timeout)
+        note = " [timeout_seconds capped at the configured " + std::to_string(policy.timeout.count() / 1000) + " s]";
+      policy.timeout = std::min(asked, policy.timeout);
+    }
     auto outcome = run_in_sandbox(ctx.workspace, policy, string_arg(args, "command"), false);
-    std::string text = outcome.headline + "\n";
+    std::string text = outcome.headline + note + "\n";
     if (!outcome.stdout_text.empty()) text += "--- stdout ---\n" + truncate_middle(outcome.stdout_text, ctx.max_output_chars / 2);
     if (!text.empty() && text.back() != '\n') text += '\n';
     if (!outcome.stderr_text.empty()) text += "--- stderr ---\n" + truncate_middle(outcome.stderr_text, ctx.max_output_chars / 2);

@@ -37,6 +37,7 @@ struct Search {
   Regex& re;
   std::string glob;
   size_t max_results;
+  bool honour_ignore = true;  // off when the model names an ignored folder itself
   std::string out;
   size_t hits = 0, files = 0, skipped_large = 0;
   bool more = false;
@@ -106,7 +107,7 @@ struct Search {
       if (ec || fs::is_symlink(st)) continue;  // links may lead out of the workspace or loop
       fs::path rel = e.path().lexically_relative(root);
       bool is_dir = fs::is_directory(st);
-      if (ws.is_ignored(rel, is_dir)) continue;
+      if (honour_ignore && ws.is_ignored(rel, is_dir)) continue;
       if (is_dir)
         walk(e.path());
       else if (fs::is_regular_file(st) && glob_matches(rel))
@@ -152,7 +153,9 @@ class SearchTool : public BasicTool {
     std::string shown = display_path(root, start);
     std::error_code ec;
     if (!fs::exists(start, ec)) throw ToolError("no such file or folder '" + shown + "'");
-    Search s{ctx.workspace, root, re, string_arg(args, "glob"), size_t(int_arg(args, "max_results", 100)), {}};
+    Search s{ctx.workspace, root, re, string_arg(args, "glob"), size_t(int_arg(args, "max_results", 100)), true, {}};
+    fs::path start_rel = start.lexically_relative(root);
+    if (start_rel != "." && ctx.workspace.is_ignored(start_rel, fs::is_directory(start, ec))) s.honour_ignore = false;
     if (fs::is_directory(start, ec))
       s.walk(start);
     else

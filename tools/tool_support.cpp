@@ -17,14 +17,31 @@ fs::path resolve_in_workspace(const fs::path& root, std::string_view relative) {
     throw ToolError("path '" + rel + "' is absolute; give it relative to the workspace root (e.g. \"src/main.c\")");
   fs::path normal = p.lexically_normal();
   if (!normal.empty() && *normal.begin() == "..") throw ToolError("path '" + rel + "' leads outside the workspace");
-  // weakly_canonical follows every symlink of the part that exists, so a link to /etc is caught
-  // whether it is the file itself or a folder on the way.
   std::error_code ec;
   fs::path real_root = fs::canonical(root, ec);
+  if (ec) throw ToolError("the workspace folder is gone: " + ec.message());
+  auto inside = [&](const fs::path& p) {
+    auto [r, q] = std::mismatch(real_root.begin(), real_root.end(), p.begin(), p.end());
+    return r == real_root.end();
+  };
+  // Every symlink on the way must resolve inside the root. weakly_canonical alone would take a
+  // dangling link (to a path that does not exist yet) at face value, and writing through it
+  // would create a file outside.
+  fs::path walked = real_root;
+  for (const auto& part : normal) {
+    if (part == ".") continue;
+    walked /= part;
+    auto st = fs::symlink_status(walked, ec);
+    if (ec || !fs::exists(st)) break;  // the rest does not exist yet: nothing more to follow
+    if (!fs::is_symlink(st)) continue;
+    fs::path target = fs::canonical(walked, ec);
+    if (ec) throw ToolError("path '" + rel + "' goes through a broken symlink (" + walked.filename().string() + ")");
+    if (!inside(target)) throw ToolError("path '" + rel + "' leads outside the workspace (through a symlink)");
+    walked = target;
+  }
   fs::path real = fs::weakly_canonical(root / normal, ec);
   if (ec) throw ToolError("cannot resolve path '" + rel + "': " + ec.message());
-  auto [r, q] = std::mismatch(real_root.begin(), real_root.end(), real.begin(), real.end());
-  if (r != real_root.end()) throw ToolError("path '" + rel + "' leads outside the workspace (through a symlink)");
+  if (!inside(real)) throw ToolError("path '" + rel + "' leads outside the workspace (through a symlink)");
   return real;
 }
 

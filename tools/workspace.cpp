@@ -209,7 +209,7 @@ Workspace Workspace::create(const fs::path& repo_path) {
   // outputs; so do the caches that test runs leave next to the sources, which are never part of a
   // fix (this only hides untracked files: tracked ones stay tracked).
   std::string exclude;
-  fs::path user_exclude = fs::path(git_repository_path(raw_user)) / "info" / "exclude";
+  fs::path user_exclude = fs::path(git_repository_commondir(raw_user)) / "info" / "exclude";  // shared by linked worktrees
   if (fs::exists(user_exclude)) exclude = slurp(user_exclude) + "\n";
   exclude += "# flashfix: caches left by test runs in the sandbox\n__pycache__/\n*.py[co]\n.pytest_cache/\nnode_modules/\n";
   fs::create_directories(gitdir / "info");

@@ -9,32 +9,13 @@
 
 namespace flashfix::cli {
 
-namespace {
-
-tools::TestReport report_from_json(const nlohmann::json& j) {
-  tools::TestReport r;
-  r.passed = j.value("passed", false);
-  r.exit_code = j.value("exit_code", -1);
-  r.status = j.value("status", "");
-  r.format = j.value("format", "");
-  r.n_passed = j.value("n_passed", 0);
-  r.n_failed = j.value("n_failed", 0);
-  r.output_tail = j.value("output_tail", "");
-  if (j.contains("failures") && j["failures"].is_array())
-    for (const auto& f : j["failures"])
-      r.failures.push_back({f.value("test", ""), f.value("file", ""), f.value("line", 0), f.value("message", "")});
-  return r;
-}
-
-}  // namespace
-
 TestRun run_tests_once(tools::Workspace& workspace, const std::string& test_command) {
   tools::ToolContext ctx{workspace, tools::tool_policy(workspace), test_command};
   tools::ToolResult r = tools::Registry::standard().invoke("run_tests", nlohmann::json::object(), ctx);
   TestRun run;
   run.message = r.text;
   run.ran = r.data.is_object() && r.data.contains("passed");
-  if (run.ran) run.report = report_from_json(r.data);
+  if (run.ran) run.report = tools::TestReport::from_json(r.data);
   return run;
 }
 

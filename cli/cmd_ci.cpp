@@ -99,7 +99,7 @@ int run_ci(const std::vector<std::string>& argv) {
   std::unique_ptr<agent::ModelBackend> backend;
   try {
     backend = factory->make();
-  } catch (const ConfigError& e) {
+  } catch (const std::exception& e) {  // a model that does not load, a script that does not parse
     std::fprintf(stderr, "flashfix ci: configuration error: %s\n", e.what());
     return kUsageError;
   }

@@ -77,6 +77,18 @@ class Run {
   }
 
   AgentResult run() {
+    try {
+      return loop();
+    } catch (const TrajectoryError&) {
+      throw;
+    } catch (const std::exception& e) {
+      // The workspace or the sandbox failed under the loop (disk full, git error): not the model's doing.
+      return finish(Outcome::InfrastructureError, std::string("the run failed: ") + e.what());
+    }
+  }
+
+ private:
+  AgentResult loop() {
     const std::string test_cmd = config_.test_command.empty() ? "(none configured)" : config_.test_command;
     const std::string task = config_.task.empty() ? fill(prompts_.default_task, {{"test_command", test_cmd}}) : config_.task;
     messages_.push_back({.role = "system", .content = fill(prompts_.system, {{"test_command", test_cmd}})});
@@ -162,7 +174,6 @@ class Run {
     }
   }
 
- private:
   bool has_tests() const { return !config_.test_command.empty(); }
   int64_t spent_tokens() const { return result_.prompt_tokens - result_.cached_tokens + result_.generated_tokens; }
 
@@ -259,8 +270,13 @@ class Run {
     } else {
       result_.final_tests.status = "not_run";
     }
-    result_.diff = ws_.diff();
-    traj_.write("end", {{"outcome", to_string(outcome)}, {"reason", result_.reason}, {"turns", result_.turns},
+    try {
+      result_.diff = ws_.diff();
+    } catch (const std::exception& e) {
+      result_.outcome = Outcome::InfrastructureError;
+      result_.reason += "; the diff could not be made: " + std::string(e.what());
+    }
+    traj_.write("end", {{"outcome", to_string(result_.outcome)}, {"reason", result_.reason}, {"turns", result_.turns},
                         {"totals", {{"prompt_tokens", result_.prompt_tokens}, {"cached_tokens", result_.cached_tokens},
                                     {"generated_tokens", result_.generated_tokens}, {"seconds", result_.seconds}}},
                         {"final_tests", result_.final_tests.to_json()}, {"diff", result_.diff}});

@@ -67,8 +67,9 @@ struct AgentObserver {  // all optional; called on the calling thread
   std::function<void(const tools::TestReport&)> on_tests{};  // each test run the loop makes itself
 };
 
-// Never throws for model behaviour or backend failures (they become the outcome); throws
-// std::runtime_error only when the trajectory file or the prompts cannot be read/written.
+// Never throws for model behaviour, backend or workspace failures (they become the outcome); throws
+// std::runtime_error only when the prompts cannot be read or the trajectory cannot be written
+// (agent::TrajectoryError).
 AgentResult run_agent(ModelBackend& model, tools::Workspace& workspace, const AgentConfig& config,
                       const AgentObserver& observer = {}, std::stop_token stop = {});
 

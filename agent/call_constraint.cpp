@@ -908,23 +908,30 @@ CallConstraint::CallConstraint(const Tokenizer& tok, std::shared_ptr<const Token
 CallConstraint::~CallConstraint() = default;
 
 void CallConstraint::apply(std::span<float> logits) const {
-  if (logits.size() != size_t(impl_->n_vocab))
+  // A model may have more output rows than its tokenizer has tokens (padding): those ids have no text
+  // and cannot be part of a call.
+  if (logits.size() < size_t(impl_->n_vocab))
     throw std::invalid_argument("call constraint: " + std::to_string(logits.size()) + " logits for a vocabulary of " +
                                 std::to_string(impl_->n_vocab));
   if (!impl_->compute()) return;
   bool any = false;
-  for (size_t i = 0; i < logits.size(); ++i) {
+  for (size_t i = 0; i < size_t(impl_->n_vocab); ++i) {
     if (impl_->allowed[i]) {
       any = true;
     } else {
       logits[i] = -std::numeric_limits<float>::infinity();
     }
   }
+  if (in_call()) std::fill(logits.begin() + impl_->n_vocab, logits.end(), -std::numeric_limits<float>::infinity());
   if (!any) throw std::logic_error("call constraint: no token can continue the tool call (the vocabulary cannot spell a needed byte)");
 }
 
 void CallConstraint::accept(int32_t token) {
-  if (token < 0 || token >= impl_->n_vocab) throw std::invalid_argument("call constraint: token id " + std::to_string(token) + " outside the vocabulary");
+  if (token < 0) throw std::invalid_argument("call constraint: negative token id " + std::to_string(token));
+  if (token >= impl_->n_vocab) {  // a padding row: no text, harmless outside a call
+    if (in_call()) throw std::invalid_argument("call constraint: token " + std::to_string(token) + " (no text) inside a tool call");
+    return;
+  }
   if (in_call() && !impl_->trie->plain[size_t(token)] && !impl_->is_tag_token(token))
     throw std::invalid_argument("call constraint: special token " + std::to_string(token) + " inside a tool call");
   impl_->advance(impl_->trie->pieces[size_t(token)], "token");
@@ -945,7 +952,8 @@ std::vector<int32_t> CallConstraint::allowed_tokens() const {
 }
 
 bool CallConstraint::allows(int32_t token) const {
-  if (token < 0 || token >= impl_->n_vocab) return false;
+  if (token < 0) return false;
+  if (token >= impl_->n_vocab) return !in_call();
   if (in_call() && !impl_->trie->plain[size_t(token)] && !impl_->is_tag_token(token)) return false;
   return impl_->fits(token);
 }

@@ -44,6 +44,8 @@ struct ConstraintLimits {
   uint32_t max_space = 32;              // consecutive whitespace between JSON tokens
 };
 
+// One per generation (it holds that generation's state and scratch buffers; apply() is const but not
+// safe to call concurrently on one object). Many may share one TokenTrie.
 class CallConstraint {
  public:
   // Throws std::invalid_argument for a malformed tools array or more than 64 parameters in a tool.
@@ -54,6 +56,10 @@ class CallConstraint {
 
   void apply(std::span<float> logits) const;  // outside a call: no-op; inside: -inf for tokens that cannot continue a well-formed call
   void accept(int32_t token);                 // advance with the token actually sampled
+  // logits may be longer than the vocabulary (a model's padded output rows): inside a call those are
+  // -inf; outside they are left alone and accept() takes them as no text. Throws std::logic_error if
+  // no token is left (a vocabulary that cannot spell a byte the grammar needs) and
+  // std::invalid_argument for a token apply() had refused.
   bool in_call() const;
 
   // Advance with text that is not a sampled token, e.g. a prompt that ends inside a call

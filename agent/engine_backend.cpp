@@ -2,6 +2,7 @@
 // own chat format, append-only, so the engine's prefix cache finds everything but the new messages.
 // Generation runs on a worker thread; the calling thread turns tokens into stream events, so the
 // live view is called on the caller's thread and never stalls the engine's batched steps.
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <limits>
@@ -110,12 +111,13 @@ class EngineBackend final : public ModelBackend {
       };
     }
     TokenQueue queue;
+    std::atomic<bool> abandoned = false;  // the caller left (its live view threw): stop generating
     req.on_token = [&](int32_t tok) {
       if (constraint) constraint->accept(tok);
       std::lock_guard lock(queue.mu);
       queue.tokens.push_back(tok);
       queue.cv.notify_one();
-      return true;
+      return !abandoned.load();
     };
 
     auto generation = std::async(std::launch::async, [&] {
@@ -129,6 +131,10 @@ class EngineBackend final : public ModelBackend {
       } done{queue};
       return engine_.generate(req);
     });
+    struct Abandon {  // declared after the future: runs first when an exception unwinds, so it ends soon
+      std::atomic<bool>& flag;
+      ~Abandon() { flag = true; }
+    } abandon_on_exit{abandoned};
 
     // Step-3.5's generation prompt already opened the think block.
     StreamParser parser(format_, format_ == ChatFormat::Step35, tools);

@@ -1,6 +1,7 @@
 #include "agent/tool_calls.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -141,20 +142,73 @@ class XmlReader {
   const ToolSpec* tool_ = nullptr;
 };
 
-// The name of a JSON body as soon as `{"name": "N"` has arrived (streaming), if it is plain.
-std::optional<std::string> early_json_name(std::string_view body) {
-  size_t pos = skip_space(body, 0);
-  auto expect = [&](std::string_view lit) {
+// A JSON body's name and the raw text of its "arguments" object as they arrive: the name once
+// `{"name": "N"` has come through (a plain one, without escapes), the arguments once `, "arguments": {`
+// follows, then byte by byte (strings and escapes followed) to the brace that closes the object.
+// Bodies in another shape (arguments first, as a string) are only read when the call closes.
+class JsonArgs {
+ public:
+  std::optional<std::string> name;
+
+  bool found() const { return start_ != npos; }
+  bool closed() const { return end_ != npos; }
+  std::string_view raw(std::string_view body) const { return body.substr(start_, end_ - start_); }
+
+  // body only grows between calls. Returns the argument text not returned before: whole UTF-8
+  // characters only, unless final.
+  std::string_view read(std::string_view body, bool final) {
+    if (start_ == npos && !head(body)) return {};
+    for (; end_ == npos && scanned_ < body.size(); ++scanned_) {
+      const char c = body[scanned_];
+      if (in_string_) {
+        if (escape_) {
+          escape_ = false;
+        } else if (c == '\\') {
+          escape_ = true;
+        } else if (c == '"') {
+          in_string_ = false;
+        }
+      } else if (c == '"') {
+        in_string_ = true;
+      } else if (c == '{' || c == '[') {
+        ++depth_;
+      } else if ((c == '}' || c == ']') && --depth_ == 0) {
+        end_ = scanned_ + 1;
+      }
+    }
+    size_t limit = closed() ? end_ : scanned_;
+    if (!final && !closed()) limit -= incomplete_utf8_tail(body.substr(sent_, limit - sent_));
+    std::string_view out = body.substr(sent_, limit - sent_);
+    sent_ = limit;
+    return out;
+  }
+
+ private:
+  static constexpr size_t npos = std::string_view::npos;
+  size_t start_ = npos, end_ = npos, scanned_ = 0, sent_ = 0;
+  int depth_ = 0;
+  bool in_string_ = false, escape_ = false;
+
+  bool head(std::string_view body) {
+    size_t pos = 0;
+    auto expect = [&](std::string_view lit) {
+      pos = skip_space(body, pos);
+      if (!body.substr(pos).starts_with(lit)) return false;
+      pos += lit.size();
+      return true;
+    };
+    if (!expect("{") || !expect("\"name\"") || !expect(":") || !expect("\"")) return false;
+    const size_t end = body.find_first_of("\"\\", pos);
+    if (end == std::string_view::npos || body[end] != '"' || end == pos) return false;
+    name = std::string(body.substr(pos, end - pos));
+    pos = end + 1;
+    if (!expect(",") || !expect("\"arguments\"") || !expect(":")) return false;
     pos = skip_space(body, pos);
-    if (!body.substr(pos).starts_with(lit)) return false;
-    pos += lit.size();
+    if (pos == body.size() || body[pos] != '{') return false;
+    start_ = scanned_ = sent_ = pos;
     return true;
-  };
-  if (!expect("{") || !expect("\"name\"") || !expect(":") || !expect("\"")) return std::nullopt;
-  size_t end = body.find_first_of("\"\\", pos);
-  if (end == std::string_view::npos || body[end] != '"' || end == pos) return std::nullopt;
-  return std::string(body.substr(pos, end - pos));
-}
+  }
+};
 
 // The Qwen3 JSON body {"name": N, "arguments": {...}}. Arguments given as a JSON string holding an
 // object (an OpenAI habit some models copy) are accepted; a missing "arguments" means none.
@@ -163,8 +217,6 @@ void parse_json_body(std::string_view body, ParsedCall& out) {
   try {
     j = json::parse(body);
   } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    // The name, when it came through, tells the model which call to repair (and matches CallBegin).
-    if (auto name = early_json_name(body)) out.call.name = *name;
     out.error = std::string("the tool call is not valid JSON (") + e.what() + "): " + quote(trim(body));
     return;
   }
@@ -251,6 +303,7 @@ struct StreamParser::Impl {
   bool begun = false;        // CallBegin sent
   XmlReader xml;             // an XML body, read as it arrives
   size_t params_sent = 0;    // its parameters sent as CallArguments
+  JsonArgs json_args;        // a JSON body's name and arguments, read as they arrive
 
   std::vector<StreamEvent> events;
 
@@ -280,6 +333,7 @@ struct StreamParser::Impl {
     begun = false;
     xml = XmlReader{};
     params_sent = 0;
+    json_args = JsonArgs{};
   }
 
   void send_begin(const std::string& name) {
@@ -303,8 +357,9 @@ struct StreamParser::Impl {
   void progress(std::string_view body) {
     std::string_view t = trim(body);
     if (t.starts_with('{')) {
-      if (!begun)
-        if (auto name = early_json_name(body)) send_begin(*name);
+      std::string_view fragment = json_args.read(body, false);
+      if (json_args.name) send_begin(*json_args.name);
+      if (!fragment.empty()) send_args(std::string(fragment));
       return;
     }
     xml.read(body, false, specs);
@@ -327,7 +382,8 @@ struct StreamParser::Impl {
     if (t.empty()) {
       pc.error = "the tool call is empty";
     } else if (t.starts_with('{')) {
-      parse_json_body(body, pc);
+      end_json_call(body, pc);
+      return;
     } else {
       xml.read(body, true, specs);
       pc.call.name = xml.name;
@@ -338,8 +394,34 @@ struct StreamParser::Impl {
         send_args(params_sent == 0 ? "{}" : "}");
       }
     }
+    send_end(std::move(pc));
+  }
+
+  // The arguments went out as the model wrote them (raw JSON text); what went out must be what the
+  // parse found, which only a body that repeats "name" or "arguments" can break.
+  void end_json_call(std::string_view body, ParsedCall& pc) {
+    std::string_view rest = json_args.read(body, true);
+    parse_json_body(body, pc);
+    if (json_args.name && pc.call.name != *json_args.name) {
+      if (pc.error.empty()) pc.error = "the tool call gives \"name\" more than once";
+      pc.call.name = *json_args.name;  // the one announced
+    }
+    if (pc.error.empty() && json_args.found() &&
+        (!json_args.closed() || json::parse(json_args.raw(body), nullptr, false) != pc.call.arguments))
+      pc.error = "the tool call gives \"arguments\" more than once";
     send_begin(pc.call.name);
-    if (t.starts_with('{') && pc.error.empty()) send_args(pc.call.arguments.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (pc.error.empty()) {
+      if (json_args.found()) {
+        if (!rest.empty()) send_args(std::string(rest));
+      } else {
+        send_args(pc.call.arguments.dump(-1, ' ', false, json::error_handler_t::replace));
+      }
+    }
+    send_end(std::move(pc));
+  }
+
+  void send_end(ParsedCall pc) {
+    send_begin(pc.call.name);  // a call that never showed its name is announced now
     StreamEvent e{StreamEvent::CallEnd, {}};
     e.call_index = call_index();
     e.error = pc.error;
@@ -364,7 +446,15 @@ struct StreamParser::Impl {
     }
     if (end == std::string::npos) {
       if (!final) {
-        progress(std::string_view(buf).substr(body_start));
+        // The end of the text may be the start of the closing tag: not part of the body for sure.
+        std::string_view body = std::string_view(buf).substr(body_start);
+        size_t held = 0;
+        const std::array<std::string_view, 2> closers = mode == Mode::Call ? std::array{kToolCallEnd, kToolCall}
+                                                                           : std::array{kFunctionEnd, kFunctionEnd};
+        for (std::string_view tag : closers)
+          for (size_t k = std::min(tag.size() - 1, body.size()); k > held; --k)
+            if (body.ends_with(tag.substr(0, k))) held = k;
+        progress(body.substr(0, body.size() - held));
         search_from = std::max(body_start, buf.size() - std::min(buf.size(), kToolCallEnd.size()));
         return false;
       }

@@ -68,10 +68,11 @@ struct StreamEvent {
 // Reasoning events concatenated are message().reasoning and Content events message().content, with
 // one exception: text before a lone </think> (see parse_assistant_text) goes out as Content, then
 // again as Reasoning when the tag arrives; Content events then end with message().content.
-// The CallArguments fragments of one call, concatenated, are exactly its arguments.dump(): Qwen3 JSON
-// sends them in one piece when the call closes, the XML formats one parameter at a time as each
-// </parameter> arrives ("{\"path\":\"a.txt\"", ",\"line\":3", "}"). A malformed call may stop
-// sending fragments early; its CallEnd carries the error.
+// The CallArguments fragments of a call without error concatenate to JSON text of its arguments: the
+// XML formats send one parameter at a time as each </parameter> arrives ("{\"path\":\"a.txt\"",
+// ",\"line\":3", "}": exactly arguments.dump()); Qwen3 JSON sends the model's own text of the
+// arguments object as it arrives (same value, the model's spacing). A malformed call may have sent
+// fragments before its CallEnd carries the error.
 
 class StreamParser {
  public:

@@ -10,7 +10,7 @@ TrajectoryWriter::TrajectoryWriter(const std::filesystem::path& path) : path_(pa
     std::filesystem::create_directories(path.parent_path(), ec);
   }
   out_.open(path, std::ios::binary | std::ios::trunc);
-  if (!out_) throw std::runtime_error("cannot write the trajectory file " + path.string());
+  if (!out_) throw TrajectoryError("cannot write the trajectory file " + path.string());
 }
 
 void TrajectoryWriter::write(std::string_view type, const nlohmann::ordered_json& fields) {
@@ -20,7 +20,7 @@ void TrajectoryWriter::write(std::string_view type, const nlohmann::ordered_json
   out_ << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
   // Flushed per line: the log of a run that is killed must still hold everything before the kill.
   out_.flush();
-  if (!out_) throw std::runtime_error("writing the trajectory file " + path_.string() + " failed");
+  if (!out_) throw TrajectoryError("writing the trajectory file " + path_.string() + " failed");
 }
 
 std::vector<nlohmann::ordered_json> read_trajectory(const std::filesystem::path& path) {

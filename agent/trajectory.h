@@ -3,6 +3,7 @@
 #pragma once
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -10,10 +11,15 @@
 
 namespace flashfix::agent {
 
+// The trajectory file cannot be written: the run cannot keep its promise of a log, so it stops.
+struct TrajectoryError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class TrajectoryWriter {
  public:
   TrajectoryWriter() = default;  // writes nothing
-  // Creates or truncates the file; throws std::runtime_error naming the path when it cannot.
+  // Creates or truncates the file; throws TrajectoryError naming the path when it cannot.
   explicit TrajectoryWriter(const std::filesystem::path& path);
   bool enabled() const { return out_.is_open(); }
   // Adds "type" first, then the fields, as one line. Invalid UTF-8 from a model is replaced, not fatal.

@@ -317,6 +317,20 @@ TEST(Agent, BackendFailureIsAnInfrastructureError) {
   EXPECT_EQ(j["turns"], 1);
 }
 
+TEST(Agent, CancellationEndsTheRunAfterTheCurrentStep) {
+  fs::path repo = shell_repo();
+  fs::path script = write_script("cancel", {turn({call("read_file", {{"path", "lib.sh"}})}), turn({call("list_dir", ojson::object())})});
+  tools::Workspace ws = tools::Workspace::create(repo);
+  auto model = make_scripted_backend(script);
+  std::stop_source stop;
+  AgentObserver obs{.on_tool_call = [&](const ParsedCall&) { stop.request_stop(); }};
+  AgentResult r = run_agent(*model, ws, {.test_command = kShellTest}, obs, stop.get_token());
+  EXPECT_EQ(r.outcome, Outcome::InfrastructureError);
+  EXPECT_EQ(r.reason, "cancelled");
+  EXPECT_EQ(r.turns, 1);
+  EXPECT_EQ(r.final_tests.status, "not_run");
+}
+
 TEST(Agent, WithoutATestCommandTheModelsFinishEndsTheRun) {
   fs::path repo = shell_repo();
   fs::path script = write_script("notest", {turn({call("write_file", {{"path", "lib.sh"}, {"content", kFixedLib}})}),

@@ -185,6 +185,24 @@ TEST(CallConstraint, JsonGrammarStepByStep) {
   EXPECT_EQ(c.calls_completed(), 2);
 }
 
+TEST(CallConstraint, PaddedLogitRowsAreNeverPartOfACall) {
+  const Vocab& v = qwen3_vocab();
+  CallConstraint c(*v.tok, v.trie, ChatFormat::Qwen3, kTools);
+  const int32_t pad = v.tok->n_vocab() + 5;
+  std::vector<float> logits(size_t(v.tok->n_vocab()) + 267, 1.f);  // Qwen3 models have 151936 rows
+  c.apply(logits);
+  EXPECT_EQ(logits[size_t(pad)], 1.f);
+  EXPECT_TRUE(c.allows(pad));
+  c.accept(pad);  // no text
+  c.accept_text("<tool_call>");
+  c.apply(logits);
+  EXPECT_TRUE(std::isinf(logits[size_t(pad)]));
+  EXPECT_FALSE(c.allows(pad));
+  EXPECT_THROW(c.accept(pad), std::invalid_argument);
+  std::vector<float> short_logits(100);
+  EXPECT_THROW(c.apply(short_logits), std::invalid_argument);
+}
+
 TEST(CallConstraint, XmlGrammarStepByStep) {
   const Vocab& v = qwen3_vocab();
   const Tokenizer& tok = *v.tok;

@@ -70,7 +70,9 @@ void expect_prefix(const std::vector<int32_t>& shorter, const std::vector<int32_
 void expect_calls_parse(const ModelTurn& t, size_t turn) {
   for (size_t i = 0; i < t.message.calls.size(); ++i) {
     const bool cut = t.stats.finish == "length" && i + 1 == t.message.calls.size();
-    if (!cut) EXPECT_EQ(t.message.calls[i].error, "") << "turn " << turn << " call " << i << ": " << t.message.calls[i].raw;
+    if (!cut) {
+      EXPECT_EQ(t.message.calls[i].error, "") << "turn " << turn << " call " << i << ": " << t.message.calls[i].raw;
+    }
   }
 }
 
@@ -161,9 +163,7 @@ TEST(EngineBackend, AgentRunOnARandomModelCompletesTurns) {
   auto backend = make_engine_backend(eng, {.max_tokens = 160, .sampling = random_sampling(7), .tool_choice = ToolChoice::Required});
   EXPECT_EQ(backend->describe(), "engine:tiny-qwen3moe-s11");
   KeepTurns model(*backend);
-  std::string streamed;
-  AgentObserver obs{.on_stream = [&](const StreamEvent& e) { streamed += e.text; }};
-  AgentResult r = run_agent(model, ws, {.test_command = "sh test.sh", .budget = {.max_turns = 2}}, obs);
+  AgentResult r = run_agent(model, ws, {.test_command = "sh test.sh", .budget = {.max_turns = 2}});
   EXPECT_EQ(r.outcome, Outcome::BudgetExhausted) << r.reason;
   ASSERT_EQ(model.turns.size(), 2u);
   for (size_t i = 0; i < model.turns.size(); ++i) {
@@ -176,8 +176,22 @@ TEST(EngineBackend, AgentRunOnARandomModelCompletesTurns) {
   ASSERT_EQ(eng.prompts.size(), 2u);
   expect_prefix(eng.prompts[0], eng.prompts[1], 1);
   EXPECT_EQ(r.prompt_tokens, model.turns[0].stats.prompt_tokens + model.turns[1].stats.prompt_tokens);
-  EXPECT_FALSE(streamed.empty());
   EXPECT_EQ(r.final_tests.status, "failed");
+}
+
+// A conversation longer than the engine's context ends the run as a spent budget, before any work.
+TEST(EngineBackend, ContextOverflowIsABudget) {
+  EngineOptions opt;
+  opt.threads = 1;
+  opt.n_ctx = 512;
+  auto small = Engine::open(kModel, opt);
+  fs::path repo = shell_repo("engine_small");
+  tools::Workspace ws = tools::Workspace::create(repo);
+  auto backend = make_engine_backend(*small, {.max_tokens = 16});
+  AgentResult r = run_agent(*backend, ws, {.test_command = "sh test.sh"});
+  EXPECT_EQ(r.outcome, Outcome::BudgetExhausted) << r.reason;
+  EXPECT_NE(r.reason.find("fills the context of 512 tokens"), std::string::npos) << r.reason;
+  EXPECT_EQ(r.turns, 0);
 }
 
 }  // namespace

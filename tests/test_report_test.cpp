@@ -1,6 +1,8 @@
 // parse_test_output against real outputs of each runner and compiler (tests/data/test_reports).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -222,6 +224,24 @@ TEST(TestReport, LongOutputKeepsHeadAndTailWithNote) {
   EXPECT_NE(r.output_tail.find("line 4999\n"), std::string::npos);
   EXPECT_NE(r.output_tail.find(" lines / "), std::string::npos);
   EXPECT_NE(r.output_tail.find(" bytes cut ...]"), std::string::npos);
+}
+
+TEST(TestReport, AMegabyteOfOutputParsesQuickly) {
+  // The sandbox keeps up to 1 MiB per stream; every parser reads all of it.
+  std::string out = "[==========] Running 20000 tests from 1 test suite.\n";
+  for (int i = 0; i < 20000; ++i) {
+    out += "[ RUN      ] Big.Case" + std::to_string(i) + "\n";
+    if (i % 1000 == 7) out += "big_test.cpp:" + std::to_string(i) + ": Failure\nValue of: x\n";
+    out += "[       OK ] Big.Case" + std::to_string(i) + " (0 ms)\n";
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto r = parse_test_output(out, 1);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GT(out.size(), 1000000u);
+  EXPECT_EQ(r.format, "gtest");
+  EXPECT_EQ(r.failures.size(), 20u);
+  EXPECT_LT(secs, 1.0);
+  std::printf("parse of %zu bytes: %.3f s\n", out.size(), secs);
 }
 
 TEST(TestReport, ToJsonCarriesEveryField) {

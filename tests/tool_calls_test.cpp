@@ -331,8 +331,11 @@ void check_events(const Collected& c, const ParsedMessage& m, const std::string&
     EXPECT_EQ(c.ids[i], m.calls[i].call.id) << where;
     EXPECT_EQ(c.names[i], m.calls[i].call.name) << where;
     EXPECT_EQ(c.errors[i], m.calls[i].error.empty() ? "ok" : m.calls[i].error) << where;
-    if (m.calls[i].error.empty()) {
-      EXPECT_EQ(c.args[i], m.calls[i].call.arguments.dump()) << where;
+    if (m.calls[i].error.empty()) {  // XML: exactly dump(); JSON: the model's own text of the same value
+      EXPECT_EQ(json::parse(c.args[i], nullptr, false), m.calls[i].call.arguments) << where << " args " << c.args[i];
+      if (m.calls[i].raw.find("<function=") != std::string::npos) {
+        EXPECT_EQ(c.args[i], m.calls[i].call.arguments.dump()) << where;
+      }
     }
   }
 }
@@ -352,6 +355,10 @@ const std::vector<StreamInput> kStreamInputs = {
     {ChatFormat::Step35, true, "reasoning 🙂 here\n</think>\n<tool_call>\n<function=read_file>\n<parameter=start>\nx\n</parameter>\n"
                          "</function>\n</tool_call><tool_call>\n<function=run>\n<parameter=command>\nls"},
     {ChatFormat::Step35, false, "<think>a</think>b</think>c<think"},
+    // Found by fuzz/tool_calls_fuzz: an unbalanced string runs into the closing tag, which streaming
+    // must not take for arguments.
+    {ChatFormat::Qwen3, false, "<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path!: \"a.txt\", \"start\": 3}}\n</tool_call>"},
+    {ChatFormat::Qwen3, false, "<tool_call>{\"name\": \"run\", \"arguments\": {\"command\": \"<tool_\"}}</tool_call>"},
 };
 
 TEST(ToolCalls, StreamingMatchesOneShotForEverySplit) {
@@ -378,6 +385,28 @@ TEST(ToolCalls, StreamingMatchesOneShotForEverySplit) {
 
 // A whole file written through write_file arrives in thousands of pieces; the parser must not re-read
 // the call for each (quadratic: minutes for this input instead of milliseconds).
+TEST(ToolCalls, JsonArgumentsStreamAsTheModelWritesThem) {
+  StreamParser p(ChatFormat::Qwen3, false, kTools);
+  auto texts = [](const std::vector<StreamEvent>& ev) {
+    std::string s;
+    for (const auto& e : ev) s += std::to_string(int(e.kind)) + ":" + e.text + e.call_name + "|";
+    return s;
+  };
+  EXPECT_EQ(texts(p.feed("<tool_call>\n{\"name\": \"read_")), "");
+  EXPECT_EQ(texts(p.feed("file\", \"arguments\"")), "2:read_file|");
+  EXPECT_EQ(texts(p.feed(": {\"path\": \"caf\xC3")), "3:{\"path\": \"caf|");  // half of é waits
+  EXPECT_EQ(texts(p.feed("\xA9 }\\\"\", \"start\"")), "3:\xC3\xA9 }\\\"\", \"start\"|");  // a brace in a string
+  EXPECT_EQ(texts(p.feed(": 2}}\n</tool_call>")), "3:: 2}|4:|");
+  p.finish();
+  EXPECT_EQ(p.message().calls.at(0).call.arguments.dump(), "{\"path\":\"caf\xC3\xA9 }\\\"\",\"start\":2}");
+  // What went out must be what the parse found: a repeated key is an error, not a silent choice.
+  auto twice = parse(ChatFormat::Qwen3, "<tool_call>{\"name\": \"run\", \"arguments\": {}, \"arguments\": {\"command\": \"x\"}}</tool_call>");
+  EXPECT_EQ(twice.calls.at(0).error, "the tool call gives \"arguments\" more than once");  // nlohmann keeps the last
+  auto names = parse(ChatFormat::Qwen3, "<tool_call>{\"name\": \"run\", \"name\": \"git_diff\"}</tool_call>");
+  EXPECT_EQ(names.calls.at(0).error, "the tool call gives \"name\" more than once");
+  EXPECT_EQ(names.calls[0].call.name, "run");  // the one CallBegin announced
+}
+
 TEST(ToolCalls, LongCallsStreamInLinearTime) {
   std::string file;
   for (int i = 0; file.size() < 400000; ++i) file += "line " + std::to_string(i) + " <b>x</b> -> y\n";
@@ -391,8 +420,12 @@ TEST(ToolCalls, LongCallsStreamInLinearTime) {
     ASSERT_EQ(p.message().calls.size(), 1u);
     EXPECT_EQ(p.message().calls[0].error, "");
     EXPECT_EQ(p.message().calls[0].call.arguments["command"], file);
-    // XML: begin, the parameter, the closing brace, end. JSON: begin, all arguments, end.
-    EXPECT_EQ(events, format == ChatFormat::Qwen3 ? 3u : 4u);
+    // XML: begin, the parameter, the closing brace, end. JSON: the arguments stream as they come.
+    if (format == ChatFormat::Qwen3) {
+      EXPECT_GT(events, file.size() / 3 - 10);
+    } else {
+      EXPECT_EQ(events, 4u);
+    }
   }
 }
 

@@ -52,6 +52,11 @@ TEST_F(ToolsTest, RegistryListsNineToolsInOpenAiShape) {
   }
   EXPECT_EQ(names, (std::vector<std::string>{"read_file", "list_dir", "search", "write_file", "edit", "apply_patch", "run",
                                              "run_tests", "git_diff"}));
+  // Properties in their natural order, not alphabetical.
+  std::vector<std::string> edit_args;
+  for (const auto& [key, _] : tools[4]["function"]["parameters"]["properties"].items()) edit_args.push_back(key);
+  EXPECT_EQ(edit_args, (std::vector<std::string>{"path", "old_text", "new_text"}));
+  EXPECT_EQ(tools[4]["function"]["parameters"].begin().key(), "type");
   EXPECT_NE(registry.find("edit"), nullptr);
   EXPECT_EQ(registry.find("nope"), nullptr);
 }
@@ -515,6 +520,11 @@ TEST_F(ToolsTest, RunTestsWithPytestAndACompiler) {
   ASSERT_EQ(r.data["failures"].size(), 1u) << r.text;
   EXPECT_EQ(r.data["failures"][0]["test"], "tests/test_calc.py::test_add");
   EXPECT_EQ(r.data["failures"][0]["line"], 4);
+  // A same-size fix right after the run: the next run must see it (no stale bytecode).
+  ASSERT_TRUE(call("edit", {{"path", "src/calc.py"}, {"old_text", "a - b"}, {"new_text", "a + b"}}).ok);
+  r = call("run_tests", json::object());
+  EXPECT_EQ(r.data["passed"], true) << r.text;
+  EXPECT_FALSE(fs::exists(ws->root() / "src/__pycache__"));
 
   write(ws->root() / "main.cpp", "int main() { return missing; }\n");
   ctx->test_command = "g++ -c main.cpp -o /tmp/main.o";

@@ -124,8 +124,11 @@ TEST(Workspace, ApplyToUserTreeKeepsTheirWorkAndTheirIndex) {
   auto ws = Workspace::create(repo);
   write(ws.root() / "src/b.py", "print('fixed')\n");
   write(ws.root() / "src/c.py", "new = True\n");
+  const std::string binary("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\xff", 17);
+  write(ws.root() / "img/logo.png", binary);
   fs::remove(ws.root() / "notes.md");
   ws.apply_to_user_tree();
+  EXPECT_EQ(read(repo / "img/logo.png"), binary);
   EXPECT_EQ(read(repo / "src/b.py"), "print('fixed')\n");
   EXPECT_EQ(read(repo / "src/c.py"), "new = True\n");
   EXPECT_FALSE(fs::exists(repo / "notes.md"));
@@ -133,6 +136,19 @@ TEST(Workspace, ApplyToUserTreeKeepsTheirWorkAndTheirIndex) {
   EXPECT_EQ(read(repo / "build/out.o"), "ignored build output");
   EXPECT_EQ(git(repo, "diff --cached --name-only"), "") << "the index is not touched";
   EXPECT_NE(git(repo, "status --porcelain"), status_before);
+}
+
+TEST(Workspace, ApplyAndCommitTurnAFolderIntoAFile) {
+  auto repo = make_repo("dir-to-file", {{"config/a.ini", "a\n"}, {"config/b.ini", "b\n"}, {"keep.txt", "k\n"}});
+  auto ws = Workspace::create(repo);
+  fs::remove_all(ws.root() / "config");
+  write(ws.root() / "config", "flat config\n");
+  std::string id = ws.commit_branch("flat", "flatten config");
+  EXPECT_EQ(git(repo, "ls-tree --name-only flat"), "config\nkeep.txt\n");
+  ws.apply_to_user_tree();
+  EXPECT_TRUE(fs::is_regular_file(repo / "config"));
+  EXPECT_EQ(read(repo / "config"), "flat config\n");
+  EXPECT_EQ(read(repo / "keep.txt"), "k\n");
 }
 
 TEST(Workspace, ApplyRefusesWhenTheUserChangedTheSameFileMeanwhile) {

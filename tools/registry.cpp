@@ -44,7 +44,7 @@ nlohmann::ordered_json Registry::openai_tools() const {
     nlohmann::ordered_json fn;
     fn["name"] = t->name();
     fn["description"] = t->description();
-    fn["parameters"] = nlohmann::ordered_json::parse(t->parameters().dump());
+    fn["parameters"] = t->ordered_parameters();
     out.push_back({{"type", "function"}, {"function", fn}});
   }
   return out;

@@ -18,6 +18,10 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
 
 ShellOutcome run_in_sandbox(const Workspace& ws, sandbox::Policy policy, const std::string& command, bool merge_stderr) {
   policy.workspace = ws.root();
+  // Python validates its bytecode cache by the source's size and mtime in whole seconds, so an
+  // edit that keeps the size, made within a second of a test run, would be served stale bytecode;
+  // without the cache every run reads the sources (and the workspace stays free of .pyc files).
+  policy.env_set.insert(policy.env_set.begin(), {"PYTHONDONTWRITEBYTECODE", "1"});
   std::string script = merge_stderr ? "exec 2>&1\n" + command : command;
   auto r = sandbox::Sandbox::run({{"sh", "-c", script}, std::nullopt}, policy);
   ShellOutcome o;

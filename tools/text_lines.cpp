@@ -47,7 +47,8 @@ std::string normalize_whitespace(std::string_view line) {
 
 namespace {
 
-// A line as compared: its whitespace-normalised text and that text's sorted character bigrams.
+// A line as compared: its whitespace-normalised text and that text's sorted character bigrams
+// (similarity is their Dice coefficient: cheap, and robust to renamed identifiers and typos).
 struct Profile {
   std::string text;
   std::vector<uint16_t> bigrams;
@@ -70,8 +71,6 @@ double similarity(const Profile& a, const Profile& b) {
 }
 
 }  // namespace
-
-double line_similarity(std::string_view a, std::string_view b) { return similarity(Profile(a), Profile(b)); }
 
 ClosestBlock closest_block(const std::vector<std::string>& haystack, const std::vector<std::string>& wanted) {
   ClosestBlock best;

@@ -19,12 +19,9 @@ struct TextLines {
 // Leading and trailing whitespace removed, inner runs of spaces and tabs collapsed to one space.
 std::string normalize_whitespace(std::string_view line);
 
-// 0..1: the Dice coefficient of the two lines' character bigrams after normalize_whitespace.
-double line_similarity(std::string_view a, std::string_view b);
-
 struct ClosestBlock {
   size_t start = 0;    // index into the haystack of the first line
-  double score = 0;    // mean line_similarity over the block
+  double score = 0;    // 0..1: the mean over the block of each line pair's bigram Dice coefficient
 };
 // The window of haystack (wanted.size() lines long) most similar to wanted, line by line.
 ClosestBlock closest_block(const std::vector<std::string>& haystack, const std::vector<std::string>& wanted);

@@ -34,6 +34,9 @@ class Tool {
   virtual std::string_view name() const = 0;
   virtual std::string_view description() const = 0;
   virtual const nlohmann::json& parameters() const = 0;                              // JSON Schema (object)
+  // The schema with its properties in the order they were written (path before old_text before
+  // new_text), as the prompt shows it: models tend to fill arguments in the order they are listed.
+  virtual nlohmann::ordered_json ordered_parameters() const { return nlohmann::ordered_json(parameters()); }
   virtual ToolResult call(const nlohmann::json& args, ToolContext& ctx) const = 0;  // args already validated
 };
 

@@ -39,7 +39,7 @@ class ApplyPatch : public BasicTool {
       }
     }
     std::string text = done;
-    if (!failed.empty()) text += "NOT applied (the file is unchanged):\n" + failed;
+    if (!failed.empty()) text += "NOT applied (these files are unchanged):\n" + failed;
     return {failed.empty(), text, {{"applied", applied}, {"failed", rejected}}};
   }
 
@@ -51,7 +51,6 @@ class ApplyPatch : public BasicTool {
       if (fs::exists(target, ec) && fs::file_size(target, ec) > 0)
         throw ToolError("the patch creates this file, but it already exists; patch it against its current content instead");
       TextLines file;
-      file.lines.clear();
       std::string error;
       std::vector<std::string> notes;
       if (!apply_hunks(file, f.hunks, error, notes)) throw ToolError(error);

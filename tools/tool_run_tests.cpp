@@ -12,7 +12,7 @@ class RunTests : public BasicTool {
       : BasicTool("run_tests",
                   "Run the project's configured test command in the sandbox and report the result: passed or failed, "
                   "each failure with test name, file, line and message, and the end of the output.",
-                  {{"type", "object"}, {"properties", nlohmann::json::object()}, {"additionalProperties", false}}) {}
+                  {{"type", "object"}, {"properties", nlohmann::ordered_json::object()}, {"additionalProperties", false}}) {}
 
   ToolResult call(const nlohmann::json&, ToolContext& ctx) const override {
     if (ctx.test_command.empty())

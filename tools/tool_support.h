@@ -32,14 +32,16 @@ bool bool_arg(const nlohmann::json& args, const char* name, bool fallback);
 
 class BasicTool : public Tool {
  public:
-  BasicTool(std::string name, std::string description, nlohmann::json parameters)
-      : name_(std::move(name)), description_(std::move(description)), parameters_(std::move(parameters)) {}
+  BasicTool(std::string name, std::string description, nlohmann::ordered_json parameters)
+      : name_(std::move(name)), description_(std::move(description)), ordered_(std::move(parameters)), parameters_(ordered_) {}
   std::string_view name() const override { return name_; }
   std::string_view description() const override { return description_; }
   const nlohmann::json& parameters() const override { return parameters_; }
+  nlohmann::ordered_json ordered_parameters() const override { return ordered_; }
 
  private:
   std::string name_, description_;
+  nlohmann::ordered_json ordered_;
   nlohmann::json parameters_;
 };
 

@@ -329,14 +329,21 @@ void Workspace::apply_to_user_tree() const {
     throw std::runtime_error("not applied: these files changed in " + impl_->user_root.string() +
                              " since the agent started, and applying would overwrite those changes: " + list);
   }
+  // Deletions first, with the folders they empty, so a folder the fix turned into a file (or a
+  // file into a folder) is out of the way when the new content is written.
   for (size_t i = 0; i < n; ++i) {
     const git_diff_delta* delta = git_diff_get_delta(d.get(), i);
+    if (delta->status != GIT_DELTA_DELETED) continue;
     fs::path target = impl_->user_root / delta_path(delta);
-    if (delta->status == GIT_DELTA_DELETED) {
-      fs::remove(target);
-    } else {
-      write_worktree_file(target, blob_content(repo, delta->new_file.id), delta->new_file.mode);
-    }
+    fs::remove(target);
+    std::error_code ec;
+    for (fs::path dir = target.parent_path(); dir != impl_->user_root && fs::is_empty(dir, ec) && !ec; dir = dir.parent_path())
+      fs::remove(dir, ec);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const git_diff_delta* delta = git_diff_get_delta(d.get(), i);
+    if (delta->status == GIT_DELTA_DELETED) continue;
+    write_worktree_file(impl_->user_root / delta_path(delta), blob_content(repo, delta->new_file.id), delta->new_file.mode);
   }
 }
 
@@ -368,35 +375,39 @@ std::string Workspace::commit_branch(const std::string& branch, const std::strin
   if (head_tree) git::check(git_index_read_tree(raw_index, head_tree.get()), "reading HEAD's tree");
 
   git::Diff d = diff_from(repo, impl_->start);
+  size_t n = git_diff_num_deltas(d.get());
+  // All checks before anything is written to the user's repository. The fix replaces whole files;
+  // where the user's HEAD differs from the snapshot (their uncommitted work), committing it would
+  // carry that work along, so refuse instead.
   std::vector<std::string> uncommitted;
-  for (size_t i = 0, n = git_diff_num_deltas(d.get()); i < n; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     const git_diff_delta* delta = git_diff_get_delta(d.get(), i);
-    const char* path = delta_path(delta);
-    // The fix replaces whole files; where the user's HEAD differs from the snapshot (their
-    // uncommitted work), committing it would carry that work along, so refuse instead.
-    const git_index_entry* base = git_index_get_bypath(raw_index, path, 0);
+    const git_index_entry* base = git_index_get_bypath(raw_index, delta_path(delta), 0);
     bool base_matches = delta->status == GIT_DELTA_ADDED ? base == nullptr
                                                          : base != nullptr && git_oid_equal(&base->id, &delta->old_file.id);
-    if (!base_matches) {
-      uncommitted.push_back(path);
-      continue;
-    }
-    if (delta->status == GIT_DELTA_DELETED) {
-      git::check(git_index_remove(raw_index, path, 0), std::string("removing ") + path);
-      continue;
-    }
-    std::string content = blob_content(repo, delta->new_file.id);
-    git_index_entry entry{};
-    entry.path = path;
-    entry.mode = delta->new_file.mode;
-    git::check(git_blob_create_from_buffer(&entry.id, user, content.data(), content.size()), std::string("storing ") + path);
-    git::check(git_index_add(raw_index, &entry), std::string("adding ") + path);
+    if (!base_matches) uncommitted.push_back(delta_path(delta));
   }
   if (!uncommitted.empty()) {
     std::string list;
     for (const auto& p : uncommitted) list += (list.empty() ? "" : ", ") + p;
     throw std::runtime_error("cannot commit the fix on a branch: it changes files with uncommitted changes in " +
                              impl_->user_root.string() + " (commit or stash them first): " + list);
+  }
+  // Removals before additions: a folder the fix turned into a file must leave the index first.
+  for (size_t i = 0; i < n; ++i) {
+    const git_diff_delta* delta = git_diff_get_delta(d.get(), i);
+    if (delta->status == GIT_DELTA_DELETED)
+      git::check(git_index_remove(raw_index, delta_path(delta), 0), std::string("removing ") + delta_path(delta));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const git_diff_delta* delta = git_diff_get_delta(d.get(), i);
+    if (delta->status == GIT_DELTA_DELETED) continue;
+    std::string content = blob_content(repo, delta->new_file.id);
+    git_index_entry entry{};
+    entry.path = delta_path(delta);
+    entry.mode = delta->new_file.mode;
+    git::check(git_blob_create_from_buffer(&entry.id, user, content.data(), content.size()), std::string("storing ") + entry.path);
+    git::check(git_index_add(raw_index, &entry), std::string("adding ") + entry.path);
   }
   git_oid tree_id;
   git::check(git_index_write_tree_to(&tree_id, raw_index, user), "writing the fix's tree");

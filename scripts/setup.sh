@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libpcre2-dev libseccomp-dev libgit2-dev libcpp-httplib-dev libboost1.81-dev
-  libgtest-dev googletest clang libclang-rt-14-dev python3 libxxhash-dev
-  python3-pytest nodejs
+  libgtest-dev googletest clang libclang-rt-14-dev python3 libxxhash-dev libssl-dev
+  python3-pytest nodejs golang-go  # test runners: run_tests tests and the examples/ projects
 )
 # Debian's npm package; a Node.js from elsewhere (e.g. NodeSource) ships its own npm and conflicts with it.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

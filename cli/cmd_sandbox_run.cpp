@@ -1,5 +1,4 @@
 // flashfix sandbox-run: runs one command in the sandbox, for people and for tests.
-#ifdef FLASHFIX_HAVE_SANDBOX
 #include <unistd.h>
 
 #include <cmath>
@@ -119,4 +118,3 @@ const CommandRegistration reg{"sandbox-run", "run a command isolated and bounded
 
 }  // namespace
 }  // namespace flashfix::cli
-#endif

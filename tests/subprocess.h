@@ -83,4 +83,10 @@ inline ProcessResult run_flashfix(const std::vector<std::string>& args, const st
   return run_process(argv, env, cwd, timeout_seconds);
 }
 
+// The flashfix binary with its arguments as one command line, split into words by the shell, for
+// tests that build their flags by string concatenation (paths without spaces).
+inline ProcessResult run_flashfix_line(const std::string& args, int timeout_seconds = 300) {
+  return run_process({"/bin/sh", "-c", std::string(FLASHFIX_BIN) + " " + args}, {}, {}, timeout_seconds);
+}
+
 }  // namespace flashfix::test

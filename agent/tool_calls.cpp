@@ -44,17 +44,6 @@ std::string quote(std::string_view text) {
 // Is `rest` (the unread end of the input) a proper prefix of `tag`? Then more input may complete it.
 bool partial_tag(std::string_view rest, std::string_view tag) { return rest.size() < tag.size() && tag.starts_with(rest); }
 
-// Bytes at the end of `s` that start a UTF-8 character the input has not finished yet.
-size_t incomplete_utf8_tail(std::string_view s) {
-  for (size_t back = 1; back <= std::min<size_t>(3, s.size()); ++back) {
-    unsigned char c = static_cast<unsigned char>(s[s.size() - back]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return need > back ? back : 0;
-  }
-  return 0;
-}
-
 // ---- Call bodies -------------------------------------------------------------------------------
 
 // The XML body `<function=N> (<parameter=P>V</parameter>)* </function>`, read left to right. While

@@ -41,7 +41,7 @@ ojson tool_call_json(const ToolCall& call, int index, bool with_index) {
   j["id"] = call.id;
   j["type"] = "function";
   // Arguments go out as a JSON string, as OpenAI sends them; a string argument (raw text) verbatim.
-  j["function"] = {{"name", call.name}, {"arguments", call.arguments.is_string() ? call.arguments.get<std::string>() : to_wire(call.arguments)}};
+  j["function"] = {{"name", call.name}, {"arguments", call.arguments.is_string() ? call.arguments.get<std::string>() : json_text(call.arguments)}};
   return j;
 }
 

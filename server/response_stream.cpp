@@ -15,10 +15,8 @@ constexpr auto kHeartbeat = std::chrono::milliseconds(500);
 
 }  // namespace
 
-std::string to_wire(const nlohmann::ordered_json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
-
 bool write_sse(httplib::DataSink& sink, const nlohmann::ordered_json& chunk) {
-  const std::string event = "data: " + to_wire(chunk) + "\n\n";
+  const std::string event = "data: " + json_text(chunk) + "\n\n";
   return sink.write(event.data(), event.size());
 }
 
@@ -70,7 +68,7 @@ bool finish_sse(const Generation& g, httplib::DataSink& sink, bool include_usage
 
 bool send_json_body(Generation& g, httplib::DataSink& sink, const std::function<nlohmann::ordered_json()>& body) {
   if (!drive(g, sink, " ", {})) return false;
-  const std::string text = to_wire(g.error().empty() ? body() : internal_error("generation failed: " + g.error()).to_json());
+  const std::string text = json_text(g.error().empty() ? body() : internal_error("generation failed: " + g.error()).to_json());
   sink.write(text.data(), text.size());
   sink.done();
   return true;

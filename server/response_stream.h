@@ -14,13 +14,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/json_text.h"  // json_text: every body and event goes out through it
 #include "server/generation.h"
 
 namespace flashfix::server {
-
-// Generated text may hold invalid UTF-8 (a random model, a character cut by max_tokens): dump
-// replacing it, never throwing.
-std::string to_wire(const nlohmann::ordered_json& j);
 
 bool write_sse(httplib::DataSink& sink, const nlohmann::ordered_json& chunk);
 bool write_sse_done(httplib::DataSink& sink);

@@ -34,7 +34,7 @@ TEST(GenerateCommand, GreedyJsonMatchesReference) {
   for (const char* name : {"tiny-qwen3moe-s11", "tiny-step35-s11"}) {
     Golden g = load_golden(name);
     ProcessResult r = run_flashfix_line("generate --model " + g.model_path + " --prompt-file " + golden_dir() +
-                "/prompt1.txt --max-tokens 16 --temperature 0 --json");
+                                        "/prompt1.txt --max-tokens 16 --temperature 0 --json");
     ASSERT_EQ(r.status, 0) << name;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["tokens"].get<std::vector<int32_t>>(), g.greedy) << name;

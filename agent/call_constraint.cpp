@@ -10,6 +10,7 @@
 #include "agent/token_trie.h"
 #include "agent/tool_schema.h"
 #include "agent/utf8.h"
+#include "engine/json_text.h"
 
 namespace flashfix::agent {
 namespace {
@@ -135,7 +136,7 @@ class Grammar {
   // A name as the grammar spells it, up to its closing byte: `read_file>` in a tag, `read_file"`
   // (escaped as JSON) after a quote.
   std::string tag_name(const std::string& name) const {
-    return xml_ ? name + ">" : nlohmann::json(name).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(1);
+    return xml_ ? name + ">" : json_text(nlohmann::json(name)).substr(1);
   }
 
   // Is the state inside value text where every plain-text token of up to max_len bytes is allowed
@@ -789,7 +790,7 @@ struct CallConstraint::Impl {
     for (char c : text)
       if (!grammar.step(s, uint8_t(c)))
         throw std::invalid_argument(std::string("call constraint: ") + what + " " +
-                                    nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                                    json_text(nlohmann::json(std::string(text))) +
                                     " cannot continue the tool call here");
     state = s;
   }

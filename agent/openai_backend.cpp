@@ -7,6 +7,7 @@
 
 #include "agent/model_backend.h"
 #include "agent/openai_stream.h"
+#include "engine/json_text.h"
 
 namespace flashfix::agent {
 namespace {
@@ -113,7 +114,7 @@ class OpenAIBackend final : public ModelBackend {
     if (!endpoint_.api_key_env.empty())
       if (const char* key = std::getenv(endpoint_.api_key_env.c_str()); key && *key)
         req.set_header("Authorization", std::string("Bearer ") + key);
-    req.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    req.body = json_text(body);
 
     int status = 0;
     std::string received;  // a non-streamed body, or an error response
@@ -185,7 +186,7 @@ class OpenAIBackend final : public ModelBackend {
     } catch (const std::exception& e) {
       throw BackendError("openai: bad message" + where + ": " + e.what());
     }
-    turn.raw = message.dump(-1, ' ', false, json::error_handler_t::replace);
+    turn.raw = json_text(message);
     if (usage.is_object()) {
       turn.stats.prompt_tokens = usage.value("prompt_tokens", int64_t(0));
       turn.stats.generated_tokens = usage.value("completion_tokens", int64_t(0));

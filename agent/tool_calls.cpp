@@ -8,6 +8,7 @@
 
 #include "agent/tool_schema.h"
 #include "agent/utf8.h"
+#include "engine/json_text.h"
 
 namespace flashfix::agent {
 namespace {
@@ -38,22 +39,11 @@ std::string quote(std::string_view text) {
   constexpr size_t kMax = 80;
   std::string s(text.substr(0, kMax));
   if (text.size() > kMax) s += "...";
-  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+  return json_text(json(s));
 }
 
 // Is `rest` (the unread end of the input) a proper prefix of `tag`? Then more input may complete it.
 bool partial_tag(std::string_view rest, std::string_view tag) { return rest.size() < tag.size() && tag.starts_with(rest); }
-
-// Bytes at the end of `s` that start a UTF-8 character the input has not finished yet.
-size_t incomplete_utf8_tail(std::string_view s) {
-  for (size_t back = 1; back <= std::min<size_t>(3, s.size()); ++back) {
-    unsigned char c = static_cast<unsigned char>(s[s.size() - back]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return need > back ? back : 0;
-  }
-  return 0;
-}
 
 // ---- Call bodies -------------------------------------------------------------------------------
 
@@ -247,7 +237,7 @@ void parse_json_body(std::string_view body, ParsedCall& out) {
 }
 
 std::string args_fragment(bool first, const std::string& key, const json& value) {
-  return (first ? "{" : ",") + json(key).dump() + ":" + value.dump(-1, ' ', false, json::error_handler_t::replace);
+  return (first ? "{" : ",") + json(key).dump() + ":" + json_text(value);
 }
 
 // Trims a stream of text on the fly: leading whitespace is dropped, whitespace that may still turn
@@ -414,7 +404,7 @@ struct StreamParser::Impl {
       if (json_args.found()) {
         if (!rest.empty()) send_args(std::string(rest));
       } else {
-        send_args(pc.call.arguments.dump(-1, ' ', false, json::error_handler_t::replace));
+        send_args(json_text(pc.call.arguments));
       }
     }
     send_end(std::move(pc));
@@ -617,7 +607,7 @@ ParsedMessage parse_openai_message(const nlohmann::json& message) {
     for (const auto& tc : *calls) {
       ParsedCall pc;
       pc.call.id = "call_" + std::to_string(out.calls.size());
-      pc.raw = tc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      pc.raw = json_text(tc);
       const nlohmann::json* fn = tc.is_object() && tc.contains("function") ? &tc["function"] : nullptr;
       if (tc.is_object() && tc.contains("id") && tc["id"].is_string() && !tc["id"].get_ref<const std::string&>().empty())
         pc.call.id = tc["id"].get<std::string>();

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "engine/json_text.h"
+
 namespace flashfix::agent {
 namespace {
 
@@ -39,7 +41,7 @@ bool has_type(const json& v, ValueType t) {
 
 std::string quoted(const std::string& text) {
   constexpr size_t kMax = 80;
-  return json(text.size() <= kMax ? text : text.substr(0, kMax) + "...").dump(-1, ' ', false, json::error_handler_t::replace);
+  return json_text(json(text.size() <= kMax ? text : text.substr(0, kMax) + "..."));
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "engine/json_text.h"
+
 namespace flashfix::agent {
 
 TrajectoryWriter::TrajectoryWriter(const std::filesystem::path& path) : path_(path) {
@@ -17,7 +19,7 @@ void TrajectoryWriter::write(std::string_view type, const nlohmann::ordered_json
   if (!enabled()) return;
   nlohmann::ordered_json line{{"type", type}};
   for (const auto& [key, value] : fields.items()) line[key] = value;
-  out_ << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+  out_ << json_text(line) << '\n';
   // Flushed per line: the log of a run that is killed must still hold everything before the kill.
   out_.flush();
   if (!out_) throw TrajectoryError("writing the trajectory file " + path_.string() + " failed");

@@ -1,6 +1,8 @@
 // UTF-8 as nlohmann::json accepts it (RFC 3629: no overlong forms, no UTF-16 surrogates, nothing past
 // U+10FFFF). Model output is raw bytes; text that becomes a JSON string must pass this first.
 #pragma once
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -34,6 +36,20 @@ inline bool valid_utf8(std::string_view s) {
     i += size_t(need) + 1;
   }
   return true;
+}
+
+// Bytes at the end of s that begin a character later input may still complete (a character can
+// span tokens, so streamed text holds these back). Bytes that can never start one (a stray
+// continuation byte, 0xF8-0xFF) are not held: they will never complete, and the JSON writer
+// replaces them.
+inline size_t incomplete_utf8_tail(std::string_view s) {
+  for (size_t back = 1; back <= std::min<size_t>(3, s.size()); ++back) {
+    const auto c = static_cast<unsigned char>(s[s.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back for the lead
+    const size_t need = c >= 0xF8 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
 }
 
 }  // namespace flashfix::agent

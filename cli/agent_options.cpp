@@ -1,16 +1,19 @@
 #include "cli/agent_options.h"
 
+#include "cli/engine_flags.h"
 #include "cli/user_config.h"
 
 namespace flashfix::cli {
 namespace fs = std::filesystem;
 
 std::vector<FlagSpec> agent_flag_specs() {
-  return {{"--model", true},         {"--api", true},         {"--api-model", true},   {"--api-key-env", true},
-          {"--script", true},        {"--threads", true},     {"--ctx-size", true},    {"--cache-dir", true},
-          {"--no-prefix-cache", false}, {"--max-turns", true}, {"--max-tokens", true},  {"--turn-tokens", true},
-          {"--timeout", true},       {"--temperature", true}, {"--seed", true},        {"--no-constrain", false},
-          {"--trajectory", true},    {"--prompts-dir", true}};
+  std::vector<FlagSpec> specs = engine_flag_specs();  // --model among them
+  specs.insert(specs.end(),
+               {{"--api", true},        {"--api-model", true},   {"--api-key-env", true}, {"--script", true},
+                {"--max-turns", true},  {"--max-tokens", true},  {"--turn-tokens", true}, {"--timeout", true},
+                {"--temperature", true}, {"--seed", true},       {"--no-constrain", false}, {"--trajectory", true},
+                {"--prompts-dir", true}});
+  return specs;
 }
 
 const char* const kAgentFlagsUsage =
@@ -19,8 +22,9 @@ const char* const kAgentFlagsUsage =
     "  --api URL --api-model NAME [--api-key-env VAR]\n"
     "                          an OpenAI-compatible endpoint (key from $OPENAI_API_KEY or VAR)\n"
     "  --script F.jsonl        replay scripted model turns (or a trajectory's), for tests and demos\n"
-    "engine: --threads N, --ctx-size N (default 32768), --cache-dir DIR (prefix cache on disk),\n"
-    "        --no-prefix-cache, --no-constrain (no grammar on tool calls)\n"
+    "engine: --threads N, --ctx-size N (default 32768), --max-sequences N, --kv-budget-mb MB,\n"
+    "        --cache-dir DIR (prefix cache on disk), --cache-dir-max-mb MB, --no-prefix-cache\n"
+    "        (as for `flashfix generate`), --no-constrain (no grammar on tool calls)\n"
     "sampling: --temperature T (default 0: greedy), --seed S, --turn-tokens N (per turn, default 2048)\n"
     "budget: --max-turns N (30), --max-tokens N (generated + prompt tokens, 200000), --timeout SECONDS (1800)\n"
     "log: --trajectory F.jsonl (every turn, call and result; `flashfix replay F` re-runs it),\n"
@@ -54,11 +58,8 @@ AgentOptions parse_agent_options(const Args& args, bool backend_optional) {
                        "`flashfix pull qwen3-coder-30b-a3b` once to configure a default model");
   }
 
-  o.engine.threads = int(args.get_int("--threads", 0, 0, 1024));
-  o.engine.n_ctx = args.get_int("--ctx-size", 32768, 256, 1 << 22);
-  o.engine.prefix_cache = !args.has("--no-prefix-cache");
-  o.engine.cache_dir = args.get("--cache-dir").value_or("");
-  if (!o.engine.prefix_cache && !o.engine.cache_dir.empty()) throw UsageError("--cache-dir needs the prefix cache");
+  // The agent commands keep their own --ctx-size default (32768) and range (256 to 4M).
+  o.engine = engine_options(args, 32768, 256, 1 << 22);
 
   o.generation.max_tokens = args.get_int("--turn-tokens", 2048, 1, 1 << 20);
   o.generation.sampling.temperature = float(args.get_double("--temperature", 0));

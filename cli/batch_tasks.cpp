@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "cli/args.h"
+#include "engine/json_text.h"
 
 namespace flashfix::cli {
 namespace fs = std::filesystem;
@@ -104,7 +105,7 @@ void ResultsFile::append_raw(const std::string& text) {
 
 void ResultsFile::append(const nlohmann::json& line) {
   std::lock_guard lock(mutex_);
-  append_raw(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  append_raw(json_text(line) + "\n");
 }
 
 std::pair<size_t, size_t> parse_shard(const std::string& text) {

@@ -13,16 +13,21 @@ std::vector<FlagSpec> engine_flag_specs() {
           {"--kv-budget-mb", true},  {"--cache-dir", true}, {"--cache-dir-max-mb", true}, {"--no-prefix-cache", false}};
 }
 
-std::unique_ptr<Engine> open_engine(const Args& args, int64_t default_ctx) {
+EngineOptions engine_options(const Args& args, int64_t default_ctx, int64_t min_ctx, int64_t max_ctx) {
   EngineOptions o;
   o.threads = int(args.get_int("--threads", 0, 0, 1024));
-  o.n_ctx = args.get_int("--ctx-size", default_ctx, 1, int64_t(1) << 24);
+  o.n_ctx = args.get_int("--ctx-size", default_ctx, min_ctx, max_ctx);
   o.max_sequences = int(args.get_int("--max-sequences", o.max_sequences, 1, 4096));
   o.kv_budget_bytes = uint64_t(args.get_int("--kv-budget-mb", 0, 0, int64_t(1) << 30)) << 20;
   o.prefix_cache = !args.has("--no-prefix-cache");
   o.cache_dir = args.get("--cache-dir").value_or("");
   o.cache_dir_max_bytes = uint64_t(args.get_int("--cache-dir-max-mb", 8192, 1, int64_t(1) << 30)) << 20;
   if (!o.prefix_cache && !o.cache_dir.empty()) throw UsageError("--cache-dir needs the prefix cache (drop --no-prefix-cache)");
+  return o;
+}
+
+std::unique_ptr<Engine> open_engine(const Args& args, int64_t default_ctx) {
+  const EngineOptions o = engine_options(args, default_ctx);
   try {
     return Engine::open(args.require("--model"), o);
   } catch (const std::invalid_argument& e) {

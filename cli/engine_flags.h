@@ -1,5 +1,5 @@
-// The engine flags every model-running front end accepts (logits, generate, the agent replay and,
-// through them, batch and serve): one spelling, one meaning, one usage text.
+// The engine flags every model-running front end accepts (logits, generate, the agent replay, and
+// the agent commands fix, ci and batch): one spelling, one meaning.
 #pragma once
 #include <memory>
 #include <string>
@@ -14,8 +14,13 @@ namespace flashfix::cli {
 std::vector<FlagSpec> engine_flag_specs();
 extern const char* const kEngineFlagsUsage;
 
-// Opens the engine of --model with the options the flags give (range errors are usage errors);
-// default_ctx applies when --ctx-size is absent.
+// The options the flags give, opening nothing (range errors are usage errors). default_ctx applies
+// when --ctx-size is absent; a front end that needs room of its own (the agent's prompts) narrows
+// the range --ctx-size may take.
+EngineOptions engine_options(const Args& args, int64_t default_ctx = EngineOptions{}.n_ctx, int64_t min_ctx = 1,
+                             int64_t max_ctx = int64_t(1) << 24);
+
+// Opens the engine of --model with engine_options(args, default_ctx).
 std::unique_ptr<Engine> open_engine(const Args& args, int64_t default_ctx = EngineOptions{}.n_ctx);
 
 // Specials parsed, BOS per the model; an empty result is a usage error.

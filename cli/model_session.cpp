@@ -4,6 +4,8 @@
 #include <sstream>
 #include <utility>
 
+#include "agent/utf8.h"
+
 namespace flashfix::cli {
 
 ModelSession ModelSession::open(const Args& args) {
@@ -33,24 +35,9 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// Length of the UTF-8 sequence a lead byte starts (1 for ASCII and for stray continuation bytes,
-// which are passed through rather than held forever).
-static size_t sequence_length(unsigned char c) {
-  if (c >= 0xF0 && c <= 0xF7) return 4;
-  if (c >= 0xE0) return c <= 0xEF ? 3 : 1;
-  if (c >= 0xC0) return 2;
-  return 1;
-}
-
 std::string Utf8Stream::push(const std::string& bytes) {
   pending_ += bytes;
-  size_t i = 0, complete = 0;
-  while (i < pending_.size()) {
-    size_t len = sequence_length(static_cast<unsigned char>(pending_[i]));
-    if (i + len > pending_.size()) break;
-    i += len;
-    complete = i;
-  }
+  const size_t complete = pending_.size() - agent::incomplete_utf8_tail(pending_);
   std::string out = pending_.substr(0, complete);
   pending_.erase(0, complete);
   return out;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
+#include "engine/json_text.h"  // json_text, which the run outputs are written with
 
 namespace flashfix::cli {
 
@@ -23,10 +24,6 @@ struct RunInfo {
 };
 // AgentResult::to_json() plus what the run was asked to do, the test records and the exit status.
 nlohmann::json run_report(const agent::AgentResult& result, const RunInfo& info, int exit_status);
-
-// JSON text that never throws: tool output can hold invalid UTF-8, replaced by U+FFFD here.
-std::string json_text(const nlohmann::json& j, int indent = -1);
-std::string json_text(const nlohmann::ordered_json& j, int indent = -1);
 
 void write_file(const std::filesystem::path& path, std::string_view content);  // throws naming the path
 

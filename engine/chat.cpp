@@ -7,6 +7,8 @@
 #include <initializer_list>
 #include <stdexcept>
 
+#include "engine/json_text.h"
+
 namespace flashfix {
 namespace {
 
@@ -45,7 +47,7 @@ std::string py_float(double d) {
 
 std::string json_scalar(const json& j) {
   return j.is_number_float() ? py_float(j.get<double>())
-                             : j.dump(-1, ' ', false, json::error_handler_t::replace);
+                             : json_text(j);
 }
 
 // json.dumps(x, ensure_ascii=False) with its default ", " / ": " separators and key order kept:
@@ -57,7 +59,7 @@ void append_py_json(std::string& out, const json& j) {
     for (const auto& [key, value] : j.items()) {
       if (!first) out += ", ";
       first = false;
-      out += json(key).dump(-1, ' ', false, json::error_handler_t::replace);
+      out += json_text(json(key));
       out += ": ";
       append_py_json(out, value);
     }

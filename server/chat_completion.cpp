@@ -41,7 +41,7 @@ ojson tool_call_json(const ToolCall& call, int index, bool with_index) {
   j["id"] = call.id;
   j["type"] = "function";
   // Arguments go out as a JSON string, as OpenAI sends them; a string argument (raw text) verbatim.
-  j["function"] = {{"name", call.name}, {"arguments", call.arguments.is_string() ? call.arguments.get<std::string>() : to_wire(call.arguments)}};
+  j["function"] = {{"name", call.name}, {"arguments", call.arguments.is_string() ? call.arguments.get<std::string>() : json_text(call.arguments)}};
   return j;
 }
 
@@ -128,40 +128,20 @@ void handle_chat_completion(ServerContext& ctx, const httplib::Request& req, htt
             }
             return true;
           });
-          if (!connected) return false;
-          if (!g->error().empty()) {
-            write_sse(sink, internal_error("generation failed: " + g->error()).to_json());
-          } else {
-            if (!write_sse(sink, head.chunk(ojson::object(), g->finish_reason()))) return false;
-            if (include_usage) {
-              ojson usage = head.chunk(ojson::object());
-              usage["choices"] = ojson::array();
-              usage["usage"] = usage_json(g->result());
-              if (!write_sse(sink, usage)) return false;
-            }
-          }
-          write_sse_done(sink);
-          sink.done();
-          return true;
+          return connected && finish_sse(*g, sink, include_usage, [&](ojson finish_reason) {
+                   return head.chunk(ojson::object(), std::move(finish_reason));
+                 });
         });
     return;
   }
 
   res.set_chunked_content_provider("application/json", [g, ticket, head](size_t, httplib::DataSink& sink) {
-    if (!drive(*g, sink, " ", {})) return false;
-    ojson body;
-    if (!g->error().empty()) {
-      body = internal_error("generation failed: " + g->error()).to_json();
-    } else {
-      body = {{"id", head.id}, {"object", "chat.completion"}, {"created", head.created}, {"model", head.model},
+    return send_json_body(*g, sink, [&]() -> ojson {
+      return {{"id", head.id}, {"object", "chat.completion"}, {"created", head.created}, {"model", head.model},
               {"choices", ojson::array({{{"index", 0}, {"message", message_json(*g)}, {"logprobs", nullptr},
                                          {"finish_reason", g->finish_reason()}}})},
               {"usage", usage_json(g->result())}};
-    }
-    const std::string text = to_wire(body);
-    sink.write(text.data(), text.size());
-    sink.done();
-    return true;
+    });
   });
 }
 

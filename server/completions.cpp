@@ -56,38 +56,17 @@ void handle_completion(ServerContext& ctx, const httplib::Request& req, httplib:
           if (!write_sse(sink, head.body(e.text, nullptr))) return false;
         return true;
       });
-      if (!connected) return false;
-      if (!g->error().empty()) {
-        write_sse(sink, internal_error("generation failed: " + g->error()).to_json());
-      } else {
-        if (!write_sse(sink, head.body("", g->finish_reason()))) return false;
-        if (include_usage) {
-          ojson usage = head.body("", nullptr);
-          usage["choices"] = ojson::array();
-          usage["usage"] = usage_json(g->result());
-          if (!write_sse(sink, usage)) return false;
-        }
-      }
-      write_sse_done(sink);
-      sink.done();
-      return true;
+      return connected && finish_sse(*g, sink, include_usage, [&](ojson finish_reason) { return head.body("", std::move(finish_reason)); });
     });
     return;
   }
 
   res.set_chunked_content_provider("application/json", [g, ticket, head](size_t, httplib::DataSink& sink) {
-    if (!drive(*g, sink, " ", {})) return false;
-    ojson body;
-    if (!g->error().empty()) {
-      body = internal_error("generation failed: " + g->error()).to_json();
-    } else {
-      body = head.body(g->text(), g->finish_reason());
+    return send_json_body(*g, sink, [&] {
+      ojson body = head.body(g->text(), g->finish_reason());
       body["usage"] = usage_json(g->result());
-    }
-    const std::string text = to_wire(body);
-    sink.write(text.data(), text.size());
-    sink.done();
-    return true;
+      return body;
+    });
   });
 }
 

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <random>
 
+#include "server/api_error.h"
+
 namespace flashfix::server {
 namespace {
 
@@ -13,10 +15,8 @@ constexpr auto kHeartbeat = std::chrono::milliseconds(500);
 
 }  // namespace
 
-std::string to_wire(const nlohmann::ordered_json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
-
 bool write_sse(httplib::DataSink& sink, const nlohmann::ordered_json& chunk) {
-  const std::string event = "data: " + to_wire(chunk) + "\n\n";
+  const std::string event = "data: " + json_text(chunk) + "\n\n";
   return sink.write(event.data(), event.size());
 }
 
@@ -46,6 +46,32 @@ bool drive(Generation& g, httplib::DataSink& sink, std::string_view heartbeat,
     }
     if (done) return true;
   }
+}
+
+bool finish_sse(const Generation& g, httplib::DataSink& sink, bool include_usage,
+                const std::function<nlohmann::ordered_json(nlohmann::ordered_json finish_reason)>& empty_chunk) {
+  if (!g.error().empty()) {
+    write_sse(sink, internal_error("generation failed: " + g.error()).to_json());
+  } else {
+    if (!write_sse(sink, empty_chunk(g.finish_reason()))) return false;
+    if (include_usage) {
+      nlohmann::ordered_json usage = empty_chunk(nullptr);
+      usage["choices"] = nlohmann::ordered_json::array();
+      usage["usage"] = usage_json(g.result());
+      if (!write_sse(sink, usage)) return false;
+    }
+  }
+  write_sse_done(sink);
+  sink.done();
+  return true;
+}
+
+bool send_json_body(Generation& g, httplib::DataSink& sink, const std::function<nlohmann::ordered_json()>& body) {
+  if (!drive(g, sink, " ", {})) return false;
+  const std::string text = json_text(g.error().empty() ? body() : internal_error("generation failed: " + g.error()).to_json());
+  sink.write(text.data(), text.size());
+  sink.done();
+  return true;
 }
 
 nlohmann::ordered_json usage_json(const Result& r) {

@@ -14,13 +14,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/json_text.h"  // json_text: every body and event goes out through it
 #include "server/generation.h"
 
 namespace flashfix::server {
-
-// Generated text may hold invalid UTF-8 (a random model, a character cut by max_tokens): dump
-// replacing it, never throwing.
-std::string to_wire(const nlohmann::ordered_json& j);
 
 bool write_sse(httplib::DataSink& sink, const nlohmann::ordered_json& chunk);
 bool write_sse_done(httplib::DataSink& sink);
@@ -31,6 +28,17 @@ bool write_sse_done(httplib::DataSink& sink);
 // the client went away; true when g ended with the client still connected.
 bool drive(Generation& g, httplib::DataSink& sink, std::string_view heartbeat,
            const std::function<bool(const std::vector<agent::StreamEvent>&)>& on_events);
+
+// The end of an SSE response, once drive() returned with the client still connected: the engine's
+// error as an error event, or else the chunk carrying the finish reason and, when the client asked
+// for usage, a chunk with no choices carrying it; then [DONE]. empty_chunk(finish_reason) builds the
+// endpoint's own chunk without content. Returns false when the client went away.
+bool finish_sse(const Generation& g, httplib::DataSink& sink, bool include_usage,
+                const std::function<nlohmann::ordered_json(nlohmann::ordered_json finish_reason)>& empty_chunk);
+
+// A whole response as one JSON body: waits for g (whitespace heartbeats meanwhile), then writes the
+// engine's error or body() and ends the response. Returns false when the client went away.
+bool send_json_body(Generation& g, httplib::DataSink& sink, const std::function<nlohmann::ordered_json()>& body);
 
 // {"prompt_tokens","completion_tokens","total_tokens","prompt_tokens_details":{"cached_tokens"}}.
 nlohmann::ordered_json usage_json(const Result& r);

@@ -17,7 +17,7 @@ using ojson = nlohmann::ordered_json;
 
 void send_json(httplib::Response& res, int status, const ojson& body) {
   res.status = status;
-  res.set_content(to_wire(body), "application/json");
+  res.set_content(json_text(body), "application/json");
 }
 
 ojson model_json(const ServerContext& ctx) {
@@ -60,7 +60,7 @@ struct Server::Impl {
     http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
       if (!res.body.empty()) return;
       ctx.metrics.count_request("other", res.status);
-      res.set_content(to_wire(error_for_status(res.status)), "application/json");
+      res.set_content(json_text(error_for_status(res.status)), "application/json");
     });
   }
 

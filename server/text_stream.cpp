@@ -3,21 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "agent/utf8.h"
+
 namespace flashfix::server {
 namespace {
-
-// Length of a trailing, incomplete UTF-8 sequence (a lead byte not yet followed by all its
-// continuation bytes). Invalid bytes are not held: they will never complete.
-size_t incomplete_utf8_tail(std::string_view s) {
-  const size_t n = s.size();
-  for (size_t back = 1; back <= std::min<size_t>(3, n); ++back) {
-    const auto c = static_cast<unsigned char>(s[n - back]);
-    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back for the lead
-    const size_t need = c >= 0xF0 && c < 0xF8 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return need > back ? back : 0;
-  }
-  return 0;
-}
 
 // Length of the longest suffix of s that is a proper prefix of some stop string.
 size_t partial_stop_tail(std::string_view s, const std::vector<std::string>& stops) {
@@ -45,7 +34,7 @@ std::string TextStream::push(std::string_view piece) {
     pending_.clear();
     return out;
   }
-  const size_t hold = std::max(partial_stop_tail(pending_, stops_), incomplete_utf8_tail(pending_));
+  const size_t hold = std::max(partial_stop_tail(pending_, stops_), agent::incomplete_utf8_tail(pending_));
   std::string out = pending_.substr(0, pending_.size() - hold);
   pending_.erase(0, pending_.size() - hold);
   return out;

@@ -2,36 +2,20 @@
 // model's active weights, GB/s = bytes x tok/s), and bad flag combinations are usage errors.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "engine/model.h"
 #include "golden.h"
+#include "subprocess.h"
 
 using namespace flashfix;
 using namespace flashfix::test;
 
 namespace {
 
-struct CmdResult {
-  int status;
-  std::string out;
-};
-
-CmdResult run(const std::string& args) {
-  std::string cmd = std::string(FLASHFIX_BIN) + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
 TEST(BenchCommand, JsonReportIsConsistent) {
   const std::string path = golden_dir() + "/tiny-qwen3moe-s11-Q4_K_M.gguf";
-  CmdResult r = run("bench --model " + path + " --prompt-tokens 16 --gen-tokens 8 --threads 2 --json");
+  ProcessResult r = run_flashfix_line("bench --model " + path + " --prompt-tokens 16 --gen-tokens 8 --threads 2 --json");
   ASSERT_EQ(r.status, 0);
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["prompt_tokens"].get<int64_t>(), 16);
@@ -53,12 +37,12 @@ TEST(BenchCommand, JsonReportIsConsistent) {
 }
 
 TEST(BenchCommand, UsageErrors) {
-  EXPECT_EQ(run("bench").status, 2);  // neither --model nor --membw
-  EXPECT_EQ(run("bench --membw --model x.gguf").status, 2);
-  EXPECT_EQ(run("bench --model x.gguf --gen-tokens 0").status, 2);
-  EXPECT_EQ(run("bench --kernels --membw").status, 2);
-  EXPECT_EQ(run("bench --kernels --threads 2").status, 2);
-  EXPECT_NE(run("bench --model /nonexistent.gguf").status, 0);
+  EXPECT_EQ(run_flashfix_line("bench").status, 2);  // neither --model nor --membw
+  EXPECT_EQ(run_flashfix_line("bench --membw --model x.gguf").status, 2);
+  EXPECT_EQ(run_flashfix_line("bench --model x.gguf --gen-tokens 0").status, 2);
+  EXPECT_EQ(run_flashfix_line("bench --kernels --membw").status, 2);
+  EXPECT_EQ(run_flashfix_line("bench --kernels --threads 2").status, 2);
+  EXPECT_NE(run_flashfix_line("bench --model /nonexistent.gguf").status, 0);
 }
 
 }  // namespace

@@ -2,37 +2,21 @@
 // golden references, and usage errors.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <fstream>
 
 #include "golden.h"
+#include "subprocess.h"
 
 using namespace flashfix::test;
 
 namespace {
-
-struct CmdResult {
-  int status;
-  std::string out;
-};
-
-CmdResult run(const std::string& args) {
-  std::string cmd = std::string(FLASHFIX_BIN) + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
 
 std::string tmp_path(const std::string& name) { return ::testing::TempDir() + "/" + name; }
 
 TEST(LogitsCommand, WritesEveryPositionAndPrintsTokens) {
   Golden g = load_golden("tiny-step35-s11");
   std::string out = tmp_path("step35.f32");
-  CmdResult r = run("logits --model " + g.model_path + " --prompt-file " + golden_dir() + "/prompt1.txt --out " + out + " --threads 2");
+  ProcessResult r = run_flashfix_line("logits --model " + g.model_path + " --prompt-file " + golden_dir() + "/prompt1.txt --out " + out + " --threads 2");
   ASSERT_EQ(r.status, 0);
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["tokens"].get<std::vector<int32_t>>(), g.tokens);
@@ -49,8 +33,8 @@ TEST(LogitsCommand, WritesEveryPositionAndPrintsTokens) {
 TEST(GenerateCommand, GreedyJsonMatchesReference) {
   for (const char* name : {"tiny-qwen3moe-s11", "tiny-step35-s11"}) {
     Golden g = load_golden(name);
-    CmdResult r = run("generate --model " + g.model_path + " --prompt-file " + golden_dir() +
-                "/prompt1.txt --max-tokens 16 --temperature 0 --json");
+    ProcessResult r = run_flashfix_line("generate --model " + g.model_path + " --prompt-file " + golden_dir() +
+                                        "/prompt1.txt --max-tokens 16 --temperature 0 --json");
     ASSERT_EQ(r.status, 0) << name;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["tokens"].get<std::vector<int32_t>>(), g.greedy) << name;
@@ -63,20 +47,20 @@ TEST(GenerateCommand, GreedyJsonMatchesReference) {
 TEST(GenerateCommand, SeededSamplingIsReproducible) {
   std::string args = "generate --model " + golden_dir() + "/tiny-qwen3moe-s11.gguf --prompt-file " + golden_dir() +
                      "/prompt1.txt --max-tokens 12 --temperature 1.0 --seed 7 --json";
-  CmdResult a = run(args), b = run(args);
+  ProcessResult a = run_flashfix_line(args), b = run_flashfix_line(args);
   ASSERT_EQ(a.status, 0);
   EXPECT_EQ(nlohmann::json::parse(a.out)["tokens"], nlohmann::json::parse(b.out)["tokens"]);
 }
 
 TEST(EngineCommands, BadInputIsAClearError) {
   const std::string m = golden_dir() + "/tiny-qwen3moe-s11.gguf", p = golden_dir() + "/prompt1.txt";
-  EXPECT_EQ(run("logits --model " + m + " --prompt-file " + p).status, 2);                       // no --out
-  EXPECT_EQ(run("generate --model " + m + " --prompt-file " + p + " --max-tokens x").status, 2);  // not a number
-  EXPECT_EQ(run("generate --model " + m + " --prompt-file " + p + " --max-tokens 4 --top-p 2").status, 2);
-  EXPECT_EQ(run("generate --model " + m + " --prompt-file /nonexistent --max-tokens 4").status, 1);
-  EXPECT_EQ(run("info --model " + p).status, 1);  // not a GGUF file
-  EXPECT_EQ(run("info --model " + m + " --bogus").status, 2);
-  EXPECT_EQ(run("no-such-command").status, 2);
+  EXPECT_EQ(run_flashfix_line("logits --model " + m + " --prompt-file " + p).status, 2);                       // no --out
+  EXPECT_EQ(run_flashfix_line("generate --model " + m + " --prompt-file " + p + " --max-tokens x").status, 2);  // not a number
+  EXPECT_EQ(run_flashfix_line("generate --model " + m + " --prompt-file " + p + " --max-tokens 4 --top-p 2").status, 2);
+  EXPECT_EQ(run_flashfix_line("generate --model " + m + " --prompt-file /nonexistent --max-tokens 4").status, 1);
+  EXPECT_EQ(run_flashfix_line("info --model " + p).status, 1);  // not a GGUF file
+  EXPECT_EQ(run_flashfix_line("info --model " + m + " --bogus").status, 2);
+  EXPECT_EQ(run_flashfix_line("no-such-command").status, 2);
 }
 
 }  // namespace

@@ -3,31 +3,15 @@
 // logits; the agent replay reports its turns; the new flags reject bad combinations.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <fstream>
 
 #include "golden.h"
+#include "subprocess.h"
 #include "scratch.h"
 
 using namespace flashfix::test;
 
 namespace {
-
-struct CmdResult {
-  int status;
-  std::string out;
-};
-
-CmdResult run(const std::string& args) {
-  std::string cmd = std::string(FLASHFIX_BIN) + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
 
 std::vector<float> read_floats(const std::string& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
@@ -41,10 +25,10 @@ TEST(LogitsCommand, ASecondProcessReusesTheCacheDirAndWritesEveryPosition) {
   Golden g = load_golden("tiny-step35-s11");
   const std::string dir = temp("logits-cache"), prompt = golden_dir() + "/prompt1.txt";
   const std::string base = "logits --model " + g.model_path + " --prompt-file " + prompt + " --threads 2 --cache-dir " + dir;
-  CmdResult first = run(base + " --out " + temp("first.f32"));
+  ProcessResult first = run_flashfix_line(base + " --out " + temp("first.f32"));
   ASSERT_EQ(first.status, 0);
   EXPECT_EQ(nlohmann::json::parse(first.out)["cached_tokens"].get<int64_t>(), 0);
-  CmdResult second = run(base + " --out " + temp("second.f32"));
+  ProcessResult second = run_flashfix_line(base + " --out " + temp("second.f32"));
   ASSERT_EQ(second.status, 0);
   auto j = nlohmann::json::parse(second.out);
   EXPECT_EQ(j["cached_tokens"].get<int64_t>(), int64_t(g.tokens.size() - 1) / 16 * 16);
@@ -57,7 +41,7 @@ TEST(LogitsCommand, ASecondProcessReusesTheCacheDirAndWritesEveryPosition) {
 
 TEST(BenchCommand, AgentReplayReportsCachedTurns) {
   const std::string m = golden_dir() + "/tiny-qwen3moe-s11.gguf";
-  CmdResult r = run("bench --model " + m + " --agent-replay --prefix-tokens 200 --turns 3 --turn-tokens 40 --gen-tokens 5 --threads 2 --json");
+  ProcessResult r = run_flashfix_line("bench --model " + m + " --agent-replay --prefix-tokens 200 --turns 3 --turn-tokens 40 --gen-tokens 5 --threads 2 --json");
   ASSERT_EQ(r.status, 0);
   auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["turns"].size(), 3u);
@@ -68,7 +52,7 @@ TEST(BenchCommand, AgentReplayReportsCachedTurns) {
     EXPECT_LT(turn["computed_tokens"].get<int64_t>(), 100);  // the tool result and its framing, not the context
     EXPECT_GT(turn["ttft_ms"].get<double>(), 0);
   }
-  CmdResult off = run("bench --model " + m + " --agent-replay --prefix-tokens 200 --turns 2 --turn-tokens 40 --gen-tokens 5 --no-prefix-cache --json");
+  ProcessResult off = run_flashfix_line("bench --model " + m + " --agent-replay --prefix-tokens 200 --turns 2 --turn-tokens 40 --gen-tokens 5 --no-prefix-cache --json");
   ASSERT_EQ(off.status, 0);
   auto k = nlohmann::json::parse(off.out);
   EXPECT_EQ(k["turns"][1]["cached_tokens"].get<int64_t>(), 0);
@@ -78,11 +62,11 @@ TEST(BenchCommand, AgentReplayReportsCachedTurns) {
 TEST(EngineCommands, PrefixCacheFlagsRejectBadCombinations) {
   const std::string m = golden_dir() + "/tiny-qwen3moe-s11.gguf", p = golden_dir() + "/prompt1.txt";
   const std::string gen = "generate --model " + m + " --prompt-file " + p + " --max-tokens 4";
-  EXPECT_EQ(run(gen + " --no-prefix-cache --cache-dir " + temp("x")).status, 2);
-  EXPECT_EQ(run(gen + " --kv-budget-mb 0x").status, 2);
-  EXPECT_EQ(run("bench --model " + m + " --cache-dir " + temp("y")).status, 2);  // only with --agent-replay
-  EXPECT_EQ(run(gen + " --cache-dir /proc/no-such-dir").status, 1);              // cannot be created
-  EXPECT_EQ(run(gen + " --no-prefix-cache --json").status, 0);
+  EXPECT_EQ(run_flashfix_line(gen + " --no-prefix-cache --cache-dir " + temp("x")).status, 2);
+  EXPECT_EQ(run_flashfix_line(gen + " --kv-budget-mb 0x").status, 2);
+  EXPECT_EQ(run_flashfix_line("bench --model " + m + " --cache-dir " + temp("y")).status, 2);  // only with --agent-replay
+  EXPECT_EQ(run_flashfix_line(gen + " --cache-dir /proc/no-such-dir").status, 1);              // cannot be created
+  EXPECT_EQ(run_flashfix_line(gen + " --no-prefix-cache --json").status, 0);
 }
 
 }  // namespace

@@ -8,17 +8,12 @@
 
 #include "engine/engine.h"
 #include "tests/golden.h"
+#include "tests/greedy_request.h"
 
 namespace flashfix {
 namespace {
 
-Request greedy_request(std::vector<int32_t> prompt, int64_t max_tokens) {
-  Request r;
-  r.prompt = std::move(prompt);
-  r.max_tokens = max_tokens;
-  r.sampling.temperature = 0;
-  return r;
-}
+using test::greedy_request;
 
 TEST(Engine, GreedyMatchesTheReferenceContinuation) {
   for (const char* name : {"tiny-qwen3moe-s11", "tiny-step35-s11"}) {

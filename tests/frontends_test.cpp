@@ -261,6 +261,10 @@ TEST(Ci, UsageAndConfigurationErrorsExitTwo) {
            {"ci", "--repo", plain.string(), "--test", ex.test, "--script", s},
            {"ci", "--repo", (scratch() / "nowhere").string(), "--test", ex.test, "--script", s},
            {"fix", "--repo", d, "--script", s},  // no task
+           // The engine flags, as generate takes them, with the agent's own --ctx-size range.
+           {"ci", "--repo", d, "--test", ex.test, "--script", s, "--ctx-size", "255"},
+           {"ci", "--repo", d, "--test", ex.test, "--script", s, "--kv-budget-mb", "0x"},
+           {"ci", "--repo", d, "--test", ex.test, "--script", s, "--no-prefix-cache", "--cache-dir", d},
        }) {
     auto r = flashfix(args);
     EXPECT_EQ(r.status, 2) << args[1] << " " << args.back() << "\n" << r.err;
@@ -287,7 +291,7 @@ TEST(Ci, RunsTheEmbeddedEngineOnATinyModel) {
   fs::path report = scratch() / "py-engine.json";
   auto r = flashfix({"ci", "--repo", repo.string(), "--test", ex.test, "--model",
                      std::string(FLASHFIX_SHARED_DIR) + "/golden/tiny-qwen3moe-s11.gguf", "--max-turns", "1", "--turn-tokens", "16",
-                     "--threads", "2", "--report", report.string()});
+                     "--threads", "2", "--max-sequences", "1", "--report", report.string()});
   EXPECT_EQ(r.status, 1) << r.err;
   json j = json::parse(slurp(report));
   EXPECT_EQ(j["outcome"], "budget_exhausted");

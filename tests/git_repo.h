@@ -1,29 +1,17 @@
 // Test repositories made with the git command line (independent of the libgit2 code under test).
 #pragma once
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "scratch.h"
+#include "subprocess.h"
 
 namespace flashfix::test {
 
-// Runs a shell command; returns its exit status and stdout + stderr.
-inline std::pair<int, std::string> sh(const std::string& command) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
-
 inline std::string git(const std::filesystem::path& repo, const std::string& args) {
-  auto [rc, out] = sh("git -C '" + repo.string() + "' -c user.name=t -c user.email=t@example.com " + args);
+  auto [rc, out] = host_sh("git -C '" + repo.string() + "' -c user.name=t -c user.email=t@example.com " + args);
   EXPECT_EQ(rc, 0) << "git " << args << ": " << out;
   return out;
 }

@@ -11,12 +11,14 @@
 #include "engine/backend.h"
 #include "engine/engine.h"
 #include "tests/golden.h"
+#include "tests/greedy_request.h"
 #include "tests/scratch.h"
 
 namespace flashfix {
 namespace {
 
 namespace fs = std::filesystem;
+using test::greedy_request;
 
 const char* kModels[] = {"tiny-qwen3moe-s11", "tiny-step35-s11"};
 
@@ -25,14 +27,6 @@ std::vector<int32_t> long_prompt(const test::Golden& g, size_t n, uint32_t seed)
   std::vector<int32_t> t = g.tokens;
   for (size_t i = 0; i < n; ++i) t.push_back(int32_t((i * 7919 + seed * 104729 + 13) % 4000));
   return t;
-}
-
-Request greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
-  Request r;
-  r.prompt = std::move(prompt);
-  r.max_tokens = max_tokens;
-  r.sampling.temperature = 0;
-  return r;
 }
 
 void expect_close(const LogitsResult& got, const LogitsResult& want, int64_t V) {
@@ -83,8 +77,8 @@ TEST(Scheduler, ConcurrentRequestsGiveTheTokensOfOneByOne) {
     SCOPED_TRACE(name);
     auto g = test::load_golden(name);
     std::vector<Request> reqs;
-    for (uint32_t i = 0; i < 5; ++i) reqs.push_back(greedy(long_prompt(g, 20 + 60 * i, i), 10));
-    reqs.push_back(greedy(reqs[0].prompt, 14));  // shares a whole prompt with a request in flight
+    for (uint32_t i = 0; i < 5; ++i) reqs.push_back(greedy_request(long_prompt(g, 20 + 60 * i, i), 10));
+    reqs.push_back(greedy_request(reqs[0].prompt, 14));  // shares a whole prompt with a request in flight
     std::vector<std::vector<int32_t>> alone;
     {
       auto e = Engine::open(g.model_path, opts(false));
@@ -101,7 +95,7 @@ TEST(Scheduler, ConcurrentRequestsGiveTheTokensOfOneByOne) {
 
 TEST(Scheduler, CancellingOneRequestLeavesTheOthersUntouched) {
   auto g = test::load_golden("tiny-step35-s11");
-  Request a = greedy(long_prompt(g, 40, 1), 24), b = greedy(long_prompt(g, 80, 2), 24);
+  Request a = greedy_request(long_prompt(g, 40, 1), 24), b = greedy_request(long_prompt(g, 80, 2), 24);
   std::vector<int32_t> want_b = Engine::open(g.model_path, opts(false))->generate(b).tokens;
   auto e = Engine::open(g.model_path, opts(true));
   std::stop_source stop_a;
@@ -135,18 +129,18 @@ TEST(PrefixCache, TinyBudgetEvictsAndStaysCorrect) {
     std::vector<std::vector<int32_t>> want;
     for (uint32_t i = 0; i < 4; ++i) {
       prompts.push_back(long_prompt(g, 100 + 20 * i, i));
-      want.push_back(probe->generate(greedy(prompts.back(), 8)).tokens);
+      want.push_back(probe->generate(greedy_request(prompts.back(), 8)).tokens);
     }
     for (int round = 0; round < 2; ++round)
-      for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(e->generate(greedy(prompts[i], 8)).tokens, want[i]);
+      for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(e->generate(greedy_request(prompts[i], 8)).tokens, want[i]);
     // Concurrent requests that cannot all fit wait for each other instead of failing.
     std::vector<Result> out(prompts.size());
     std::vector<std::thread> threads;
-    for (size_t i = 0; i < prompts.size(); ++i) threads.emplace_back([&, i] { out[i] = e->generate(greedy(prompts[i], 8)); });
+    for (size_t i = 0; i < prompts.size(); ++i) threads.emplace_back([&, i] { out[i] = e->generate(greedy_request(prompts[i], 8)); });
     for (auto& t : threads) t.join();
     for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(out[i].tokens, want[i]);
     // A single request larger than the whole budget is refused up front.
-    EXPECT_THROW(e->generate(greedy(long_prompt(g, 250, 9), 8)), std::length_error);
+    EXPECT_THROW(e->generate(greedy_request(long_prompt(g, 250, 9), 8)), std::length_error);
   }
 }
 

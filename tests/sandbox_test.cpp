@@ -22,10 +22,12 @@
 #include <thread>
 
 #include "sandbox/sandbox.h"
+#include "subprocess.h"
 
 namespace fs = std::filesystem;
 using namespace flashfix::sandbox;
 using namespace std::chrono_literals;
+using flashfix::test::host_sh;
 
 extern char** environ;
 
@@ -45,16 +47,6 @@ pid_t spawn(const std::vector<std::string>& argv) {
   pid_t pid = -1;
   posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ);
   return pid;
-}
-
-// Runs a shell command line on the host; returns its exit status and output (stdout + stderr).
-std::pair<int, std::string> host_sh(const std::string& command) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
 }
 
 std::vector<pid_t> processes_marked(const std::string& mark) {

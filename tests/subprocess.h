@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace flashfix::test {
@@ -20,6 +22,17 @@ struct ProcessResult {
   int status = -1;  // exit status; 128+signal when killed; -1 when it could not start
   std::string out, err;
 };
+
+// Runs a shell command line on the host; returns its exit status (128+signal when killed) and its
+// stdout + stderr together.
+inline std::pair<int, std::string> host_sh(const std::string& command) {
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
 
 inline ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
                                  const std::filesystem::path& cwd = {}, int timeout_seconds = 300) {
@@ -81,6 +94,12 @@ inline ProcessResult run_flashfix(const std::vector<std::string>& args, const st
   std::vector<std::string> argv{FLASHFIX_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_process(argv, env, cwd, timeout_seconds);
+}
+
+// The flashfix binary with its arguments as one command line, split into words by the shell, for
+// tests that build their flags by string concatenation (paths without spaces).
+inline ProcessResult run_flashfix_line(const std::string& args, int timeout_seconds = 300) {
+  return run_process({"/bin/sh", "-c", std::string(FLASHFIX_BIN) + " " + args}, {}, {}, timeout_seconds);
 }
 
 }  // namespace flashfix::test

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/utf8.h"
+
 namespace flashfix::agent {
 namespace {
 
@@ -446,6 +448,21 @@ TEST(ToolCalls, StreamingEmitsPromptlyAndHoldsOnlyWhatItMust) {
   EXPECT_EQ(texts(p.feed("_call>")), "3:}|4:|");
   EXPECT_EQ(texts(p.finish()), "");
   EXPECT_THROW(p.feed("x"), std::logic_error);
+}
+
+// The tail every text stream (this parser, the server's TextStream, flashfix generate) holds back.
+TEST(Utf8, IncompleteTailIsHeldOnlyWhileItCanStillComplete) {
+  EXPECT_EQ(incomplete_utf8_tail(""), 0u);
+  EXPECT_EQ(incomplete_utf8_tail("abc"), 0u);
+  EXPECT_EQ(incomplete_utf8_tail("a\xC3"), 1u);
+  EXPECT_EQ(incomplete_utf8_tail("a\xC3\xA9"), 0u);
+  EXPECT_EQ(incomplete_utf8_tail("\xE2\x82"), 2u);
+  EXPECT_EQ(incomplete_utf8_tail("\xE2\x82\xAC"), 0u);
+  EXPECT_EQ(incomplete_utf8_tail("x\xF0\x9F\x98"), 3u);
+  EXPECT_EQ(incomplete_utf8_tail("\xF0\x9F\x98\x80"), 0u);
+  EXPECT_EQ(incomplete_utf8_tail("a\x80"), 0u);          // a stray continuation byte never completes
+  EXPECT_EQ(incomplete_utf8_tail("a\xF8"), 0u);          // nor does a byte that is never a lead byte
+  EXPECT_EQ(incomplete_utf8_tail("\xFF\x80\x80"), 0u);
 }
 
 }  // namespace

@@ -139,17 +139,18 @@ float dot_mxfp4(const block_mxfp4* w, const block_q8_0* a, int64_t nb) {
                  [](const block_mxfp4& x) { return e8m0_half(x.e); });
 }
 
-// Q4_K/Q5_K: d*sc*sum(q*a) in the 8 lanes; the mins term -dmin*m*sum(a) comes from the activation
-// block's 16-element sums and has float lanes of its own, as in the reference's AVX2 kernels: 4 for
-// Q4_K (lane m holds sub-blocks 2m and 2m+1), one chain of whole-block integers for Q5_K.
+// Q4_K/Q5_K: d*sc*sum(q*a) and the mins term dmin*m*sum(a) (from the activation block's 16-element
+// sums), as the reference computes them on x86. Q4_K (its repacked q4_K_8x8 kernels, which every Q4_K
+// matrix with rows % 8 == 0 goes through): per output, one fma chain over whole-block integers for the
+// scaled sums and one for the mins, subtracted at the end. Q5_K (its AVX2 vec_dot): the scaled sums in
+// the 8 lanes, the mins as one chain of whole-block integers with -dmin.
 template <bool kFifthBit, typename Block>
 float dot_q45_K(const Block* w, const block_q8_K* a, int64_t nb) {
   FloatLanes acc;
-  float acc_min[4] = {0, 0, 0, 0};
+  float acc_sum = 0, acc_min = 0;
   for (int64_t b = 0; b < nb; ++b) {
-    const float d = a[b].d * fp16_to_fp32(w[b].d), dmin = -a[b].d * fp16_to_fp32(w[b].dmin);
     const int16_t* bs = a[b].bsums;
-    int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, mins[4];
+    int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, mins = 0;
     for (int c = 0; c < 4; ++c) {
       uint8_t sc0, m0, sc1, m1;
       get_scale_min_k4(2 * c, w[b].scales, &sc0, &m0);
@@ -166,16 +167,19 @@ float dot_q45_K(const Block* w, const block_q8_K* a, int64_t nb) {
         p[l] = sc0 * lo * a0[l] + sc1 * hi * a0[32 + l];
       }
       FloatLanes::fold(p, lane);
-      mins[c] = m0 * (bs[4 * c] + bs[4 * c + 1]) + m1 * (bs[4 * c + 2] + bs[4 * c + 3]);
+      mins += m0 * (bs[4 * c] + bs[4 * c + 1]) + m1 * (bs[4 * c + 2] + bs[4 * c + 3]);
     }
-    acc.add(d, lane);
     if constexpr (kFifthBit) {
-      acc_min[0] = std::fma(dmin, float(mins[0] + mins[1] + mins[2] + mins[3]), acc_min[0]);
+      acc.add(a[b].d * fp16_to_fp32(w[b].d), lane);
+      acc_min = std::fma(-a[b].d * fp16_to_fp32(w[b].dmin), float(mins), acc_min);
     } else {
-      for (int m = 0; m < 4; ++m) acc_min[m] = std::fma(dmin, float(mins[m]), acc_min[m]);
+      int32_t sum = 0;
+      for (int i = 0; i < 8; ++i) sum += lane[i];
+      acc_sum = std::fma(a[b].d * fp16_to_fp32(w[b].d), float(sum), acc_sum);
+      acc_min = std::fma(a[b].d * fp16_to_fp32(w[b].dmin), float(mins), acc_min);
     }
   }
-  return acc.sum() + (kFifthBit ? acc_min[0] : (acc_min[0] + acc_min[2]) + (acc_min[1] + acc_min[3]));
+  return kFifthBit ? acc.sum() + acc_min : acc_sum - acc_min;
 }
 
 // Q6_K: the block's exact integer sum(sc * (q - 32) * a), added as s = fma(d, block, s) (the

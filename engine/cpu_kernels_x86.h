@@ -45,13 +45,6 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// (v0 + v2) + (v1 + v3), the reference's order for its 4-lane Q4_K mins.
-inline float hsum4(__m128 v) {
-  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-  v = _mm_add_ss(v, _mm_movehdup_ps(v));
-  return _mm_cvtss_f32(v);
-}
-
 // a * b + c with one rounding (a vfmadd here, where -mfma is on): written out, because whether the
 // compiler contracts a * b + c by itself depends on flags, and the reference's order needs the fma.
 inline float fma1(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
@@ -180,10 +173,10 @@ struct Q45K {
   static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
     const Block* w = static_cast<const Block*>(wv);
     const __m256i m4 = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(16);
-    __m256 acc[NT];
-    __m128 acc_min4[NT];  // Q4_K's mins: 4 float lanes, lane m for sub-blocks 2m and 2m+1
-    float acc_min5[NT];   // Q5_K's mins: one chain of whole-block integers
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), acc_min4[t] = _mm_setzero_ps(), acc_min5[t] = 0.f;
+    __m256 acc[NT];      // Q5_K's scaled sums: 8 float lanes
+    float acc_sum[NT];   // Q4_K's scaled sums: one chain of whole-block integers
+    float acc_min[NT];   // the mins: one chain of whole-block integers (Q5_K: -dmin, added)
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), acc_sum[t] = 0.f, acc_min[t] = 0.f;
     for (int64_t b = 0; b < n / QK_K; ++b) {
       // Bytes 0..7: the eight 6-bit scales, 8..15: the eight mins, both halves of the vector.
       const __m256i sm = _mm256_broadcastsi128_si256(scales_mins_k4(w[b].scales));
@@ -215,17 +208,18 @@ struct Q45K {
           even = add_scaled_dot(even, q[j], loadu(a.qs + 32 * j), scale16[j]);
           odd = add_scaled_dot(odd, q[j + 1], loadu(a.qs + 32 * j + 32), scale16[j + 1]);
         }
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wd), _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd)), acc[t]);
+        const __m256i sum = _mm256_add_epi32(even, odd);
+        if constexpr (kFifthBit)
+          acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wd), _mm256_cvtepi32_ps(sum), acc[t]);
+        else
+          acc_sum[t] = fma1(a.d * wd, float(hsum_i32(sum)), acc_sum[t]);
         const __m256i bsums = loadu(a.bsums);  // int16 lane j of the hadd: a's sum over sub-block j
         const __m128i sub_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
         const __m128i min_lanes = _mm_madd_epi16(mins, sub_sums);  // lane m: sub-blocks 2m and 2m+1
-        if constexpr (kFifthBit)
-          acc_min5[t] = fma1(-a.d * wdmin, float(hsum_i32_4(min_lanes)), acc_min5[t]);
-        else
-          acc_min4[t] = _mm_fmadd_ps(_mm_set1_ps(-a.d * wdmin), _mm_cvtepi32_ps(min_lanes), acc_min4[t]);
+        acc_min[t] = fma1(kFifthBit ? -a.d * wdmin : a.d * wdmin, float(hsum_i32_4(min_lanes)), acc_min[t]);
       }
     }
-    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = hsum(acc[t]) + (kFifthBit ? acc_min5[t] : hsum4(acc_min4[t]));
+    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = kFifthBit ? hsum(acc[t]) + acc_min[t] : acc_sum[t] - acc_min[t];
   }
 };
 

@@ -121,6 +121,52 @@ TEST_P(KernelPath, DotTilesMatchScalar) {
   }
 }
 
+// The repacked GEMMs against the scalar dot, output by output: full and partial row groups (missing
+// rows are packed as zeros and never written), every tile width, several blocks per row.
+TEST_P(KernelPath, RepackedGemmsMatchScalar) {
+  for (TensorType wt : {TensorType::Q4_K, TensorType::Q8_0, TensorType::Q6_K}) {
+    const GemmKernel* gemm = path().gemm(wt);
+    if (!gemm) continue;  // this path computes the type by dot_tile only (checked above)
+    const TensorType at = activation_type(wt);
+    for (int64_t n : {256, 1024}) {
+      for (int nrows : {kGemmRows, 13, 1}) {
+        const size_t rb = row_bytes(wt, n) + 6;  // rows need not be adjacent or aligned
+        std::vector<uint8_t> rows(rb * size_t(nrows));
+        for (int r = 0; r < nrows; ++r) {
+          const auto w = weight_row(wt, n, 7000 + uint32_t(r) + uint32_t(n));
+          std::memcpy(rows.data() + size_t(r) * rb, w.data(), w.size());
+        }
+        const size_t arow = row_bytes(at, n), stride = arow + 32;
+        std::vector<uint8_t> acts(stride * kTileTokens);
+        for (int t = 0; t < kTileTokens; ++t) {
+          auto x = gaussian(size_t(n), 500 + uint32_t(t), t % 3 ? 1.f : 1e-3f);
+          quantize_activation(at, x.data(), acts.data() + size_t(t) * stride, n);
+        }
+        std::vector<uint8_t> packed(gemm->packed_bytes(n) + 64);
+        uint8_t* aligned = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
+        gemm->pack(rows.data(), rb, nrows, n, aligned);
+        for (int nt = 1; nt <= kTileTokens; ++nt) {
+          const size_t ys = kGemmRows + 3;
+          std::vector<float> y(ys * kTileTokens, -777.f);
+          gemm->tile(aligned, acts.data(), stride, nt, n, y.data(), ys, nrows);
+          for (int t = 0; t < kTileTokens; ++t)
+            for (int r = 0; r < int(ys); ++r) {
+              const std::string where = std::string(type_traits(wt).name) + " n " + std::to_string(n) + " rows " +
+                                        std::to_string(nrows) + " tile " + std::to_string(nt) + " token " +
+                                        std::to_string(t) + " row " + std::to_string(r);
+              if (t >= nt || r >= nrows) {
+                EXPECT_EQ(y[size_t(t) * ys + size_t(r)], -777.f) << where << " written outside the tile";
+                continue;
+              }
+              const float want = vec_dot(wt, rows.data() + size_t(r) * rb, acts.data() + size_t(t) * stride, n);
+              EXPECT_EQ(y[size_t(t) * ys + size_t(r)], want) << where;
+            }
+        }
+      }
+    }
+  }
+}
+
 TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   auto a = gaussian(131, 1), b = gaussian(131, 2);
   EXPECT_EQ(path().dot_f32(a.data(), b.data(), 131), scalar_kernels().dot_f32(a.data(), b.data(), 131));

@@ -348,19 +348,21 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
         // computed exactly as a lone dot would be); the update below stays key by key.
         const int64_t n = keys_in_run(j0, std::min<int64_t>(kTileTokens, pos + 1 - j0));
         dot_keys(qh, key_at(blocks, j0, kvh), size_t(kw) * sizeof(float), int(n), hd, scores, 1);
+        float ms[kTileTokens], vs[kTileTokens];
+        const float* values[kTileTokens];
         for (int64_t u = 0; u < n; ++u) {
           const float s = scores[u] * scale;
-          float ms = 1, vs = 1;
+          ms[u] = 1, vs[u] = 1;
           if (s > M) {
-            ms = std::exp(M - s);  // 0 for the first key
+            ms[u] = std::exp(M - s);  // 0 for the first key
             M = s;
-            kern.scale_f32(ms, out, vd);
           } else {
-            vs = std::exp(s - M);
+            vs[u] = std::exp(s - M);
           }
-          kern.axpy_f32(vs, value_at(blocks, j0 + u, kvh), out, vd);
-          S = S * ms + vs;
+          values[u] = value_at(blocks, j0 + u, kvh);
+          S = S * ms[u] + vs[u];
         }
+        kern.accumulate_values(out, vd, int(n), values, ms, vs);  // out *= ms, out += vs * v, key by key
         j0 += n;
       }
       kern.scale_f32(1.f / S, out, vd);

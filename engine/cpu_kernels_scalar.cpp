@@ -42,6 +42,13 @@ void scale_f32(float alpha, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
 }
 
+void accumulate_values(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs) {
+  for (int u = 0; u < keys; ++u) {
+    if (ms[u] != 1.f) scale_f32(ms[u], y, n);
+    axpy_f32(vs[u], v[u], y, n);
+  }
+}
+
 uint64_t stream_read(const void* data, size_t bytes) {
   // Eight independent lanes so the loop is bound by loads, not by one xor chain.
   const uint64_t* p = static_cast<const uint64_t*>(data);
@@ -60,7 +67,8 @@ const GemmKernel* no_gemm(TensorType) { return nullptr; }  // the oracle compute
 
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
-                            dot_f32,         axpy_f32, scale_f32,     stream_read,   no_gemm};
+                            dot_f32,         axpy_f32, scale_f32,     accumulate_values,
+                            stream_read,     no_gemm};
   return k;
 }
 

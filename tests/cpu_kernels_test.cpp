@@ -177,6 +177,24 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   scalar_kernels().scale_f32(-1.5f, y1.data(), 131);
   path().scale_f32(-1.5f, y2.data(), 131);
   for (size_t i = 0; i < y1.size(); ++i) EXPECT_EQ(y1[i], y2[i]) << i;
+  // A run of keys through accumulate_values equals scale_f32 + axpy_f32 key by key on the scalar path
+  // (rescales where ms != 1, including the first key's 0), for register-blocked and tail widths.
+  for (int64_t n : {128, 131, 7}) {
+    std::vector<std::vector<float>> vals;
+    std::vector<const float*> vptr;
+    for (int u = 0; u < kTileTokens; ++u) vals.push_back(gaussian(size_t(n), 40 + uint32_t(u))), vptr.push_back(vals.back().data());
+    const float ms[kTileTokens] = {0.f, 1.f, 0.75f, 1.f, 1.f, 0.5f, 1.f, 0.9f};
+    const float vs[kTileTokens] = {1.f, 0.3f, 1.f, 0.01f, 0.99f, 1.f, 0.6f, 1.f};
+    for (int keys = 1; keys <= kTileTokens; ++keys) {
+      auto want = gaussian(size_t(n), 3), got = want;
+      for (int u = 0; u < keys; ++u) {
+        if (ms[u] != 1.f) scalar_kernels().scale_f32(ms[u], want.data(), n);
+        scalar_kernels().axpy_f32(vs[u], vptr[size_t(u)], want.data(), n);
+      }
+      path().accumulate_values(got.data(), n, keys, vptr.data(), ms, vs);
+      for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(want[i], got[i]) << "n " << n << " keys " << keys << " element " << i;
+    }
+  }
   std::vector<uint8_t> buf(1 << 16);
   for (size_t i = 0; i < buf.size(); ++i) buf[i] = uint8_t(i * 31 + 7);
   EXPECT_EQ(path().stream_read(buf.data(), buf.size()), scalar_kernels().stream_read(buf.data(), buf.size()));

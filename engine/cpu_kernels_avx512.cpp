@@ -1,6 +1,11 @@
 // The AVX-512 kernel table: the AVX2 kernels with VNNI int8 dots (vpdpbusd) and BF16 dots
-// (vdpbf16ps), plus the repacked prefill GEMMs (cpu_gemm_avx512.h); engine/CMakeLists.txt gives this file the AVX-512 F/BW/VL/VNNI/BF16 target flags.
+// (vdpbf16ps), plus the repacked prefill GEMMs (cpu_gemm_avx512.h); engine/CMakeLists.txt gives this
+// file the AVX-512 F/BW/VL/VNNI/BF16 target flags.
 #if defined(__x86_64__)
+// GCC 12's AVX-512 intrinsics start shifts and conversions from an "undefined" vector, which
+// -W(maybe-)uninitialized reports at every use (GCC bug 105593): noise, not a finding about our code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <type_traits>

@@ -348,18 +348,22 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
         // computed exactly as a lone dot would be); the update below stays key by key.
         const int64_t n = keys_in_run(j0, std::min<int64_t>(kTileTokens, pos + 1 - j0));
         dot_keys(qh, key_at(blocks, j0, kvh), size_t(kw) * sizeof(float), int(n), hd, scores, 1);
-        float ms[kTileTokens], vs[kTileTokens];
+        // The running max needs no exp, so the run's exponents are found first and evaluated
+        // together: exp(M - s) (ms, 0 for the first key) where s raises M, else exp(s - M) (vs).
+        float arg[kTileTokens], e[kTileTokens], ms[kTileTokens], vs[kTileTokens];
+        bool raises[kTileTokens];
         const float* values[kTileTokens];
         for (int64_t u = 0; u < n; ++u) {
           const float s = scores[u] * scale;
-          ms[u] = 1, vs[u] = 1;
-          if (s > M) {
-            ms[u] = std::exp(M - s);  // 0 for the first key
-            M = s;
-          } else {
-            vs[u] = std::exp(s - M);
-          }
+          raises[u] = s > M;
+          arg[u] = raises[u] ? M - s : s - M;
+          if (raises[u]) M = s;
           values[u] = value_at(blocks, j0 + u, kvh);
+        }
+        kern.exp_f32(arg, e, n);
+        for (int64_t u = 0; u < n; ++u) {
+          ms[u] = raises[u] ? e[u] : 1.f;
+          vs[u] = raises[u] ? 1.f : e[u];
           S = S * ms[u] + vs[u];
         }
         kern.accumulate_values(out, vd, int(n), values, ms, vs);  // out *= ms, out += vs * v, key by key

@@ -52,6 +52,8 @@ struct CpuKernels {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
   void (*scale_f32)(float alpha, float* y, int64_t n);                 // y *= alpha
+  // y[i] = expf_reference(x[i]) (cpu_expf.h), the same bits on every path.
+  void (*exp_f32)(const float* x, float* y, int64_t n);
   // The online softmax's value update for a run of n keys, in key order: y *= ms[u] where ms[u] != 1,
   // then y += vs[u] * v[u] (one fma each), u < n. The same per-element ops as scale_f32 and
   // axpy_f32 key by key, but y stays in registers for the run instead of a load and store per key.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/cpu_dot.h"
+#include "engine/cpu_expf.h"
 #include "engine/cpu_kernels.h"
 #include "engine/quant_blocks.h"
 
@@ -177,6 +178,24 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   scalar_kernels().scale_f32(-1.5f, y1.data(), 131);
   path().scale_f32(-1.5f, y2.data(), 131);
   for (size_t i = 0; i < y1.size(); ++i) EXPECT_EQ(y1[i], y2[i]) << i;
+  // exp_f32 against the scalar definition: attention's range (<= 0), both sides of every special
+  // threshold, infinities, NaN, subnormal results, and an odd count for the tail.
+  std::vector<float> xs = {-INFINITY, INFINITY, NAN, 0.f, -0.f, 88.7f, 88.73f, 89.f, -87.9f, -88.1f, -103.0f,
+                           -103.5f, -104.f, -150.f, 1e-8f, -1e-8f, 10.f, -0x1.9d1d9ep6f, -0x1.9fe368p6f, 0x1.62e42ep6f};
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> range(-110.f, 5.f);
+  for (int i = 0; i < 20001; ++i) xs.push_back(i % 3 ? range(rng) : -std::ldexp(range(rng) * range(rng), -10));
+  std::vector<float> got(xs.size());
+  path().exp_f32(xs.data(), got.data(), int64_t(xs.size()));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float want = expf_reference(xs[i]);
+    if (std::isnan(want)) EXPECT_TRUE(std::isnan(got[i])) << xs[i];
+    else EXPECT_EQ(0, std::memcmp(&want, &got[i], 4)) << std::hexfloat << xs[i] << " " << want << " " << got[i];
+  }
+  EXPECT_EQ(expf_reference(0.f), 1.f);
+  EXPECT_EQ(expf_reference(-INFINITY), 0.f);
+  EXPECT_NEAR(expf_reference(-1.f), 0.36787944f, 1e-7f);
+
   // A run of keys through accumulate_values equals scale_f32 + axpy_f32 key by key on the scalar path
   // (rescales where ms != 1, including the first key's 0), for register-blocked and tail widths.
   for (int64_t n : {128, 131, 7}) {

@@ -15,11 +15,12 @@
 // VNNI does it in one vpdpbusd. Both produce the same integers, so the paths differ only in how
 // float partial sums are added, and that order is the reference engine's x86 order wherever we know
 // it, emulated lane by lane by the scalar kernels (cpu_dot.cpp), so all paths are bit-identical:
-// Q8_0/Q4_0/MXFP4 and Q4_K/Q5_K keep exact int32 lanes per block, acc = fma(d, float(lane), acc) per
-// token and one horizontal sum per row (the reference's vec_dot kernels; Q4_K/Q5_K mins as described
-// there); Q6_K and IQ4_XS reduce each block to its exact integer and chain s = fma(d, block, s) (for
-// Q6_K the golden models show the reference does this; its plain AVX2 vec_dot order, 8 float lanes,
-// agrees far less: step35 Q6_K median rel 2.9e-2 instead of 2.2e-7). fma1 keeps every scalar fma an
+// Q8_0/Q4_0/MXFP4 and Q5_K keep exact int32 lanes per block, acc = fma(d, float(lane), acc) per token
+// and one horizontal sum per row (the reference's vec_dot kernels; Q5_K mins as described there);
+// Q4_K follows the reference's repacked q4_K_8x8 GEMV (two chains of whole-block integers, Q45K below);
+// Q6_K and IQ4_XS reduce each block to its exact integer and chain s = fma(d, block, s) (Q6_K: the
+// golden models' output head shows the reference uses neither this nor its plain AVX2 vec_dot order,
+// see docs/ENGINE.md; this one keeps step35 Q6_K exact longest). fma1 keeps every scalar fma an
 // FMA instruction: contraction left to the compiler would differ between builds.
 
 #if FF_VNNI
@@ -163,9 +164,11 @@ struct DecodeMXFP4 {
 
 // Q4_K (and Q5_K with its fifth bit): sum_j sc_j * dot(q_j, a_j) in int32 lanes, and the mins term
 // sum_j m_j * (a's sums over sub-block j) from the activation's bsums. Every lane stays below 2^24
-// (8 sub-blocks x 4 products x 31 x 127 x 63), so its conversion to float is exact; lanes are then
-// scaled by d in float lanes, reduced once per row. The mins are accumulated as the reference's AVX2
-// kernels do: Q4_K in 4 float lanes (pairs of sub-blocks), Q5_K as one scalar chain, both -dmin.
+// (8 sub-blocks x 4 products x 31 x 127 x 63), so its conversion to float is exact (a whole Q4_K
+// block's sum may not be; float() rounds it as the reference's cvtepi32_ps does). Float order, as
+// the reference's x86 kernels (cpu_dot.cpp dot_q45_K): Q5_K (AVX2 vec_dot) scales the lanes by d in
+// float lanes reduced once per row, mins as one chain with -dmin; Q4_K (repacked q4_K_8x8 GEMV) one
+// chain of whole-block integers for the scaled sums and one for the mins, subtracted at the end.
 template <bool kFifthBit>
 struct Q45K {
   using Block = std::conditional_t<kFifthBit, block_q5_K, block_q4_K>;
@@ -208,14 +211,14 @@ struct Q45K {
           even = add_scaled_dot(even, q[j], loadu(a.qs + 32 * j), scale16[j]);
           odd = add_scaled_dot(odd, q[j + 1], loadu(a.qs + 32 * j + 32), scale16[j + 1]);
         }
+        const __m256i bsums = loadu(a.bsums);  // int16 lane j of the hadd: a's sum over sub-block j
+        const __m128i sub_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+        const __m128i min_lanes = _mm_madd_epi16(mins, sub_sums);  // lane m: sub-blocks 2m and 2m+1
         const __m256i sum = _mm256_add_epi32(even, odd);
         if constexpr (kFifthBit)
           acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wd), _mm256_cvtepi32_ps(sum), acc[t]);
         else
           acc_sum[t] = fma1(a.d * wd, float(hsum_i32(sum)), acc_sum[t]);
-        const __m256i bsums = loadu(a.bsums);  // int16 lane j of the hadd: a's sum over sub-block j
-        const __m128i sub_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-        const __m128i min_lanes = _mm_madd_epi16(mins, sub_sums);  // lane m: sub-blocks 2m and 2m+1
         acc_min[t] = fma1(kFifthBit ? -a.d * wdmin : a.d * wdmin, float(hsum_i32_4(min_lanes)), acc_min[t]);
       }
     }

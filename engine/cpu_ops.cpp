@@ -57,7 +57,8 @@ constexpr int64_t kRowBlock = 16;
 static_assert(kRowBlock == kGemmRows);
 
 // From this many tokens a matrix goes through the repacked GEMM where the path has one: packing a
-// row group costs about as much as a few tokens' worth of its dots (measured with bench --kernels).
+// row group costs about 3 tokens of GEMM work (5% of a 64-token batch, docs/BENCHMARKS.md), and the
+// GEMM does about twice the dot tile's work per CPU-second, so it pays from about 3 tokens on.
 constexpr int64_t kGemmMinTokens = 4;
 
 // One row group repacked for the GEMM; cache-line aligned so its 64-byte loads never split lines.

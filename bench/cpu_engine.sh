@@ -1,6 +1,7 @@
 #!/bin/sh
 # Reproduces docs/BENCHMARKS.md's "CPU engine" numbers: makes the synthetic models (once) under DIR,
-# then runs `flashfix bench` on each at 1 and 2 threads and `bench --membw`, one JSON line per run.
+# then runs `flashfix bench` on each at 1 and 2 threads and `bench --membw`, one JSON line per run,
+# each preceded by `uptime` (the machine is shared: its load average says what the wall clock means).
 # usage: bench/cpu_engine.sh build/flashfix DIR        (DIR needs ~4.5 GB; keep it out of the repo)
 set -eu
 bin=$1
@@ -18,10 +19,13 @@ for t in q8_0 q4_K; do
   f="$dir/big-$(echo $t | tr K k).gguf"
   [ -f "$f" ] || "$bin" synth --preset qwen3-30b-a3b --scale 0.5 --type $t --out "$f"
 done
+uptime
 "$bin" bench --kernels --json
+uptime
 "$bin" bench --membw --threads 2 --json
 for m in small-q8_0 small-q4_k big-q8_0 big-q4_k; do
   for th in 1 2; do
+    uptime
     "$bin" bench --model "$dir/$m.gguf" --prompt-tokens 512 --gen-tokens 128 --threads $th --json
   done
 done

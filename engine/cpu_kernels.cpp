@@ -100,6 +100,8 @@ DotTileFn dot_tile_for(TensorType t) {
   return scalar_kernels().dot_tile(t);
 }
 
+const GemmKernel* gemm_for(TensorType t) { return kernels().gemm(t); }
+
 void quantize_activation_fast(TensorType at, const float* x, void* dst, int64_t n) {
   switch (at) {
     case TensorType::Q8_0: return kernels().quantize_q8_0(x, dst, n);

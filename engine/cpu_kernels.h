@@ -27,6 +27,22 @@ inline constexpr int kTileTokens = 8;
 // activation row t starts at a + t * a_stride and is in activation_type(weight type); n elements.
 using DotTileFn = void (*)(const void* w, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride);
 
+// Prefill GEMM on repacked weights. A group of kGemmRows rows is repacked (into scratch that stays in
+// L1/L2, once per matrix call) so that one 512-bit load feeds all the group's rows: their blocks are
+// interleaved 4 bytes at a time, scales pre-expanded, weights made unsigned for vpdpbusd. The tile
+// then runs a register block of the group's rows x up to kTileTokens tokens. Each output's float
+// chain is the scalar oracle's (cpu_dot.cpp), so results are bit-identical to dot_tile; only where
+// the integer work happens changes.
+inline constexpr int kGemmRows = 16;
+
+struct GemmKernel {
+  size_t (*packed_bytes)(int64_t n);  // one packed group of kGemmRows rows of n elements
+  // Packs rows [0, nrows) (nrows <= kGemmRows; the others are packed as zeros) of row_bytes each.
+  void (*pack)(const uint8_t* rows, size_t row_bytes, int nrows, int64_t n, void* dst);
+  // y[t * y_stride + r] = dot(row r, activation row t) for t < nt (1..kTileTokens), r < nrows.
+  void (*tile)(const void* packed, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride, int nrows);
+};
+
 struct CpuKernels {
   CpuPath path;
   std::string_view name;
@@ -36,7 +52,14 @@ struct CpuKernels {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
   void (*scale_f32)(float alpha, float* y, int64_t n);                 // y *= alpha
+  // y[i] = expf_reference(x[i]) (cpu_expf.h), the same bits on every path.
+  void (*exp_f32)(const float* x, float* y, int64_t n);
+  // The online softmax's value update for a run of n keys, in key order: y *= ms[u] where ms[u] != 1,
+  // then y += vs[u] * v[u] (one fma each), u < n. The same per-element ops as scale_f32 and
+  // axpy_f32 key by key, but y stays in registers for the run instead of a load and store per key.
+  void (*accumulate_values)(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs);
   uint64_t (*stream_read)(const void* data, size_t bytes);  // reads every byte once; returns a checksum
+  const GemmKernel* (*gemm)(TensorType weight_type);        // null: no repacked GEMM for the type here
 };
 
 const CpuKernels& scalar_kernels();
@@ -55,6 +78,8 @@ std::string_view cpu_path_name(CpuPath path);
 // The dot-tile kernel for a weight type on the active path, falling back to the scalar one where the
 // path has none for it (same integer arithmetic, so the fallback changes speed only).
 DotTileFn dot_tile_for(TensorType weight_type);
+// The active path's repacked GEMM for a weight type, or null (then dot_tile does the work).
+const GemmKernel* gemm_for(TensorType weight_type);
 // Converts n floats to `act_type` (an activation_type) with the active path's quantizers.
 void quantize_activation_fast(TensorType act_type, const float* x, void* dst, int64_t n);
 

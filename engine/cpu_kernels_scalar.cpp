@@ -4,9 +4,37 @@
 #include <cstring>
 
 #include "engine/cpu_dot.h"
+#include "engine/cpu_expf.h"
 #include "engine/cpu_kernels.h"
 
 namespace flashfix::cpu {
+
+float expf_reference(float x) {
+  using namespace expf_consts;
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  if (((bits >> 20) & 0x7ff) >= kSpecialTop) {  // glibc's branches, in its order
+    if (bits == 0xff800000u) return 0.f;        // -inf
+    if (((bits >> 20) & 0x7ff) >= 0x7f8) return x + x;  // +inf, NaN
+    if (x > 0x1.62e42ep6f) return INFINITY;              // overflows
+    if (x < -0x1.9fe368p6f) return 0.f;                  // underflows to 0
+    if (x < -0x1.9d1d9ep6f) return 0x1.4p-75f * 0x1.4p-75f;  // may underflow: the smallest subnormal
+  }
+  const double xd = x;
+  const double kd_shifted = std::fma(kInvLn2N, xd, kShift);
+  uint64_t ki;
+  std::memcpy(&ki, &kd_shifted, 8);
+  const double kd = kd_shifted - kShift;
+  const double r = std::fma(kInvLn2N, xd, -kd);
+  const uint64_t t = kTable[ki % 32] + (ki << 47);
+  double s;
+  std::memcpy(&s, &t, 8);
+  const double z = std::fma(r, kC0, kC1), r2 = r * r;
+  double y = std::fma(r, kC2, 1.0);
+  y = std::fma(z, r2, y);
+  return float(y * s);
+}
+
 namespace {
 
 template <TensorType W>
@@ -42,6 +70,17 @@ void scale_f32(float alpha, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
 }
 
+void exp_f32(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = expf_reference(x[i]);
+}
+
+void accumulate_values(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs) {
+  for (int u = 0; u < keys; ++u) {
+    if (ms[u] != 1.f) scale_f32(ms[u], y, n);
+    axpy_f32(vs[u], v[u], y, n);
+  }
+}
+
 uint64_t stream_read(const void* data, size_t bytes) {
   // Eight independent lanes so the loop is bound by loads, not by one xor chain.
   const uint64_t* p = static_cast<const uint64_t*>(data);
@@ -54,11 +93,14 @@ uint64_t stream_read(const void* data, size_t bytes) {
   return s;
 }
 
+const GemmKernel* no_gemm(TensorType) { return nullptr; }  // the oracle computes every output by vec_dot
+
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
-                            dot_f32,         axpy_f32, scale_f32,     stream_read};
+                            dot_f32,         axpy_f32, scale_f32,     exp_f32,       accumulate_values,
+                            stream_read,     no_gemm};
   return k;
 }
 

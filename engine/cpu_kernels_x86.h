@@ -497,6 +497,59 @@ void scale_f32_x86(float alpha, float* y, int64_t n) {
   for (; i < n; ++i) y[i] *= alpha;
 }
 
+// cpu_expf.h's expf, four lanes of doubles at a time with the same fmas; lanes outside the main path
+// (|x| >= ~88, inf, NaN) are redone by the scalar definition.
+void exp_f32_x86(const float* x, float* y, int64_t n) {
+  using namespace expf_consts;
+  const __m256d inv_ln2n = _mm256_set1_pd(kInvLn2N), shift = _mm256_set1_pd(kShift), one = _mm256_set1_pd(1.0);
+  const __m256d c0 = _mm256_set1_pd(kC0), c1 = _mm256_set1_pd(kC1), c2 = _mm256_set1_pd(kC2);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m128 xf = _mm_loadu_ps(x + i);
+    const __m256d xd = _mm256_cvtps_pd(xf);
+    const __m256d kd_shifted = _mm256_fmadd_pd(inv_ln2n, xd, shift);
+    const __m256i ki = _mm256_castpd_si256(kd_shifted);
+    const __m256d r = _mm256_fmsub_pd(inv_ln2n, xd, _mm256_sub_pd(kd_shifted, shift));
+    const __m256i t = _mm256_add_epi64(
+        _mm256_i64gather_epi64(reinterpret_cast<const long long*>(kTable), _mm256_and_si256(ki, _mm256_set1_epi64x(31)), 8),
+        _mm256_slli_epi64(ki, 47));
+    const __m256d z = _mm256_fmadd_pd(r, c0, c1), r2 = _mm256_mul_pd(r, r);
+    const __m256d yd = _mm256_mul_pd(_mm256_fmadd_pd(z, r2, _mm256_fmadd_pd(r, c2, one)), _mm256_castsi256_pd(t));
+    _mm_storeu_ps(y + i, _mm256_cvtpd_ps(yd));
+    const __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_castps_si128(xf), 20), _mm_set1_epi32(0x7ff));
+    if (int special = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(top, _mm_set1_epi32(int(kSpecialTop) - 1)))))
+      for (int k = 0; k < 4; ++k)
+        if (special >> k & 1) y[i + k] = expf_reference(x[i + k]);
+  }
+  for (; i < n; ++i) y[i] = expf_reference(x[i]);
+}
+
+void accumulate_values_x86(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs) {
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {  // 64 floats of y in 8 registers across the run
+    __m256 acc[8];
+    #pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) acc[k] = _mm256_loadu_ps(y + i + 8 * k);
+    for (int u = 0; u < keys; ++u) {
+      if (ms[u] != 1.f) {
+        const __m256 m = _mm256_set1_ps(ms[u]);
+        #pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) acc[k] = _mm256_mul_ps(acc[k], m);
+      }
+      const __m256 a = _mm256_set1_ps(vs[u]);
+      #pragma GCC unroll 8
+      for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(a, _mm256_loadu_ps(v[u] + i + 8 * k), acc[k]);
+    }
+    #pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(y + i + 8 * k, acc[k]);
+  }
+  if (i == n) return;
+  for (int u = 0; u < keys; ++u) {
+    if (ms[u] != 1.f) scale_f32_x86(ms[u], y + i, n - i);
+    axpy_f32_x86(vs[u], v[u] + i, y + i, n - i);
+  }
+}
+
 uint64_t stream_read_x86(const void* data, size_t bytes) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};

@@ -51,8 +51,43 @@ ActRows ActivationCache::get(ThreadPool& pool, TensorType weight_type) {
 namespace {
 
 // Rows per work item: a block of rows (~16 KB of Q4_K at n_in 2048) stays in L1/L2 while every
-// token tile passes over it, and there are still enough items to balance two or more threads.
+// token tile passes over it, and there are still enough items to balance two or more threads. It is
+// also the repacked GEMM's row group.
 constexpr int64_t kRowBlock = 16;
+static_assert(kRowBlock == kGemmRows);
+
+// From this many tokens a matrix goes through the repacked GEMM where the path has one: packing a
+// row group costs about 3 tokens of GEMM work (5% of a 64-token batch, docs/BENCHMARKS.md), and the
+// GEMM does about twice the dot tile's work per CPU-second, so it pays from about 3 tokens on.
+constexpr int64_t kGemmMinTokens = 4;
+
+// One row group repacked for the GEMM; cache-line aligned so its 64-byte loads never split lines.
+struct alignas(64) CacheLine {
+  uint8_t bytes[64];
+};
+
+void rows_by_dot_tile(const MatmulJob& job, DotTileFn dot, int64_t r0, int64_t r1) {
+  for (int64_t t0 = 0; t0 < job.a.n_tok; t0 += kTileTokens) {
+    const int nt = int(std::min<int64_t>(kTileTokens, job.a.n_tok - t0));
+    const uint8_t* a = job.a.data + size_t(t0) * job.a.row_bytes;
+    for (int64_t r = r0; r < r1; ++r)
+      dot(job.w.data + size_t(r) * job.w.row_bytes, a, job.a.row_bytes, nt, job.w.n_in, job.y + t0 * job.w.n_out + r,
+          size_t(job.w.n_out));
+  }
+}
+
+void rows_by_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t r0, int64_t r1) {
+  thread_local std::vector<CacheLine> packed;  // per worker thread, grown to the largest row group seen
+  const size_t bytes = gemm.packed_bytes(job.w.n_in);
+  if (packed.size() * sizeof(CacheLine) < bytes) packed.resize((bytes + sizeof(CacheLine) - 1) / sizeof(CacheLine));
+  const int nrows = int(r1 - r0);
+  gemm.pack(job.w.data + size_t(r0) * job.w.row_bytes, job.w.row_bytes, nrows, job.w.n_in, packed.data());
+  for (int64_t t0 = 0; t0 < job.a.n_tok; t0 += kTileTokens) {
+    const int nt = int(std::min<int64_t>(kTileTokens, job.a.n_tok - t0));
+    gemm.tile(packed.data(), job.a.data + size_t(t0) * job.a.row_bytes, job.a.row_bytes, nt, job.w.n_in,
+              job.y + t0 * job.w.n_out + r0, size_t(job.w.n_out), nrows);
+  }
+}
 
 }  // namespace
 
@@ -61,29 +96,29 @@ void matmul_jobs(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   // the workers reach it through these references, not through their own thread_local instances.
   thread_local std::vector<int64_t> first_item_tls;
   thread_local std::vector<DotTileFn> fns_tls;
+  thread_local std::vector<const GemmKernel*> gemms_tls;
   std::vector<int64_t>& first_item = first_item_tls;  // prefix sums of each job's row blocks
   std::vector<DotTileFn>& fns = fns_tls;
+  std::vector<const GemmKernel*>& gemms = gemms_tls;  // null: the job goes through dot_tile
   first_item.assign(1, 0);
   fns.clear();
+  gemms.clear();
   for (const MatmulJob& j : jobs) {
     if (j.a.type != activation_type(j.w.type)) throw std::logic_error("matmul: activations converted for another type");
     first_item.push_back(first_item.back() + (j.w.n_out + kRowBlock - 1) / kRowBlock);
     fns.push_back(dot_tile_for(j.w.type));
+    gemms.push_back(j.a.n_tok >= kGemmMinTokens ? gemm_for(j.w.type) : nullptr);
   }
   pool.parallel_for(first_item.back(), [&](int64_t i0, int64_t i1, int) {
     size_t j = size_t(std::upper_bound(first_item.begin(), first_item.end(), i0) - first_item.begin()) - 1;
     for (int64_t item = i0; item < i1; ++item) {
       while (item >= first_item[j + 1]) ++j;
       const MatmulJob& job = jobs[j];
-      const DotTileFn dot = fns[j];
       const int64_t r0 = (item - first_item[j]) * kRowBlock, r1 = std::min(job.w.n_out, r0 + kRowBlock);
-      for (int64_t t0 = 0; t0 < job.a.n_tok; t0 += kTileTokens) {
-        const int nt = int(std::min<int64_t>(kTileTokens, job.a.n_tok - t0));
-        const uint8_t* a = job.a.data + size_t(t0) * job.a.row_bytes;
-        for (int64_t r = r0; r < r1; ++r)
-          dot(job.w.data + size_t(r) * job.w.row_bytes, a, job.a.row_bytes, nt, job.w.n_in, job.y + t0 * job.w.n_out + r,
-              size_t(job.w.n_out));
-      }
+      if (gemms[j])
+        rows_by_gemm(job, *gemms[j], r0, r1);
+      else
+        rows_by_dot_tile(job, fns[j], r0, r1);
     }
   });
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/cpu_dot.h"
+#include "engine/cpu_expf.h"
 #include "engine/cpu_kernels.h"
 #include "engine/quant_blocks.h"
 
@@ -121,6 +122,52 @@ TEST_P(KernelPath, DotTilesMatchScalar) {
   }
 }
 
+// The repacked GEMMs against the scalar dot, output by output: full and partial row groups (missing
+// rows are packed as zeros and never written), every tile width, several blocks per row.
+TEST_P(KernelPath, RepackedGemmsMatchScalar) {
+  for (TensorType wt : {TensorType::Q4_K, TensorType::Q8_0, TensorType::Q6_K}) {
+    const GemmKernel* gemm = path().gemm(wt);
+    if (!gemm) continue;  // this path computes the type by dot_tile only (checked above)
+    const TensorType at = activation_type(wt);
+    for (int64_t n : {256, 1024}) {
+      for (int nrows : {kGemmRows, 13, 1}) {
+        const size_t rb = row_bytes(wt, n) + 6;  // rows need not be adjacent or aligned
+        std::vector<uint8_t> rows(rb * size_t(nrows));
+        for (int r = 0; r < nrows; ++r) {
+          const auto w = weight_row(wt, n, 7000 + uint32_t(r) + uint32_t(n));
+          std::memcpy(rows.data() + size_t(r) * rb, w.data(), w.size());
+        }
+        const size_t arow = row_bytes(at, n), stride = arow + 32;
+        std::vector<uint8_t> acts(stride * kTileTokens);
+        for (int t = 0; t < kTileTokens; ++t) {
+          auto x = gaussian(size_t(n), 500 + uint32_t(t), t % 3 ? 1.f : 1e-3f);
+          quantize_activation(at, x.data(), acts.data() + size_t(t) * stride, n);
+        }
+        std::vector<uint8_t> packed(gemm->packed_bytes(n) + 64);
+        uint8_t* aligned = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
+        gemm->pack(rows.data(), rb, nrows, n, aligned);
+        for (int nt = 1; nt <= kTileTokens; ++nt) {
+          const size_t ys = kGemmRows + 3;
+          std::vector<float> y(ys * kTileTokens, -777.f);
+          gemm->tile(aligned, acts.data(), stride, nt, n, y.data(), ys, nrows);
+          for (int t = 0; t < kTileTokens; ++t)
+            for (int r = 0; r < int(ys); ++r) {
+              const std::string where = std::string(type_traits(wt).name) + " n " + std::to_string(n) + " rows " +
+                                        std::to_string(nrows) + " tile " + std::to_string(nt) + " token " +
+                                        std::to_string(t) + " row " + std::to_string(r);
+              if (t >= nt || r >= nrows) {
+                EXPECT_EQ(y[size_t(t) * ys + size_t(r)], -777.f) << where << " written outside the tile";
+                continue;
+              }
+              const float want = vec_dot(wt, rows.data() + size_t(r) * rb, acts.data() + size_t(t) * stride, n);
+              EXPECT_EQ(y[size_t(t) * ys + size_t(r)], want) << where;
+            }
+        }
+      }
+    }
+  }
+}
+
 TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   auto a = gaussian(131, 1), b = gaussian(131, 2);
   EXPECT_EQ(path().dot_f32(a.data(), b.data(), 131), scalar_kernels().dot_f32(a.data(), b.data(), 131));
@@ -131,6 +178,42 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   scalar_kernels().scale_f32(-1.5f, y1.data(), 131);
   path().scale_f32(-1.5f, y2.data(), 131);
   for (size_t i = 0; i < y1.size(); ++i) EXPECT_EQ(y1[i], y2[i]) << i;
+  // exp_f32 against the scalar definition: attention's range (<= 0), both sides of every special
+  // threshold, infinities, NaN, subnormal results, and an odd count for the tail.
+  std::vector<float> xs = {-INFINITY, INFINITY, NAN, 0.f, -0.f, 88.7f, 88.73f, 89.f, -87.9f, -88.1f, -103.0f,
+                           -103.5f, -104.f, -150.f, 1e-8f, -1e-8f, 10.f, -0x1.9d1d9ep6f, -0x1.9fe368p6f, 0x1.62e42ep6f};
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> range(-110.f, 5.f);
+  for (int i = 0; i < 20001; ++i) xs.push_back(i % 3 ? range(rng) : -std::ldexp(range(rng) * range(rng), -10));
+  std::vector<float> got(xs.size());
+  path().exp_f32(xs.data(), got.data(), int64_t(xs.size()));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float want = expf_reference(xs[i]);
+    if (std::isnan(want)) EXPECT_TRUE(std::isnan(got[i])) << xs[i];
+    else EXPECT_EQ(0, std::memcmp(&want, &got[i], 4)) << std::hexfloat << xs[i] << " " << want << " " << got[i];
+  }
+  EXPECT_EQ(expf_reference(0.f), 1.f);
+  EXPECT_EQ(expf_reference(-INFINITY), 0.f);
+  EXPECT_NEAR(expf_reference(-1.f), 0.36787944f, 1e-7f);
+
+  // A run of keys through accumulate_values equals scale_f32 + axpy_f32 key by key on the scalar path
+  // (rescales where ms != 1, including the first key's 0), for register-blocked and tail widths.
+  for (int64_t n : {128, 131, 7}) {
+    std::vector<std::vector<float>> vals;
+    std::vector<const float*> vptr;
+    for (int u = 0; u < kTileTokens; ++u) vals.push_back(gaussian(size_t(n), 40 + uint32_t(u))), vptr.push_back(vals.back().data());
+    const float ms[kTileTokens] = {0.f, 1.f, 0.75f, 1.f, 1.f, 0.5f, 1.f, 0.9f};
+    const float vs[kTileTokens] = {1.f, 0.3f, 1.f, 0.01f, 0.99f, 1.f, 0.6f, 1.f};
+    for (int keys = 1; keys <= kTileTokens; ++keys) {
+      auto want = gaussian(size_t(n), 3), got = want;
+      for (int u = 0; u < keys; ++u) {
+        if (ms[u] != 1.f) scalar_kernels().scale_f32(ms[u], want.data(), n);
+        scalar_kernels().axpy_f32(vs[u], vptr[size_t(u)], want.data(), n);
+      }
+      path().accumulate_values(got.data(), n, keys, vptr.data(), ms, vs);
+      for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(want[i], got[i]) << "n " << n << " keys " << keys << " element " << i;
+    }
+  }
   std::vector<uint8_t> buf(1 << 16);
   for (size_t i = 0; i < buf.size(); ++i) buf[i] = uint8_t(i * 31 + 7);
   EXPECT_EQ(path().stream_read(buf.data(), buf.size()), scalar_kernels().stream_read(buf.data(), buf.size()));

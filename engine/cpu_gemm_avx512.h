@@ -1,0 +1,340 @@
+// The repacked prefill GEMMs (cpu_kernels.h GemmKernel), AVX-512 VNNI only. Include only from
+// cpu_kernels_avx512.cpp, inside its anonymous namespace, after cpu_kernels_x86.h (same rules).
+//
+// Why repack: the file's layout keeps a row's block contiguous, so an int8 dot of one row with one
+// token fills 8 int32 lanes that must then be reduced, and K-quant sub-block scales have to be applied
+// per 32 products in 16-bit (vpmaddubsw + vpdpwssd: two multiply uops per 32 products). Interleaving
+// the rows 4 bytes at a time lets one vpdpbusd (with the token's 4 activation bytes broadcast) do 64
+// products for 16 rows at once, each int32 lane one output; scales are applied once per sub-block
+// and token to all 16 rows. Packing happens per matrix call into scratch the size of one row group
+// (about 19 KB for 2048 Q4_K inputs), so resident memory is unchanged and decode still reads the
+// file's pages in place (cpu_ops.cpp matmul_jobs).
+//
+// Float order: each output's chain is exactly the scalar oracle's (cpu_dot.cpp), so these kernels
+// are bit-identical to every dot_tile path; they only move where the exact integer work happens.
+
+inline __m512i load64(const void* p) { return _mm512_loadu_si512(p); }
+inline int32_t load_i32(const void* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+inline __mmask16 row_mask(int nrows) { return __mmask16((1u << nrows) - 1u); }
+
+// Dword k (k < dwords) of block b of each of the group's rows, row r in int32 lane r; missing rows 0.
+inline __m512i gather_rows(const uint8_t* rows, size_t row_bytes, int nrows, size_t offset) {
+  const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(int(row_bytes)));
+  return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), row_mask(nrows), index, rows + offset, 1);
+}
+
+template <class K>
+void gemm_tile(const void* packed, const void* a, size_t as, int nt, int64_t n, float* y, size_t ys, int nrows) {
+  switch (nt) {
+    case 1: return K::template run<1>(packed, a, as, n, y, ys, nrows);
+    case 2: return K::template run<2>(packed, a, as, n, y, ys, nrows);
+    case 3: return K::template run<3>(packed, a, as, n, y, ys, nrows);
+    case 4: return K::template run<4>(packed, a, as, n, y, ys, nrows);
+    case 5: return K::template run<5>(packed, a, as, n, y, ys, nrows);
+    case 6: return K::template run<6>(packed, a, as, n, y, ys, nrows);
+    case 7: return K::template run<7>(packed, a, as, n, y, ys, nrows);
+    default: return K::template run<8>(packed, a, as, n, y, ys, nrows);
+  }
+}
+
+// Q4_K, 16 rows per group. Per 256-element block: d and dmin as 16 floats (exact fp16 widening),
+// the 12 scale bytes as 3 x 16 dwords (dword k of every row), then the 128 nibble bytes as 32 x 16
+// dwords (dword 8c + v of every row: bytes 32c + 4v.. of qs, whose low nibbles are elements 4v..4v+3
+// of sub-block 2c and high nibbles those of sub-block 2c + 1). The whole pack is a transpose of the
+// block's 36 dwords per row, gathered 16 rows at a time.
+//
+// Per output: sum = the block's exact integer sum_s sc_s * dot(q_s, a_s), mins = sum_s m_s * (a's sum
+// over sub-block s), then acc_sum = fma(a.d * d, float(sum), acc_sum) and acc_min likewise with dmin,
+// result acc_sum - acc_min: cpu_dot.cpp dot_q45_K's order for Q4_K.
+struct GemmQ4K {
+  static constexpr size_t kBlock = 64 + 64 + 3 * 64 + 32 * 64;
+
+  static size_t packed_bytes(int64_t n) { return size_t(n / QK_K) * kBlock; }
+
+  static void pack(const uint8_t* rows, size_t row_bytes, int nrows, int64_t n, void* dst) {
+    uint8_t* out = static_cast<uint8_t*>(dst);
+    for (int64_t b = 0; b < n / QK_K; ++b, out += kBlock) {
+      const size_t at = size_t(b) * sizeof(block_q4_K);
+      const __m512i d_dmin = gather_rows(rows, row_bytes, nrows, at);
+      _mm512_storeu_ps(out, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d_dmin)));
+      _mm512_storeu_ps(out + 64, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(d_dmin, 16))));
+      for (int k = 0; k < 35; ++k)  // 3 scale dwords, then 32 nibble dwords
+        _mm512_storeu_si512(out + 128 + 64 * k, gather_rows(rows, row_bytes, nrows, at + 4 + 4 * size_t(k)));
+    }
+  }
+
+  template <int NT>
+  static void run(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int nrows) {
+    const uint8_t* p = static_cast<const uint8_t*>(pv);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512 acc[NT], acc_min[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = acc_min[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; ++b, p += kBlock) {
+      // get_scale_min_k4 on 16 rows at once: lane r, byte j of sc03 is row r's scale j, and so on.
+      const __m512i w0 = load64(p + 128), w1 = load64(p + 192), w2 = load64(p + 256);
+      const __m512i low6 = _mm512_set1_epi32(0x3f3f3f3f), low4 = _mm512_set1_epi32(0x0f0f0f0f), low2 = _mm512_set1_epi32(0x03030303);
+      const __m512i sc03 = _mm512_and_si512(w0, low6), m03 = _mm512_and_si512(w1, low6);
+      const __m512i sc47 = _mm512_or_si512(_mm512_and_si512(w2, low4),
+                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), low2), 4));
+      const __m512i m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), low4),
+                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), low2), 4));
+      const __m512i byte0 = _mm512_set1_epi32(0xff), bytes02 = _mm512_set1_epi32(0x00ff00ff);
+      __m512i sc[8];
+      #pragma GCC unroll 8
+      for (int s = 0; s < 8; ++s) sc[s] = _mm512_and_si512(_mm512_srli_epi32(s < 4 ? sc03 : sc47, 8 * (s % 4)), byte0);
+      // Mins as int16 pairs for vpdpwssd: (m0, m2), (m1, m3), (m4, m6), (m5, m7).
+      const __m512i mpair[4] = {_mm512_and_si512(m03, bytes02), _mm512_and_si512(_mm512_srli_epi32(m03, 8), bytes02),
+                                _mm512_and_si512(m47, bytes02), _mm512_and_si512(_mm512_srli_epi32(m47, 8), bytes02)};
+      __m512i sum[NT];
+      #pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
+      const uint8_t* q = p + 320;
+      #pragma GCC unroll 1
+      for (int c = 0; c < 4; ++c) {
+        __m512i lo_sum[NT], hi_sum[NT];  // sub-blocks 2c and 2c + 1
+        #pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) lo_sum[t] = hi_sum[t] = _mm512_setzero_si512();
+        #pragma GCC unroll 8
+        for (int v = 0; v < 8; ++v) {
+          const __m512i raw = load64(q + 64 * (8 * c + v));
+          const __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+          #pragma GCC unroll 8
+          for (int t = 0; t < NT; ++t) {
+            const int8_t* a = act_row<block_q8_K>(av, as, t)[b].qs + 64 * c + 4 * v;
+            lo_sum[t] = _mm512_dpbusd_epi32(lo_sum[t], lo, _mm512_set1_epi32(load_i32(a)));
+            hi_sum[t] = _mm512_dpbusd_epi32(hi_sum[t], hi, _mm512_set1_epi32(load_i32(a + 32)));
+          }
+        }
+        #pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t)
+          sum[t] = _mm512_add_epi32(sum[t], _mm512_add_epi32(_mm512_mullo_epi32(lo_sum[t], sc[2 * c]),
+                                                             _mm512_mullo_epi32(hi_sum[t], sc[2 * c + 1])));
+      }
+      const __m512 d = _mm512_loadu_ps(p), dmin = _mm512_loadu_ps(p + 64);
+      #pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
+        // Sub-block sums S0..S7 as int16, regrouped to dwords (S0, S2), (S1, S3), (S4, S6), (S5, S7).
+        const __m128i s8 = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)),
+                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)));
+        const __m128i pairs = _mm_shuffle_epi8(s8, _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15));
+        __m512i mins = _mm512_setzero_si512();
+        #pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) mins = _mm512_dpwssd_epi32(mins, mpair[k], _mm512_set1_epi32(_mm_extract_epi32(pairs, k)));
+        const __m512 ad = _mm512_set1_ps(a.d);
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, d), _mm512_cvtepi32_ps(sum[t]), acc[t]);
+        acc_min[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, dmin), _mm512_cvtepi32_ps(mins), acc_min[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + size_t(t) * ys, row_mask(nrows), _mm512_sub_ps(acc[t], acc_min[t]));
+  }
+};
+
+// Q8_0, 16 rows per group as 8 pairs. Per 32-element block: d as 16 floats, then per pair 64 bytes,
+// the two rows' weights + 128 as unsigned bytes (the oracle keeps 8 float lanes per output, so a
+// 512-bit vector holds two outputs' lanes, not 16 outputs). w * a = (w + 128) * a - 128 * a: the
+// second term depends on the token only, so it seeds the vpdpbusd accumulator once per token and
+// block for all rows, replacing the sign trick's two extra uops per row.
+//
+// Per output: lane i of block b = the exact dot over bytes 4i..4i+3, acc_i = fma(d * a.d, lane_i,
+// acc_i), then FloatLanes::sum's order (hsum): cpu_dot.cpp dot_q32.
+struct GemmQ8_0 {
+  static constexpr size_t kBlock = 64 + 8 * 64;
+  static constexpr int kPairs = 4, kTokens = 4;  // register block: 4 pairs x 4 tokens of 16 float lanes
+
+  static size_t packed_bytes(int64_t n) { return size_t(n / QK8_0) * kBlock; }
+
+  static void pack(const uint8_t* rows, size_t row_bytes, int nrows, int64_t n, void* dst) {
+    uint8_t* out = static_cast<uint8_t*>(dst);
+    const __m256i bias = _mm256_set1_epi8(char(0x80));
+    for (int64_t b = 0; b < n / QK8_0; ++b, out += kBlock) {
+      const size_t at = size_t(b) * sizeof(block_q8_0);
+      _mm512_storeu_ps(out, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gather_rows(rows, row_bytes, nrows, at))));
+      for (int r = 0; r < kGemmRows; ++r) {
+        const __m256i w = r < nrows ? _mm256_xor_si256(loadu(rows + size_t(r) * row_bytes + at + 2), bias) : _mm256_setzero_si256();
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 64 + 32 * r), w);
+      }
+    }
+  }
+
+  template <int NT>
+  static void run(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int nrows) {
+    for (int pair0 = 0; 2 * pair0 < nrows; pair0 += kPairs)
+      for (int t0 = 0; t0 < NT; t0 += kTokens) {
+        constexpr int kLeft = NT < kTokens ? NT : kTokens;
+        if (NT - t0 >= kTokens || NT < kTokens)
+          block<kLeft>(pv, act_row<uint8_t>(av, as, t0), as, n, y + size_t(t0) * ys, ys, pair0, nrows);
+        else
+          tail(pv, act_row<uint8_t>(av, as, t0), as, NT - t0, n, y + size_t(t0) * ys, ys, pair0, nrows);
+      }
+  }
+
+  static void tail(const void* pv, const void* av, size_t as, int nt, int64_t n, float* y, size_t ys, int pair0, int nrows) {
+    switch (nt) {
+      case 1: return block<1>(pv, av, as, n, y, ys, pair0, nrows);
+      case 2: return block<2>(pv, av, as, n, y, ys, pair0, nrows);
+      default: return block<3>(pv, av, as, n, y, ys, pair0, nrows);
+    }
+  }
+
+  // Rows 2 * pair0 .. 2 * (pair0 + kPairs) - 1 (those below nrows) x NT tokens.
+  template <int NT>
+  static void block(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int pair0, int nrows) {
+    const uint8_t* p = static_cast<const uint8_t*>(pv);
+    const __m512i bias = _mm512_set1_epi8(char(0x80));
+    __m512 acc[kPairs][NT];
+    #pragma GCC unroll 4
+    for (int k = 0; k < kPairs; ++k)
+      #pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) acc[k][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / QK8_0; ++b, p += kBlock) {
+      __m512i act[NT], seed[NT];
+      __m512 ad[NT];
+      #pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        const block_q8_0& a = act_row<block_q8_0>(av, as, t)[b];
+        act[t] = _mm512_broadcast_i64x4(loadu(a.qs));  // both outputs of a pair see the token's 32 bytes
+        seed[t] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, act[t]));
+        ad[t] = _mm512_set1_ps(h2f(a.d));
+      }
+      const __m512 d = _mm512_loadu_ps(p);
+      #pragma GCC unroll 4
+      for (int k = 0; k < kPairs; ++k) {
+        const int pair = pair0 + k;
+        const __m512i u = load64(p + 64 + 64 * pair);
+        const __m512i lanes = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_set1_epi32(2 * pair));
+        const __m512 dpair = _mm512_permutexvar_ps(lanes, d);  // d of row 2 * pair, then of row 2 * pair + 1
+        #pragma GCC unroll 4
+        for (int t = 0; t < NT; ++t)
+          acc[k][t] = _mm512_fmadd_ps(_mm512_mul_ps(dpair, ad[t]), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed[t], u, act[t])), acc[k][t]);
+      }
+    }
+    #pragma GCC unroll 4
+    for (int k = 0; k < kPairs; ++k)
+      #pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        const int r = 2 * (pair0 + k);
+        if (r < nrows) y[size_t(t) * ys + size_t(r)] = hsum(_mm512_castps512_ps256(acc[k][t]));
+        if (r + 1 < nrows)
+          y[size_t(t) * ys + size_t(r) + 1] = hsum(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[k][t]), 1)));
+      }
+  }
+};
+
+// Q6_K, 16 rows per group. Per 256-element block: d as 16 floats, the 16 signed scales as 4 x 16
+// dwords, then ql's 32 and qh's 16 dwords, each transposed across the group's rows like Q4_K's.
+// Byte l of ql dword 16h + v (8 + v) and bit pair 2j of qh dword 8h + v give element 128h + 32j + 4v + l
+// for j = 0, 2 (1, 3): 6-bit unsigned, so vpdpbusd takes them as they are, and the - 32 comes back as
+// - 32 * sum_k sc_k * (a's sum over 16-element sub-block k), as in the oracle's exact block integer.
+//
+// Per output: s = fma(a.d * d, float(block integer), s): cpu_dot.cpp dot_q6_K's order.
+struct GemmQ6K {
+  static constexpr size_t kBlock = 64 + 4 * 64 + 48 * 64;
+
+  static size_t packed_bytes(int64_t n) { return size_t(n / QK_K) * kBlock; }
+
+  static void pack(const uint8_t* rows, size_t row_bytes, int nrows, int64_t n, void* dst) {
+    uint8_t* out = static_cast<uint8_t*>(dst);
+    for (int64_t b = 0; b < n / QK_K; ++b, out += kBlock) {
+      const size_t at = size_t(b) * sizeof(block_q6_K);
+      // d sits in the last 2 bytes of the block: read the dword ending there, not one past it.
+      const __m512i tail = gather_rows(rows, row_bytes, nrows, at + offsetof(block_q6_K, d) - 2);
+      _mm512_storeu_ps(out, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail, 16))));
+      for (int k = 0; k < 4; ++k)
+        _mm512_storeu_si512(out + 64 + 64 * k, gather_rows(rows, row_bytes, nrows, at + offsetof(block_q6_K, scales) + 4 * size_t(k)));
+      for (int k = 0; k < 48; ++k)  // ql then qh: contiguous at the start of the block
+        _mm512_storeu_si512(out + 320 + 64 * k, gather_rows(rows, row_bytes, nrows, at + 4 * size_t(k)));
+    }
+  }
+
+  template <int NT>
+  static void run(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int nrows) {
+    const uint8_t* p = static_cast<const uint8_t*>(pv);
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; ++b, p += kBlock) {
+      const uint8_t* ql = p + 320;
+      const uint8_t* qh = p + 320 + 32 * 64;
+      __m512i sum[NT];
+      #pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
+      #pragma GCC unroll 1
+      for (int h = 0; h < 2; ++h)
+        #pragma GCC unroll 1
+        for (int j = 0; j < 4; ++j)
+          #pragma GCC unroll 2
+          for (int half = 0; half < 2; ++half) {  // sub-block k = 8h + 2j + half: elements 128h + 32j + 16 half ..
+            __m512i part[NT];
+            #pragma GCC unroll 8
+            for (int t = 0; t < NT; ++t) part[t] = _mm512_setzero_si512();
+            #pragma GCC unroll 4
+            for (int v = 4 * half; v < 4 * half + 4; ++v) {
+              const __m512i l = load64(ql + 64 * (16 * h + 8 * (j & 1) + v)), hb = load64(qh + 64 * (8 * h + v));
+              const __m512i low = j < 2 ? _mm512_and_si512(l, m4) : _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
+              const __m512i high = _mm512_and_si512(j == 0 ? _mm512_slli_epi16(hb, 4)
+                                                    : j == 1 ? _mm512_slli_epi16(hb, 2)
+                                                    : j == 2 ? hb
+                                                             : _mm512_srli_epi16(hb, 2),
+                                                    m30);
+              const __m512i q = _mm512_or_si512(low, high);
+              #pragma GCC unroll 8
+              for (int t = 0; t < NT; ++t) {
+                const int8_t* a = act_row<block_q8_K>(av, as, t)[b].qs + 128 * h + 32 * j + 4 * v;
+                part[t] = _mm512_dpbusd_epi32(part[t], q, _mm512_set1_epi32(load_i32(a)));
+              }
+            }
+            const int k = 8 * h + 2 * j + half;  // its signed scale, sign-extended from byte k % 4 of dword k / 4
+            const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(load64(p + 64 + 64 * (k / 4)), 24 - 8 * (k % 4)), 24);
+            #pragma GCC unroll 8
+            for (int t = 0; t < NT; ++t) sum[t] = _mm512_add_epi32(sum[t], _mm512_mullo_epi32(part[t], sc));
+          }
+      // The - 32 term: sum_k sc_k * bsums_k, as int16 pairs (sc_{4m}, sc_{4m+2}) and (sc_{4m+1}, sc_{4m+3})
+      // from scale dword m, against the matching pairs of bsums.
+      __m512i sc_even[4], sc_odd[4];
+      #pragma GCC unroll 4
+      for (int m = 0; m < 4; ++m) {
+        const __m512i w = load64(p + 64 + 64 * m);
+        sc_even[m] = _mm512_srai_epi16(_mm512_slli_epi16(w, 8), 8);
+        sc_odd[m] = _mm512_srai_epi16(w, 8);
+      }
+      const __m512 d = _mm512_loadu_ps(p);
+      #pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
+        const __m128i pick = _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
+        const __m128i lo = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)), pick);
+        const __m128i hi = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)), pick);
+        __m512i bias = _mm512_setzero_si512();
+        #pragma GCC unroll 4
+        for (int m = 0; m < 4; ++m) {
+          const __m128i src = m < 2 ? lo : hi;
+          const int even = m % 2 == 0 ? _mm_extract_epi32(src, 0) : _mm_extract_epi32(src, 2);
+          const int odd = m % 2 == 0 ? _mm_extract_epi32(src, 1) : _mm_extract_epi32(src, 3);
+          bias = _mm512_dpwssd_epi32(bias, sc_even[m], _mm512_set1_epi32(even));
+          bias = _mm512_dpwssd_epi32(bias, sc_odd[m], _mm512_set1_epi32(odd));
+        }
+        const __m512i block = _mm512_sub_epi32(sum[t], _mm512_slli_epi32(bias, 5));
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(a.d), d), _mm512_cvtepi32_ps(block), acc[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + size_t(t) * ys, row_mask(nrows), acc[t]);
+  }
+};
+
+const GemmKernel* gemm_avx512(TensorType t) {
+  static const GemmKernel q4_K{GemmQ4K::packed_bytes, GemmQ4K::pack, gemm_tile<GemmQ4K>};
+  static const GemmKernel q8_0{GemmQ8_0::packed_bytes, GemmQ8_0::pack, gemm_tile<GemmQ8_0>};
+  static const GemmKernel q6_K{GemmQ6K::packed_bytes, GemmQ6K::pack, gemm_tile<GemmQ6K>};
+  switch (t) {
+    case TensorType::Q4_K: return &q4_K;
+    case TensorType::Q8_0: return &q8_0;
+    case TensorType::Q6_K: return &q6_K;
+    default: return nullptr;
+  }
+}

@@ -41,10 +41,9 @@ std::string kv_identity(const ModelConfig& c) {
   std::string s = "flashfix-kv-f32 v1 block " + std::to_string(B) + " " + c.arch + " layers " + std::to_string(c.n_layer) +
                   " embd " + std::to_string(c.n_embd) + " hd " + std::to_string(c.head_dim) + "/" + std::to_string(c.v_head_dim) +
                   " window " + std::to_string(c.sliding_window) + " eps " + std::to_string(c.rms_eps);
-  for (int il = 0; il < c.n_layer; ++il) {
-    const LayerConfig& L = c.layers[size_t(il)];
+  for (const LayerConfig& L : c.layers) {  // MTP layers too: their K/V rows are part of a Full block
     const RopeConfig& r = L.rope;
-    s += " [" + std::to_string(L.n_head_kv) + (L.sliding ? "s " : "f ") + std::to_string(r.n_rot) + " " +
+    s += " [" + std::string(L.mtp ? "mtp " : "") + std::to_string(L.n_head_kv) + (L.sliding ? "s " : "f ") + std::to_string(r.n_rot) + " " +
          std::to_string(r.freq_base) + " " + std::to_string(r.freq_scale) + " " + std::to_string(r.ext_factor) + " " +
          std::to_string(r.attn_factor) + " " + std::to_string(r.beta_fast) + " " + std::to_string(r.beta_slow) + " " +
          std::to_string(r.n_ctx_orig) + (r.use_freq_factors ? " ff]" : "]");

@@ -108,10 +108,11 @@ struct UbatchToken {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const Model& model, int n_threads) : model_(model), c_(model.config()), pool_(n_threads) {}
+  CpuBackend(const Model& model, int n_threads) : model_(model), c_(model.config()), pool_(n_threads) { count_weight_bytes(); }
 
   std::string_view name() const override { return "cpu"; }
   const Model& model() const override { return model_; }
+  uint64_t weight_bytes_read() const override { return bytes_read_; }
 
   std::unique_ptr<KvStore> new_kv_store(int64_t full_blocks, int64_t sliding_blocks) override {
     if (full_blocks < 0 || sliding_blocks < 0) throw std::invalid_argument("negative KV block count");
@@ -186,6 +187,7 @@ class CpuBackend final : public Backend {
     float* out;  // [rows x n_embd]
   };
 
+  void count_weight_bytes();
   void ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta);
   void decoder_layer(CpuKvStore& store, std::span<const UbatchToken> meta, int il, int64_t first_key);
   void check_mtp_run(const CpuKvStore& store, const MtpRun& r) const;
@@ -223,7 +225,31 @@ class CpuBackend final : public Backend {
   std::vector<UbatchToken> mtp_meta_;
   std::vector<float> mtp_cat_, mtp_hidden_, mtp_logits_;
   std::vector<int64_t> mtp_sel_, mtp_last_;
+  // Weight bytes a micro-batch reads besides experts, embedding rows and the head; per layer, one
+  // expert's gate, up and down; the running total (weight_bytes_read).
+  uint64_t trunk_bytes_ = 0, embd_row_bytes_ = 0, head_bytes_ = 0;
+  std::vector<uint64_t> expert_bytes_;
+  std::vector<uint64_t> mtp_bytes_;  // per MTP head, as trunk_bytes_ (its head counted by output_logits)
+  uint64_t bytes_read_ = 0;
 };
+
+void CpuBackend::count_weight_bytes() {
+  const ModelWeights& w = model_.weights();
+  embd_row_bytes_ = w.token_embd->nbytes / uint64_t(c_.n_vocab);
+  head_bytes_ = w.output->nbytes + w.output_norm->nbytes;
+  expert_bytes_.assign(c_.layers.size(), 0);
+  mtp_bytes_.assign(size_t(c_.n_nextn), 0);
+  for (int il = 0; il < int(c_.layers.size()); ++il) {
+    const LayerWeights& lw = w.layers[size_t(il)];
+    uint64_t& dense = il < c_.n_layer ? trunk_bytes_ : mtp_bytes_[size_t(il - c_.n_layer)];
+    for (Weight t : {lw.attn_norm, lw.attn_q, lw.attn_k, lw.attn_v, lw.attn_output, lw.attn_q_norm, lw.attn_k_norm,
+                     lw.attn_gate, lw.ffn_norm, lw.ffn_gate, lw.ffn_up, lw.ffn_down, lw.ffn_gate_inp, lw.exp_probs_b,
+                     lw.ffn_gate_shexp, lw.ffn_up_shexp, lw.ffn_down_shexp, lw.nextn_eh_proj, lw.nextn_enorm, lw.nextn_hnorm})
+      if (t) dense += t->nbytes;
+    if (c_.layers[size_t(il)].moe)
+      for (Weight t : {lw.ffn_gate_exps, lw.ffn_up_exps, lw.ffn_down_exps}) expert_bytes_[size_t(il)] += t->nbytes / uint64_t(c_.n_expert);
+  }
+}
 
 void CpuBackend::norm_rows(const float* x, Weight w, float* y, int64_t T) {
   const int64_t E = c_.n_embd;
@@ -239,6 +265,7 @@ void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std:
   x_.resize(size_t(T * E));
   xn_.resize(size_t(T * E));
   for (int64_t t = 0; t < T; ++t) embed_row(w.token_embd, tokens[size_t(t)], &x_[size_t(t * E)]);
+  bytes_read_ += trunk_bytes_ + uint64_t(T) * embd_row_bytes_;
 
   for (int il = 0; il < c_.n_layer; ++il) decoder_layer(store, meta, il, 0);
   std::vector<const float*>& rows = head_rows_;
@@ -272,6 +299,7 @@ void CpuBackend::output_logits(std::span<const float* const> rows, std::span<flo
   const int64_t E = c_.n_embd, V = c_.n_vocab;
   for (size_t g = 0; g < rows.size(); g += kGroup) {
     const size_t n = std::min(kGroup, rows.size() - g);
+    bytes_read_ += head_bytes_;
     head_in_.resize(n * size_t(E));
     for (size_t i = 0; i < n; ++i)
       rms_norm(rows[g + i], reinterpret_cast<const float*>(norm->data), &head_in_[i * size_t(E)], E, c_.rms_eps);
@@ -549,6 +577,7 @@ void CpuBackend::ffn(int il, int64_t T) {
   for (int64_t e = 0; e < c_.n_expert; ++e) {
     const int64_t first = expert_first_[size_t(e)], n = expert_first_[size_t(e) + 1] - first;
     if (n == 0) continue;
+    bytes_read_ += expert_bytes_[size_t(il)];
     auto rows = [&](const ActRows& a) { return ActRows{a.type, a.data + size_t(first) * a.row_bytes, a.row_bytes, n}; };
     groups_.push_back({expert(lw.ffn_gate_exps, e), expert(lw.ffn_up_exps, e), expert(lw.ffn_down_exps, e), rows(in_gate),
                        rows(in_up), L.clamp_exp, moe_out_.data() + first * E});
@@ -642,6 +671,7 @@ void CpuBackend::mtp_head(CpuKvStore& store, std::span<const MtpRun> runs, int k
   });
   x_.resize(size_t(T * E));
   xn_.resize(size_t(T * E));
+  bytes_read_ += mtp_bytes_[size_t(k - 1)] + uint64_t(T) * embd_row_bytes_;
   matmul(pool_, mat(lw.nextn_eh_proj), mtp_cat_.data(), T, x_.data());
   decoder_layer(store, mtp_meta_, il, k);
 

@@ -83,9 +83,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
   virtual const Model& model() const = 0;
-  // Weight bytes every forward (and MTP draft) so far has read, counting the experts its tokens actually selected
-  // (a verify pass of k+1 tokens reads more experts than one step: the price speculation pays);
-  // 0 from a backend that does not count them.
+  // Weight bytes every forward and MTP draft so far has read, counting the experts its tokens
+  // actually selected (a verify pass of k+1 tokens reads more experts than one step: the price
+  // speculation pays); 0 from a backend that does not count them.
   virtual uint64_t weight_bytes_read() const { return 0; }
 
   virtual std::unique_ptr<KvStore> new_kv_store(int64_t full_blocks, int64_t sliding_blocks) = 0;

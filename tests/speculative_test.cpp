@@ -284,9 +284,9 @@ TEST(Speculative, ContextDraftsProposeWhatFollowedTheLongestRecentMatch) {
   auto src = make_context_draft({*backend, *store, 64});
   EXPECT_EQ(src->name(), "context");
   auto propose = [&](const std::vector<int32_t>& t, int k) {
-    std::vector<int32_t> out;
+    std::vector<int32_t> out = {-1};  // appends after what is there (the engine's run starts with its token)
     src->propose({t, int64_t(t.size()) - 1, nullptr, store.get()}, k, out);
-    return out;
+    return std::vector<int32_t>(out.begin() + 1, out.end());
   };
   // (1 2 3) last occurred at the start: its 3-gram beats the later 2-gram (2 3) -> 4.
   std::vector<int32_t> t = {1, 2, 3, 9, 8, 7, 2, 3, 4, 1, 2, 3};

@@ -65,6 +65,12 @@ struct DraftSetup {
 // Prompt lookup over the sequence's own tokens (draft_context.cpp); any architecture.
 std::unique_ptr<DraftSource> make_context_draft(const DraftSetup& setup);
 
+// Replays a known continuation of the prompt (the model's own earlier output) as drafts, with a
+// share 1 - accuracy of its tokens replaced by other ones (chosen from seed, the same every run):
+// bench --spec-oracle measures the engine's side of speculation at a chosen acceptance rate.
+std::unique_ptr<DraftSource> make_replay_draft(std::vector<int32_t> continuation, int64_t prompt_tokens, double accuracy,
+                                               int32_t n_vocab, uint64_t seed);
+
 // Drafts from the model's MTP heads (draft_mtp.cpp). Throws std::invalid_argument naming the reason
 // when the model has no MTP heads or the backend cannot run them; mtp_supported says which in advance.
 bool mtp_supported(const Backend& backend, std::string* why_not);

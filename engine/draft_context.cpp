@@ -28,7 +28,7 @@ class ContextDraft final : public DraftSource {
       if (n > last + 1) continue;
       const auto it = ends_.find(key(t, last, n));
       if (it == ends_.end() || !same(t, it->second, last, n)) continue;  // a hash collision
-      for (int64_t p = it->second + 1; p <= last && int(out.size()) < max_k; ++p) out.push_back(t[size_t(p)]);
+      for (int64_t p = it->second + 1; p <= last && p <= it->second + max_k; ++p) out.push_back(t[size_t(p)]);
       return;
     }
   }

@@ -38,10 +38,12 @@ double StepCosts::estimate(int64_t n) const {
 
 double StepCosts::ratio(int64_t tokens, int64_t base) const { return estimate(tokens) / estimate(base); }
 
-DraftControl::DraftControl(int n_sources, int max_k) : sources_(size_t(n_sources)), max_k_(max_k) {}
+DraftControl::DraftControl(int n_sources, int max_k, bool always)
+    : sources_(size_t(n_sources)), max_k_(max_k), always_(always) {}
 
 DraftChoice DraftControl::choose(const StepCosts& costs, int64_t base, int64_t room, int skip) {
   const int max_k = int(std::min<int64_t>(max_k_, room));
+  if (always_) return max_k > 0 && skip + 1 < int(sources_.size()) ? DraftChoice{skip + 1, max_k} : DraftChoice{};
   DraftChoice best;
   double best_gain = kMinGain;
   DraftChoice probe;

@@ -38,7 +38,8 @@ class DraftControl {
  public:
   static constexpr int kProbeInterval = 32;
 
-  DraftControl(int n_sources, int max_k);
+  // always: every step drafts max_k tokens from the first source that has any (tests, measuring).
+  DraftControl(int n_sources, int max_k, bool always);
   // base: tokens the step runs without this sequence's drafts (this sequence's own token included);
   // room: the most drafts the request can still use; skip: a source that had nothing this step.
   DraftChoice choose(const StepCosts& costs, int64_t base, int64_t room, int skip = -1);
@@ -53,6 +54,7 @@ class DraftControl {
   };
   std::vector<Source> sources_;
   int max_k_;
+  bool always_;
   int idle_ = 0;  // steps since the last draft
 };
 

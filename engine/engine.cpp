@@ -205,7 +205,7 @@ class BatchEngine final : public Engine {
       if (draft_context_) s.drafts.push_back(make_context_draft(setup));
     }
     if (s.drafts.empty()) return;
-    s.control.emplace(int(s.drafts.size()), options_.draft_max);
+    s.control.emplace(int(s.drafts.size()), options_.draft_max, options_.draft_always);
     for (const auto& d : s.drafts) s.job->result.drafts.push_back({std::string(d->name())});
   }
 

@@ -35,6 +35,7 @@ struct EngineOptions {
   // equals that sample (for a deterministic draft, exactly the speculative-sampling rule).
   DraftMode draft = DraftMode::Auto;
   int draft_max = 4;
+  bool draft_always = false;  // draft draft_max tokens whenever a source has them, paying or not (tests, bench)
 };
 
 enum class FinishReason {

@@ -16,6 +16,9 @@ class MtpDraft final : public DraftSource {
     // Head k's first row is at position k (head 1 reads the trunk's state of position 0).
     for (size_t k = 0; k < fresh_from_.size(); ++k) fresh_from_[k] = int64_t(k) + 1;
     drafts_.resize(fresh_from_.size());
+    const ModelConfig& c = backend.model().config();
+    const bool all_windowed = std::all_of(c.layers.begin() + c.n_layer, c.layers.end(), [](const LayerConfig& L) { return L.sliding; });
+    window_ = all_windowed ? c.sliding_window : 0;
   }
 
   std::string_view name() const override { return "mtp"; }
@@ -27,6 +30,10 @@ class MtpDraft final : public DraftSource {
     // s - 1 in the same call: every head restarts where the most stale one needs it.
     int64_t from = ctx.computed;
     for (int k = 1; k <= heads; ++k) from = std::min(from, fresh_from_[size_t(k - 1)] - (k - 1));
+    // With windowed heads, a row of head k is exact once about k windows before it were computed
+    // (head 1's keys, then head 1's outputs feeding head 2's keys, ...): rows further back, stale or
+    // never computed (a long prompt), reach neither these drafts nor the keys later calls read.
+    if (window_ > 0) from = std::max(from, ctx.computed - heads * window_);
     MtpRun run;
     run.blocks = ctx.blocks;
     run.tokens = ctx.tokens;
@@ -46,6 +53,7 @@ class MtpDraft final : public DraftSource {
   Backend& backend_;
   std::vector<int64_t> fresh_from_;  // per head: the first position whose row is not known to be up to date
   std::vector<int32_t> drafts_;
+  int64_t window_ = 0;  // the heads' attention window when every head has one, else 0
 };
 
 }  // namespace

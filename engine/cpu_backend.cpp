@@ -44,7 +44,10 @@ class CpuKvStore final : public KvStore {
   int64_t n_blocks(KvKind kind) const override { return n_blocks_[int(kind)]; }
   size_t block_bytes(KvKind kind) const override { return row_floats_[int(kind)] * kKvBlockTokens * sizeof(float); }
 
-  KvKind kind_of(int il) const { return c_.layers[size_t(il)].sliding && !c_.layers[size_t(il)].mtp ? KvKind::Sliding : KvKind::Full; }
+  KvKind kind_of(int il) const {
+    const LayerConfig& L = c_.layers[size_t(il)];
+    return L.sliding && !L.mtp ? KvKind::Sliding : KvKind::Full;
+  }
   // Position rows of one layer's K or V: [n_blocks * kKvBlockTokens][n_head_kv * dim].
   float* k_base(int il) { return base(k_, il); }
   float* v_base(int il) { return base(v_, il); }
@@ -665,7 +668,8 @@ void CpuBackend::mtp_head(CpuKvStore& store, std::span<const MtpRun> runs, int k
       float* cat = &mtp_cat_[size_t(t * 2 * E)];
       embed_row(embd, s <= c ? r.tokens[size_t(s)] : r.drafts[size_t(s - c - 1)], cat);
       rms_norm(cat, enorm, cat, E, c_.rms_eps);
-      const float* h = k == 1 ? store.hidden_row(block_of(r.blocks->full, s - 1), (s - 1) % kKvBlockTokens) : &mtp_hidden_[size_t(n * E)];
+      const float* h = k == 1 ? store.hidden_row(block_of(r.blocks->full, s - 1), (s - 1) % kKvBlockTokens)
+                              : &mtp_hidden_[size_t(n * E)];
       rms_norm(h, hnorm, cat + E, E, c_.rms_eps);
     }
   });

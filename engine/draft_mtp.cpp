@@ -17,8 +17,8 @@ class MtpDraft final : public DraftSource {
     for (size_t k = 0; k < fresh_from_.size(); ++k) fresh_from_[k] = int64_t(k) + 1;
     drafts_.resize(fresh_from_.size());
     const ModelConfig& c = backend.model().config();
-    const bool all_windowed = std::all_of(c.layers.begin() + c.n_layer, c.layers.end(), [](const LayerConfig& L) { return L.sliding; });
-    window_ = all_windowed ? c.sliding_window : 0;
+    const auto windowed = [](const LayerConfig& L) { return L.sliding; };
+    window_ = std::all_of(c.layers.begin() + c.n_layer, c.layers.end(), windowed) ? c.sliding_window : 0;
   }
 
   std::string_view name() const override { return "mtp"; }

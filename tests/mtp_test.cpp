@@ -160,6 +160,39 @@ TEST_P(MtpGolden, CatchUpBatchEqualsPositionByPosition) {
   EXPECT_GE(checked, 17);
 }
 
+// Several sequences' runs in one call (rows of all of them batched per head) give what each gives alone.
+TEST_P(MtpGolden, SeveralRunsInOneCallEqualSeparateCalls) {
+  Golden g = load_golden(GetParam());
+  auto model = Model::load(g.model_path);
+  auto be = make_cpu_backend(*model, 2);
+  const std::vector<int32_t> ctx = context_of(g);
+  const std::vector<int32_t> a(ctx.begin(), ctx.begin() + 30), b(ctx.begin() + 10, ctx.end());
+  const int64_t V = g.n_vocab;
+  // Both sequences in one store: b's table takes the blocks after a's.
+  Slab both(*be, 128);
+  BlockTable ta, tb;
+  for (size_t i = 0; i < 3; ++i) ta.full.push_back(both.table.full[i]), ta.sliding.push_back(both.table.sliding[i]);
+  for (size_t i = 3; i < 8; ++i) tb.full.push_back(both.table.full[i]), tb.sliding.push_back(both.table.sliding[i]);
+  const BatchRun trunk[] = {{&ta, 0, std::span<const int32_t>(a).first(a.size() - 1), int64_t(a.size()) - 1, nullptr},
+                            {&tb, 0, std::span<const int32_t>(b).first(b.size() - 1), int64_t(b.size()) - 1, nullptr}};
+  be->forward(*both.store, trunk);
+  std::vector<int32_t> da(3), db(2);
+  std::vector<float> la(size_t(3 * V)), lb(size_t(2 * V));
+  const MtpRun runs[] = {{&ta, a, 1, 3, da.data(), la.data()}, {&tb, b, 1, 2, db.data(), lb.data()}};
+  be->mtp_draft(*both.store, runs);
+  for (int which = 0; which < 2; ++which) {
+    const std::vector<int32_t>& t = which ? b : a;
+    Slab alone(*be, 128);
+    alone.trunk(*be, std::span<const int32_t>(t).first(t.size() - 1), 0);
+    std::vector<int32_t> d;
+    const auto l = alone.heads(*be, t, 1, which ? 2 : 3, d);
+    EXPECT_EQ(d, which ? db : da);
+    const std::vector<float>& lt = which ? lb : la;
+    for (size_t k = 0; k < d.size(); ++k)
+      EXPECT_LE(rel_l2(&lt[k * size_t(V)], &l[k * size_t(V)], V), 1e-5) << "sequence " << which << " head " << k + 1;
+  }
+}
+
 // Drafts after rejections, and after stretches the source was not asked, equal those of a fresh
 // sequence over the same accepted tokens: rejected rows leave no trace.
 TEST_P(MtpGolden, RollbackLeavesNoTrace) {

@@ -1,5 +1,7 @@
 #include "cli/bench_spec_oracle.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <stdexcept>
@@ -17,8 +19,9 @@ const char* const kSpecOracleUsage =
     "         [--draft-max K (4)] [--repeats N (3)] [--threads N] [--json]\n"
     "--spec-oracle: greedy decoding with the model's own output replayed as drafts, a share of them\n"
     "corrupted (acceptance 100/75/50/25%), k = 1..K drafts per pass: forced (k every pass) and adaptive\n"
-    "(the engine's controller picks k, or none). Per cell: decode speedup over plain decoding (median of\n"
-    "the repeats), tokens per pass, the measured time of a verify pass over a plain step, and the byte\n"
+    "(the engine's controller picks k, or none). Per cell: decode speedup over plain decoding in wall and\n"
+    "CPU time (medians of repeats interleaved with plain runs), tokens per pass, the cost of a verify\n"
+    "pass over a plain step (wall, CPU), and the byte\n"
     "model's prediction: tokens per pass / (weight bytes a pass read / bytes a plain step read), bytes\n"
     "counted from the experts the tokens actually selected.\n";
 
@@ -26,27 +29,40 @@ std::vector<FlagSpec> spec_oracle_flag_specs() { return {{"--spec-oracle", false
 
 namespace {
 
-// One decode run's numbers (the passes after the prompt's).
+// CPU seconds (user + system) of every thread of this process so far.
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+// One run's numbers over its decode passes (the ones after the prompt's).
 struct Run {
-  double tok_s = 0, tokens_per_pass = 0, bytes_per_pass = 0, ms_per_pass = 0, drafted_per_pass = 0;
+  double tok_s = 0, cpu_s_per_token = 0, tokens_per_pass = 0, bytes_per_pass = 0, ms_per_pass = 0, cpu_ms_per_pass = 0,
+         drafted_per_pass = 0;
 };
 
-Run measure(const Result& r) {
+Run run_once(Engine& engine, const Request& req, const std::vector<int32_t>* want) {
+  const double cpu0 = process_cpu_seconds();
+  const Result r = engine.generate(req);
+  const double cpu = process_cpu_seconds() - cpu0;
+  if (want && r.tokens != *want) throw std::runtime_error("speculative decoding changed the greedy output (a bug)");
   const double passes = double(std::max<int64_t>(1, r.sampling_passes - 1));
   const double tokens = double(r.tokens.size()) - 1 + (r.finish == FinishReason::Stop ? 1 : 0);
   Run m;
   m.tok_s = r.decode_ms > 0 ? tokens / (r.decode_ms / 1000) : 0;
+  m.cpu_s_per_token = cpu / tokens;
   m.tokens_per_pass = tokens / passes;
   m.bytes_per_pass = double(r.decode_weight_bytes) / passes;
   m.ms_per_pass = r.decode_ms / passes;
+  m.cpu_ms_per_pass = 1000 * cpu / passes;
   for (const DraftStats& d : r.drafts) m.drafted_per_pass += double(d.drafted) / passes;
   return m;
 }
 
-// The run with the median speed of several.
-Run median(std::vector<Run> runs) {
-  std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.tok_s < b.tok_s; });
-  return runs[runs.size() / 2];
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 }  // namespace
@@ -80,9 +96,7 @@ int run_spec_oracle(const Args& args, bool json) {
   req.sampling.temperature = 0;
   const std::vector<int32_t> want = plain->generate(req).tokens;  // also warms the weights up
   if (want.size() < 8) throw std::runtime_error("the model ended its greedy output after " + std::to_string(want.size()) + " tokens");
-  std::vector<Run> runs;
-  for (int i = 0; i < repeats; ++i) runs.push_back(measure(plain->generate(req)));
-  const Run step = median(runs);
+  const Run step = run_once(*plain, req, nullptr);
 
   auto replaying = [&](double accuracy) {
     Request r = req;
@@ -90,42 +104,56 @@ int run_spec_oracle(const Args& args, bool json) {
     return r;
   };
   if (!json)
-    std::printf("%s: plain decode %.2f tok/s, %.1f MB of weights and %.2f ms per step (median of %d; %lld tokens)\n"
-                "acc%%  k | forced: speedup tok/pass pass-time pass-bytes predicted ratio | adaptive: speedup tok/pass drafts/pass\n",
-                model.c_str(), step.tok_s, step.bytes_per_pass / 1e6, step.ms_per_pass, repeats, (long long)want.size());
+    std::printf("%s: plain decode %.2f tok/s, %.1f MB of weights per step (%lld tokens; medians of %d interleaved repeats)\n"
+                "acc%%  k | forced: speedup (cpu) tok/pass pass-cost (cpu) pass-bytes predicted ratio (cpu) | adaptive: speedup (cpu) drafts/pass\n",
+                model.c_str(), step.tok_s, step.bytes_per_pass / 1e6, (long long)want.size(), repeats);
   nlohmann::json cells = nlohmann::json::array();
   for (int k = 1; k <= K; ++k) {
     auto forced = open(k, true), adaptive = open(k, false);
     for (Engine* e : {forced.get(), adaptive.get()}) e->generate(replaying(1.0));  // prefix cached, step costs learned
     for (double accuracy : {1.0, 0.75, 0.5, 0.25}) {
-      Run m[2];
-      for (int mode = 0; mode < 2; ++mode) {
-        runs.clear();
-        for (int i = 0; i < repeats; ++i) {
-          const Result r = (mode ? adaptive : forced)->generate(replaying(accuracy));
-          if (r.tokens != want) throw std::runtime_error("speculative decoding changed the greedy output (a bug)");
-          runs.push_back(measure(r));
-        }
-        m[mode] = median(runs);
+      // Plain, forced and adaptive runs alternate, and each is compared with the plain run beside it,
+      // so a change of load on a shared machine shifts all three alike. CPU time is the second view:
+      // other processes' load stretches wall time but hardly the CPU time a run needs.
+      std::vector<double> speed, cpu_speed, pass_cost, cpu_pass_cost, tpp, bytes, a_speed, a_cpu_speed, a_drafts;
+      for (int i = 0; i < repeats; ++i) {
+        const Run p = run_once(*plain, req, &want);
+        const Run f = run_once(*forced, replaying(accuracy), &want);
+        const Run a = run_once(*adaptive, replaying(accuracy), &want);
+        speed.push_back(f.tok_s / p.tok_s), cpu_speed.push_back(p.cpu_s_per_token / f.cpu_s_per_token);
+        pass_cost.push_back(f.ms_per_pass / p.ms_per_pass), cpu_pass_cost.push_back(f.cpu_ms_per_pass / p.cpu_ms_per_pass);
+        tpp.push_back(f.tokens_per_pass), bytes.push_back(f.bytes_per_pass / p.bytes_per_pass);
+        a_speed.push_back(a.tok_s / p.tok_s), a_cpu_speed.push_back(p.cpu_s_per_token / a.cpu_s_per_token);
+        a_drafts.push_back(a.drafted_per_pass);
       }
-      const double speedup = m[0].tok_s / step.tok_s, pass_bytes = m[0].bytes_per_pass / step.bytes_per_pass;
-      const double predicted = m[0].tokens_per_pass / pass_bytes, pass_time = m[0].ms_per_pass / step.ms_per_pass;
-      const double adaptive_speedup = m[1].tok_s / step.tok_s;
-      cells.push_back({{"acceptance", accuracy}, {"k", k}, {"speedup", speedup}, {"tokens_per_pass", m[0].tokens_per_pass},
-                       {"pass_time_over_step", pass_time}, {"pass_bytes_over_step", pass_bytes}, {"predicted_speedup", predicted},
-                       {"ratio", speedup / predicted}, {"adaptive_speedup", adaptive_speedup},
-                       {"adaptive_tokens_per_pass", m[1].tokens_per_pass}, {"adaptive_drafts_per_pass", m[1].drafted_per_pass}});
+      const double predicted = median(tpp) / median(bytes);
+      nlohmann::json c{{"acceptance", accuracy},
+                       {"k", k},
+                       {"speedup", median(speed)},
+                       {"cpu_speedup", median(cpu_speed)},
+                       {"tokens_per_pass", median(tpp)},
+                       {"pass_time_over_step", median(pass_cost)},
+                       {"pass_cpu_over_step", median(cpu_pass_cost)},
+                       {"pass_bytes_over_step", median(bytes)},
+                       {"predicted_speedup", predicted},
+                       {"ratio", median(speed) / predicted},
+                       {"cpu_ratio", median(cpu_speed) / predicted},
+                       {"adaptive_speedup", median(a_speed)},
+                       {"adaptive_cpu_speedup", median(a_cpu_speed)},
+                       {"adaptive_drafts_per_pass", median(a_drafts)}};
+      cells.push_back(c);
       if (!json)
-        std::printf("%3.0f  %2d | %6.2fx %7.2f %8.2fx %9.2fx %8.2fx %5.2f | %6.2fx %7.2f %7.2f\n", accuracy * 100, k, speedup,
-                    m[0].tokens_per_pass, pass_time, pass_bytes, predicted, speedup / predicted, adaptive_speedup,
-                    m[1].tokens_per_pass, m[1].drafted_per_pass);
+        std::printf("%3.0f  %2d | %6.2fx (%.2fx) %6.2f %7.2fx (%.2fx) %8.2fx %8.2fx %5.2f (%.2f) | %6.2fx (%.2fx) %5.2f\n",
+                    accuracy * 100, k, median(speed), median(cpu_speed), median(tpp), median(pass_cost), median(cpu_pass_cost),
+                    median(bytes), predicted, median(speed) / predicted, median(cpu_speed) / predicted, median(a_speed),
+                    median(a_cpu_speed), median(a_drafts));
       std::fflush(stdout);
     }
   }
   if (json) {
     nlohmann::json j{{"model", model},          {"threads", base.threads},         {"prompt_tokens", P},
                      {"gen_tokens", want.size()}, {"repeats", repeats},          {"plain_tok_s", step.tok_s},
-                     {"plain_step_ms", step.ms_per_pass}, {"plain_step_bytes", step.bytes_per_pass}, {"cells", cells}};
+                     {"plain_step_bytes", step.bytes_per_pass}, {"cells", cells}};
     std::puts(j.dump().c_str());
   }
   return 0;

@@ -61,7 +61,11 @@ DraftChoice DraftControl::choose(const StepCosts& costs, int64_t base, int64_t r
       if (k == 1 && gain > probe_gain) probe_gain = gain, probe = {s, 1};
     }
   }
-  if (best.source >= 0) return idle_ = 0, best;
+  if (best.source >= 0) {
+    idle_ = 0;
+    if (!costs.measured(base) || ++since_plain_ >= kProbeInterval) return since_plain_ = 0, DraftChoice{};
+    return best;
+  }
   if (max_k > 0 && skip < 0 && ++idle_ >= kProbeInterval) return idle_ = 0, probe;
   return {};
 }

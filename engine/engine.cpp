@@ -5,6 +5,8 @@
 // only sequence in the batch.
 #include "engine/engine.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +31,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+// The draft controller's clock: the CPU time of every thread of the process, i.e. the work a step
+// needs (memory stalls included), which other processes' load on a shared machine hardly changes,
+// unlike its wall time (the workers' brief spin between loops counts too, alike for every step).
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
 
 constexpr int64_t B = kKvBlockTokens;
 // Tokens per step over all sequences: decode tokens first, prompt chunks fill the rest, so a long
@@ -223,9 +233,9 @@ class BatchEngine final : public Engine {
       for (int attempt = 0; attempt < 2 && choice.source >= 0; ++attempt) {
         ensure_blocks(s, s.computed, s.computed + 1 + choice.k);
         const DraftContext ctx{s.tokens, s.computed, &s.table, store_.get()};
-        const auto t0 = Clock::now();
+        const double t0 = process_cpu_seconds();
         s.drafts[size_t(choice.source)]->propose(ctx, choice.k, s.run);
-        const double seconds = ms_since(t0) / 1e3;
+        const double seconds = process_cpu_seconds() - t0;
         if (int64_t(s.run.size()) > 1 + choice.k)
           throw std::logic_error("draft source " + std::string(s.drafts[size_t(choice.source)]->name()) + " proposed more tokens than asked");
         if (s.run.size() > 1) {
@@ -387,10 +397,10 @@ class BatchEngine final : public Engine {
           in_batch.push_back(&s);
         }
       const uint64_t bytes0 = backend_->weight_bytes_read();
-      const auto t0 = Clock::now();
+      const double t0 = process_cpu_seconds();
       backend_->forward(*store_, runs);
       // Decode-only steps teach the draft controller what a step of n tokens costs.
-      if (!prefill) costs_.observe(kStepTokens - budget, ms_since(t0) / 1e3);
+      if (!prefill) costs_.observe(kStepTokens - budget, process_cpu_seconds() - t0);
       const uint64_t bytes = backend_->weight_bytes_read() - bytes0;
       for (Seq* s : in_batch)
         if (s->decoding) s->job->result.decode_weight_bytes += bytes;

@@ -10,7 +10,9 @@
 // stops drafting and probes again every kProbeInterval steps with one token, so a source that starts
 // to pay (the model begins copying a span of its input) is noticed. While drafting it likewise takes
 // a plain step every kProbeInterval steps (and before its first draft), so the cost it compares with
-// is measured rather than assumed.
+// is measured rather than assumed. A source whose drafting costs next to nothing (context lookup) is
+// asked for one token even on steps that do not draft ("shadow"): comparing it with the token then
+// sampled keeps its acceptance known without paying for a verify pass.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -37,6 +39,7 @@ class StepCosts {
 struct DraftChoice {
   int source = -1;  // -1: no draft this step
   int k = 0;
+  bool shadow = false;  // propose one token but do not verify it (acceptance bookkeeping only)
 };
 
 class DraftControl {

@@ -93,6 +93,8 @@ struct Seq {
   std::vector<int32_t> run;
   int drafted_by = -1, asked = 0;
   double propose_s = 0;
+  std::vector<int32_t> shadow;  // a cheap source's unverified guess at this step's token (draft_control.h)
+  int shadowed_by = -1;         // that source; -1: none
 };
 
 class BatchEngine final : public Engine {
@@ -224,7 +226,7 @@ class BatchEngine final : public Engine {
   // the step runs without this sequence's drafts.
   void plan_decode_run(Seq& s, int64_t base, int64_t budget) {
     s.run.assign(1, s.tokens.back());
-    s.drafted_by = -1;
+    s.drafted_by = s.shadowed_by = -1;
     if (!s.control) return;
     // Drafts past max_tokens could never be emitted (and admission reserved no room for them).
     const int64_t room = std::min(budget - 1, s.job->max_tokens - int64_t(s.job->result.tokens.size()) - 1);
@@ -234,6 +236,13 @@ class BatchEngine final : public Engine {
         ensure_blocks(s, s.computed, s.computed + 1 + choice.k);
         const DraftContext ctx{s.tokens, s.computed, &s.table, store_.get()};
         const double t0 = process_cpu_seconds();
+        if (choice.shadow) {
+          s.shadow.clear();
+          s.drafts[size_t(choice.source)]->propose(ctx, 1, s.shadow);
+          s.propose_s = process_cpu_seconds() - t0;
+          if (s.shadow.size() == 1) s.shadowed_by = choice.source;
+          return;
+        }
         s.drafts[size_t(choice.source)]->propose(ctx, choice.k, s.run);
         const double seconds = process_cpu_seconds() - t0;
         if (int64_t(s.run.size()) > 1 + choice.k)
@@ -472,6 +481,7 @@ class BatchEngine final : public Engine {
         const std::span<float> logits(s.logits.data() + i * V, size_t(V));
         if (r.constrain) r.constrain(logits);
         const int32_t tok = s.sampler->sample(logits, s.tokens);
+        if (s.shadowed_by >= 0) s.control->record(s.shadowed_by, 1, 1, tok == s.shadow[0], s.propose_s);
         if (job.result.tokens.empty() && job.result.ttft_ms == 0) job.result.ttft_ms = ms_since(job.submitted);
         const bool end = tokenizer_->is_eog(tok) || std::ranges::find(r.stop_tokens, tok) != r.stop_tokens.end();
         if (r.on_token && !r.on_token(tok)) return finish(it, FinishReason::Cancelled, true);

@@ -10,6 +10,7 @@ constexpr double kEma = 0.2;           // weight of a new step time
 constexpr double kDecay = 0.95;        // per verify pass: acceptance follows the last ~20 passes
 constexpr double kPriorSlope = 0.2;    // unmeasured: each extra token costs a fifth of the base step
 constexpr double kMinGain = 1.03;      // drafting must beat plain decoding by more than timing noise
+constexpr double kShadowCost = 0.01;   // a source drafting this fraction of a step or less is shadowed
 
 // Expected tokens a pass of k drafts yields at per-token acceptance a.
 double yield(double a, int k) { return a >= 1 ? k + 1 : (1 - std::pow(a, k + 1)) / (1 - a); }
@@ -61,8 +62,16 @@ DraftChoice DraftControl::choose(const StepCosts& costs, int64_t base, int64_t r
       if (k == 1 && gain > probe_gain) probe_gain = gain, probe = {s, 1};
     }
   }
-  if (best.source >= 0) return idle_ = 0, best;
+  if (best.source >= 0) {
+    idle_ = 0;
+    if (!costs.measured(base) || ++since_plain_ >= kProbeInterval) return since_plain_ = 0, DraftChoice{};
+    return best;
+  }
   if (max_k > 0 && skip < 0 && ++idle_ >= kProbeInterval) return idle_ = 0, probe;
+  if (max_k > 0 && skip < 0 && base_seconds > 0)
+    for (int s = 0; s < int(sources_.size()); ++s)
+      if (sources_[size_t(s)].seconds_per_token > 0 && sources_[size_t(s)].seconds_per_token <= kShadowCost * base_seconds)
+        return {s, 1, true};
   return {};
 }
 

@@ -5,10 +5,16 @@
 // per-token acceptance a, a pass of k drafts yields (1 - a^(k+1)) / (1 - a) tokens on average; the
 // controller picks the source and k in 0..K that maximise tokens per unit of time, using the measured
 // time of decode steps by their token count (StepCosts, engine-wide) and each source's measured
-// acceptance and drafting time (DraftControl, per sequence). When nothing beats plain decoding it
+// acceptance and drafting time (DraftControl, per sequence). Times are the process's CPU time (the
+// engine's choice): on a shared machine, other load stretches wall time by the moment, not work. When nothing beats plain decoding it
 // stops drafting and probes again every kProbeInterval steps with one token, so a source that starts
-// to pay (the model begins copying a span of its input) is noticed.
+// to pay (the model begins copying a span of its input) is noticed. While drafting it likewise takes
+// a plain step every kProbeInterval steps (and before its first draft), so the cost it compares with
+// is measured rather than assumed. A source whose drafting costs next to nothing (context lookup) is
+// asked for one token even on steps that do not draft ("shadow"): comparing it with the token then
+// sampled keeps its acceptance known without paying for a verify pass.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -23,6 +29,7 @@ class StepCosts {
   double ratio(int64_t tokens, int64_t base) const;
   // Seconds of a step of `tokens` as above; 0 before any step was measured.
   double seconds(int64_t tokens) const { return ema_.empty() ? 0 : estimate(tokens); }
+  bool measured(int64_t tokens) const { return tokens < int64_t(ema_.size()) && ema_[size_t(tokens)] > 0; }
 
  private:
   double estimate(int64_t tokens) const;
@@ -32,6 +39,7 @@ class StepCosts {
 struct DraftChoice {
   int source = -1;  // -1: no draft this step
   int k = 0;
+  bool shadow = false;  // propose one token but do not verify it (acceptance bookkeeping only)
 };
 
 class DraftControl {
@@ -55,7 +63,8 @@ class DraftControl {
   std::vector<Source> sources_;
   int max_k_;
   bool always_;
-  int idle_ = 0;  // steps since the last draft
+  int idle_ = 0;        // steps since the last draft
+  int since_plain_ = 0;  // drafted steps since the last plain one
 };
 
 }  // namespace flashfix

@@ -5,6 +5,8 @@
 // only sequence in the batch.
 #include "engine/engine.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +31,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+// The draft controller's clock: the CPU time of every thread of the process, i.e. the work a step
+// needs (memory stalls included), which other processes' load on a shared machine hardly changes,
+// unlike its wall time (the workers' brief spin between loops counts too, alike for every step).
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
 
 constexpr int64_t B = kKvBlockTokens;
 // Tokens per step over all sequences: decode tokens first, prompt chunks fill the rest, so a long
@@ -82,6 +92,8 @@ struct Seq {
   std::vector<int32_t> run;
   int drafted_by = -1, asked = 0;
   double propose_s = 0;
+  std::vector<int32_t> shadow;  // a cheap source's unverified guess at this step's token (draft_control.h)
+  int shadowed_by = -1;         // that source; -1: none
 };
 
 class BatchEngine final : public Engine {
@@ -213,7 +225,7 @@ class BatchEngine final : public Engine {
   // the step runs without this sequence's drafts.
   void plan_decode_run(Seq& s, int64_t base, int64_t budget) {
     s.run.assign(1, s.tokens.back());
-    s.drafted_by = -1;
+    s.drafted_by = s.shadowed_by = -1;
     if (!s.control) return;
     // Drafts past max_tokens could never be emitted (and admission reserved no room for them).
     const int64_t room = std::min(budget - 1, s.job->max_tokens - int64_t(s.job->result.tokens.size()) - 1);
@@ -222,9 +234,16 @@ class BatchEngine final : public Engine {
       for (int attempt = 0; attempt < 2 && choice.source >= 0; ++attempt) {
         ensure_blocks(s, s.computed, s.computed + 1 + choice.k);
         const DraftContext ctx{s.tokens, s.computed, &s.table, store_.get()};
-        const auto t0 = Clock::now();
+        const double t0 = process_cpu_seconds();
+        if (choice.shadow) {
+          s.shadow.clear();
+          s.drafts[size_t(choice.source)]->propose(ctx, 1, s.shadow);
+          s.propose_s = process_cpu_seconds() - t0;
+          if (s.shadow.size() == 1) s.shadowed_by = choice.source;
+          return;
+        }
         s.drafts[size_t(choice.source)]->propose(ctx, choice.k, s.run);
-        const double seconds = ms_since(t0) / 1e3;
+        const double seconds = process_cpu_seconds() - t0;
         if (int64_t(s.run.size()) > 1 + choice.k)
           throw std::logic_error("draft source " + std::string(s.drafts[size_t(choice.source)]->name()) + " proposed more tokens than asked");
         if (s.run.size() > 1) {
@@ -386,10 +405,10 @@ class BatchEngine final : public Engine {
           in_batch.push_back(&s);
         }
       const uint64_t bytes0 = backend_->weight_bytes_read();
-      const auto t0 = Clock::now();
+      const double t0 = process_cpu_seconds();
       backend_->forward(*store_, runs);
       // Decode-only steps teach the draft controller what a step of n tokens costs.
-      if (!prefill) costs_.observe(kStepTokens - budget, ms_since(t0) / 1e3);
+      if (!prefill) costs_.observe(kStepTokens - budget, process_cpu_seconds() - t0);
       const uint64_t bytes = backend_->weight_bytes_read() - bytes0;
       for (Seq* s : in_batch)
         if (s->decoding) s->job->result.decode_weight_bytes += bytes;
@@ -461,6 +480,7 @@ class BatchEngine final : public Engine {
         const std::span<float> logits(s.logits.data() + i * V, size_t(V));
         if (r.constrain) r.constrain(logits);
         const int32_t tok = s.sampler->sample(logits, s.tokens);
+        if (s.shadowed_by >= 0) s.control->record(s.shadowed_by, 1, 1, tok == s.shadow[0], s.propose_s);
         if (job.result.tokens.empty() && job.result.ttft_ms == 0) job.result.ttft_ms = ms_since(job.submitted);
         const bool end = tokenizer_->is_eog(tok) || std::ranges::find(r.stop_tokens, tok) != r.stop_tokens.end();
         if (r.on_token && !r.on_token(tok)) return finish(it, FinishReason::Cancelled, true);

@@ -18,6 +18,8 @@
 //      will be overwritten (never read: attention only reads positions < the next run's end).
 // A source that is not asked at a step (another source drafted, or drafting paid too little) sees
 // the sequence grow by several tokens before its next propose; it must catch up from ctx itself.
+// A source whose propose costs under 1% of a step may be asked for one token that is not verified
+// but only compared with the token sampled (draft_control.h, "shadow"); no accepted() follows that.
 // Sources run on the scheduler thread and must not block.
 #pragma once
 #include <cstdint>

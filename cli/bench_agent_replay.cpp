@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/draft_report.h"
 #include "cli/engine_flags.h"
 
 namespace flashfix::cli {
@@ -85,7 +86,8 @@ int run_agent_replay(const Args& args, bool json) {
     append(context, special("<|im_end|>\n"));
     report_turns.push_back({{"turn", turn}, {"prompt_tokens", res.prompt_tokens}, {"cached_tokens", res.cached_tokens},
                             {"computed_tokens", res.computed_tokens}, {"ttft_ms", res.ttft_ms}, {"prefill_ms", res.prefill_ms},
-                            {"decode_ms", res.decode_ms}, {"generated_tokens", res.tokens.size()}, {"turn_ms", turn_ms}});
+                            {"decode_ms", res.decode_ms}, {"generated_tokens", res.tokens.size()}, {"turn_ms", turn_ms},
+                            {"speculation", draft_report(res)}});
     if (!json)
       std::printf("turn %2lld: prompt %6lld  cached %6lld  computed %5lld  ttft %9.1f ms  generated %3zu in %8.1f ms\n",
                   (long long)turn, (long long)res.prompt_tokens, (long long)res.cached_tokens, (long long)res.computed_tokens,

@@ -17,6 +17,7 @@
 
 #include "cli/args.h"
 #include "cli/bench_agent_replay.h"
+#include "cli/bench_spec_oracle.h"
 #include "cli/command.h"
 #include "engine/backend.h"
 #include "engine/cpu_dot.h"
@@ -30,7 +31,7 @@ const char* kUsage =
     "usage: flashfix bench --model M.gguf [--prompt-tokens N (512)] [--gen-tokens N (128)] [--threads N] [--json]\n"
     "       flashfix bench --membw [--threads N] [--json]\n"
     "       flashfix bench --kernels [--json]\n"
-    "%s"
+    "%s%s"
     "Model: times a prefill of N pseudo-random tokens, then N greedy decode steps, and reports tok/s,\n"
     "the bytes decode reads per token (active weights: dense parts, the selected experts, one embedding\n"
     "row, the output matrix; plus the KV cache attended to), the bandwidth that achieves, and peak RSS.\n"
@@ -197,20 +198,26 @@ int run_bench(const std::vector<std::string>& argv) {
   // One spec for every mode (the parser is strict); flags of another mode are refused below.
   auto specs = agent_replay_flag_specs();
   specs.insert(specs.end(), {{"--prompt-tokens", true}, {"--gen-tokens", true}, {"--membw", false}, {"--kernels", false}, {"--json", false}});
+  for (const FlagSpec& f : spec_oracle_flag_specs()) specs.push_back(f);
   Args args(argv, specs);
-  if (args.help()) return std::printf(kUsage, kAgentReplayUsage), 0;
+  if (args.help()) return std::printf(kUsage, kAgentReplayUsage, kSpecOracleUsage), 0;
   if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
   const int threads = int(args.get_int("--threads", 0, 0, 1024));
   const bool json = args.has("--json");
   if (args.has("--membw") && args.has("--kernels")) throw UsageError("--membw and --kernels are separate runs");
+  if (args.has("--spec-oracle")) {
+    if (args.has("--agent-replay")) throw UsageError("--spec-oracle and --agent-replay are separate runs");
+    return run_spec_oracle(args, json);
+  }
+  if (args.has("--repeats")) throw UsageError("--repeats needs --spec-oracle");
   if (args.has("--agent-replay")) {
     if (args.has("--membw") || args.has("--kernels") || args.has("--prompt-tokens"))
       throw UsageError("--agent-replay takes no --membw, --kernels or --prompt-tokens");
     return run_agent_replay(args, json);
   }
   for (const char* f : {"--prefix-tokens", "--turns", "--turn-tokens", "--ctx-size", "--max-sequences", "--kv-budget-mb",
-                        "--cache-dir", "--cache-dir-max-mb", "--no-prefix-cache"})
-    if (args.has(f)) throw UsageError(std::string(f) + " needs --agent-replay");
+                        "--cache-dir", "--cache-dir-max-mb", "--no-prefix-cache", "--draft", "--draft-max"})
+    if (args.has(f)) throw UsageError(std::string(f) + " needs --agent-replay" + (std::string(f) == "--draft-max" ? " or --spec-oracle" : ""));
   if (args.has("--membw")) return run_membw(args, threads, json);
   if (args.has("--kernels")) {
     if (args.has("--model") || args.has("--threads")) throw UsageError("--kernels takes no model or thread options");

@@ -6,11 +6,23 @@ const char* const kEngineFlagsUsage =
     "Engine flags: --threads N (0 = every core) --ctx-size N (longest prompt + generation, 8192)\n"
     "  --max-sequences N (decoded together, 8) --kv-budget-mb MB (KV memory; default 2 x ctx-size positions)\n"
     "  --cache-dir DIR (prefix KV blocks persist there, keyed by the model file's hash)\n"
-    "  --cache-dir-max-mb MB (trim DIR to this size, 8192) --no-prefix-cache (compute every prompt in full)\n";
+    "  --cache-dir-max-mb MB (trim DIR to this size, 8192) --no-prefix-cache (compute every prompt in full)\n"
+    "  --draft none|mtp|context|auto (speculative decoding's drafts; auto: every source the model supports,\n"
+    "  each while it pays) --draft-max K (most drafted tokens verified per step, 4; 0 = none)\n";
 
 std::vector<FlagSpec> engine_flag_specs() {
   return {{"--model", true},         {"--threads", true},   {"--ctx-size", true},          {"--max-sequences", true},
-          {"--kv-budget-mb", true},  {"--cache-dir", true}, {"--cache-dir-max-mb", true}, {"--no-prefix-cache", false}};
+          {"--kv-budget-mb", true},  {"--cache-dir", true}, {"--cache-dir-max-mb", true}, {"--no-prefix-cache", false},
+          {"--draft", true},         {"--draft-max", true}};
+}
+
+void draft_options(const Args& args, EngineOptions& o) {
+  try {
+    o.draft = parse_draft_mode(args.get("--draft").value_or("auto"));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--draft: ") + e.what());
+  }
+  o.draft_max = int(args.get_int("--draft-max", o.draft_max, 0, kMaxDraftTokens));
 }
 
 EngineOptions engine_options(const Args& args, int64_t default_ctx, int64_t min_ctx, int64_t max_ctx) {
@@ -23,6 +35,7 @@ EngineOptions engine_options(const Args& args, int64_t default_ctx, int64_t min_
   o.cache_dir = args.get("--cache-dir").value_or("");
   o.cache_dir_max_bytes = uint64_t(args.get_int("--cache-dir-max-mb", 8192, 1, int64_t(1) << 30)) << 20;
   if (!o.prefix_cache && !o.cache_dir.empty()) throw UsageError("--cache-dir needs the prefix cache (drop --no-prefix-cache)");
+  draft_options(args, o);
   return o;
 }
 

@@ -11,6 +11,7 @@
 namespace flashfix::cli {
 
 // --model --threads --ctx-size --max-sequences --kv-budget-mb --cache-dir --cache-dir-max-mb --no-prefix-cache
+// --draft --draft-max
 std::vector<FlagSpec> engine_flag_specs();
 extern const char* const kEngineFlagsUsage;
 
@@ -22,6 +23,9 @@ EngineOptions engine_options(const Args& args, int64_t default_ctx = EngineOptio
 
 // Opens the engine of --model with engine_options(args, default_ctx).
 std::unique_ptr<Engine> open_engine(const Args& args, int64_t default_ctx = EngineOptions{}.n_ctx);
+
+// --draft none|mtp|context|auto and --draft-max K into o (usage errors for bad values).
+void draft_options(const Args& args, EngineOptions& o);
 
 // Specials parsed, BOS per the model; an empty result is a usage error.
 std::vector<int32_t> tokenize_prompt(const Engine& engine, const std::string& text);

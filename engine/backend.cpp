@@ -26,6 +26,10 @@ std::unique_ptr<Sequence> Backend::new_sequence(int64_t n_ctx) {
   return std::unique_ptr<Sequence>(new Sequence(new_kv_store(n_full, n_sliding), std::move(blocks), n_ctx));
 }
 
+void Backend::mtp_draft(KvStore&, std::span<const MtpRun>) {
+  throw std::logic_error("the " + std::string(name()) + " backend runs no MTP heads");
+}
+
 void Backend::forward(Sequence& seq, std::span<const int32_t> tokens, Logits which, float* logits) {
   const int64_t n = int64_t(tokens.size());
   if (n == 0) throw std::invalid_argument("forward needs at least one token");

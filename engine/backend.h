@@ -6,8 +6,9 @@
 //
 // KV lives in paged blocks of kKvBlockTokens positions held by a KvStore, one pool per layer kind:
 // a Full block holds K and V of every full-attention layer (and the trunk's final hidden state, from
-// which the logits of a cached position can be recomputed), a Sliding block those of every
-// sliding-window layer. Which physical blocks a sequence's positions live in is its BlockTable; the
+// which the logits of a cached position can be recomputed, and K and V of every MTP head, whatever
+// its window: chained heads read several windows back), a Sliding block those of every
+// sliding-window layer of the trunk. Which physical blocks a sequence's positions live in is its BlockTable; the
 // engine owns the tables (sharing, prefix cache, eviction), the backend only reads and writes rows.
 // One forward call runs a batch of token runs from any number of sequences: dense matmuls and the
 // MoE experts see all their tokens together, attention reads each token's own sequence's blocks.
@@ -56,6 +57,25 @@ struct BatchRun {
 
 enum class Logits { Last, All };
 
+// One sequence's request for drafts from the model's MTP (nextn) heads. Head k (1-based) runs on
+// the token at position s and head k-1's output hidden state at s - 1 (head 0: the trunk's, pre
+// output-norm), and predicts the token at s + 1; its K/V row lives at position s of the sequence's
+// Full blocks, so a row at a position below tokens.size() depends only on accepted tokens. One call
+// recomputes head 1 at positions [from, c], head k at [from + k - 1, c + k - 1] (c = tokens.size()
+// - 1, the newest token, whose trunk row is not computed yet), chaining each head's draft into the
+// next: drafts[k-1] is head k's greedy token for position c + k. Rows of head k below from + k - 1
+// must be up to date (written by an earlier call over the same tokens); rows at positions >= c hold
+// drafted tokens and are rewritten by the next call. The trunk's hidden states of [from - 1, c - 1]
+// must be in the blocks, and the table must hold positions [0, c + n_heads).
+struct MtpRun {
+  const BlockTable* blocks = nullptr;
+  std::span<const int32_t> tokens;  // tokens[p] sits at position p
+  int64_t from = 1;                 // >= 1: head 1 has no input before position 1
+  int n_heads = 0;                  // 1 .. mtp_heads()
+  int32_t* drafts = nullptr;        // [n_heads]
+  float* logits = nullptr;          // optional [n_heads x n_vocab]: each head's logits at its last row
+};
+
 class Sequence;
 
 class Backend {
@@ -63,6 +83,10 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
   virtual const Model& model() const = 0;
+  // Weight bytes every forward and MTP draft so far has read, counting the experts its tokens
+  // actually selected (a verify pass of k+1 tokens reads more experts than one step: the price
+  // speculation pays); 0 from a backend that does not count them.
+  virtual uint64_t weight_bytes_read() const { return 0; }
 
   virtual std::unique_ptr<KvStore> new_kv_store(int64_t full_blocks, int64_t sliding_blocks) = 0;
   // Bytes of one block of each kind (what a memory budget buys).
@@ -77,6 +101,13 @@ class Backend {
   // blocks (positions computed earlier, e.g. restored from the prefix cache): [n x n_vocab].
   virtual void logits_from_hidden(const KvStore& store, const BlockTable& blocks, int64_t pos0, int64_t n,
                                   float* logits) = 0;
+
+  // MTP heads the backend can run (0: the model has none, or the backend cannot run them).
+  virtual int mtp_heads() const { return 0; }
+  // Runs the MTP heads for every run (rows of all runs batched per head) and writes their drafts.
+  // Throws std::invalid_argument for a malformed run, std::out_of_range for a token outside the
+  // vocabulary, before any work.
+  virtual void mtp_draft(KvStore& store, std::span<const MtpRun> runs);
 
   // A standalone sequence with its own store for n_ctx positions (tests, tools): the same batched
   // path with one run. Sliding-window layers reuse a ring of blocks.

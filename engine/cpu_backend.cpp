@@ -24,14 +24,16 @@ constexpr int64_t kMaxHeadsPerTask = 16;
 
 // Block storage: per layer kind, one K and one V array per layer of that kind, indexed by
 // (block * kKvBlockTokens + offset) rows; Full blocks also keep the trunk's final hidden state.
+// MTP layers keep their rows in Full blocks even when their attention is windowed: the engine
+// releases Sliding blocks one trunk window behind, and chained heads read further back.
 class CpuKvStore final : public KvStore {
  public:
   CpuKvStore(const ModelConfig& c, int64_t full_blocks, int64_t sliding_blocks) : c_(c) {
     n_blocks_[0] = full_blocks, n_blocks_[1] = sliding_blocks;
-    slot_.resize(size_t(c.n_layer));
-    for (int il = 0; il < c.n_layer; ++il) {
+    slot_.resize(c.layers.size());
+    for (int il = 0; il < int(c.layers.size()); ++il) {
       const LayerConfig& L = c.layers[size_t(il)];
-      const int kind = L.sliding ? 1 : 0;
+      const int kind = int(kind_of(il));
       slot_[size_t(il)] = int(k_[kind].size());
       const auto rows = size_t(n_blocks_[kind] * kKvBlockTokens);
       k_[kind].emplace_back(rows * size_t(L.n_head_kv * c.head_dim), 0.f);
@@ -45,6 +47,10 @@ class CpuKvStore final : public KvStore {
   int64_t n_blocks(KvKind kind) const override { return n_blocks_[int(kind)]; }
   size_t block_bytes(KvKind kind) const override { return row_floats_[int(kind)] * kKvBlockTokens * sizeof(float); }
 
+  KvKind kind_of(int il) const {
+    const LayerConfig& L = c_.layers[size_t(il)];
+    return L.sliding && !L.mtp ? KvKind::Sliding : KvKind::Full;
+  }
   // Position rows of one layer's K or V: [n_blocks * kKvBlockTokens][n_head_kv * dim].
   float* k_base(int il) { return base(k_, il); }
   float* v_base(int il) { return base(v_, il); }
@@ -74,7 +80,7 @@ class CpuKvStore final : public KvStore {
 
  private:
   float* base(std::array<std::vector<std::vector<float>>, 2>& arr, int il) {
-    return arr[c_.layers[size_t(il)].sliding ? 1 : 0][size_t(slot_[size_t(il)])].data();
+    return arr[int(kind_of(il))][size_t(slot_[size_t(il)])].data();
   }
   void check_size(KvKind kind, size_t bytes) const {
     if (bytes != block_bytes(kind)) throw std::invalid_argument("KV block buffer of the wrong size");
@@ -108,10 +114,11 @@ struct UbatchToken {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const Model& model, int n_threads) : model_(model), c_(model.config()), pool_(n_threads) {}
+  CpuBackend(const Model& model, int n_threads) : model_(model), c_(model.config()), pool_(n_threads) { count_weight_bytes(); }
 
   std::string_view name() const override { return "cpu"; }
   const Model& model() const override { return model_; }
+  uint64_t weight_bytes_read() const override { return bytes_read_; }
 
   std::unique_ptr<KvStore> new_kv_store(int64_t full_blocks, int64_t sliding_blocks) override {
     if (full_blocks < 0 || sliding_blocks < 0) throw std::invalid_argument("negative KV block count");
@@ -147,8 +154,11 @@ class CpuBackend final : public Backend {
       rows.push_back(store.hidden_row(b, p % kKvBlockTokens));
       outs.push_back(logits + (p - pos0) * c_.n_vocab);
     }
-    output_logits(rows, outs);
+    output_logits(rows, outs, model_.weights().output_norm, model_.weights().output);
   }
+
+  int mtp_heads() const override { return c_.n_nextn; }
+  void mtp_draft(KvStore& store, std::span<const MtpRun> runs) override;
 
  private:
   static int32_t block_of(const std::vector<int32_t>& table, int64_t pos) {
@@ -183,10 +193,14 @@ class CpuBackend final : public Backend {
     float* out;  // [rows x n_embd]
   };
 
+  void count_weight_bytes();
   void ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta);
+  void decoder_layer(CpuKvStore& store, std::span<const UbatchToken> meta, int il, int64_t first_key);
+  void check_mtp_run(const CpuKvStore& store, const MtpRun& r) const;
+  void mtp_head(CpuKvStore& store, std::span<const MtpRun> runs, int k);
   void norm_rows(const float* x, Weight w, float* y, int64_t T);
-  void attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il);
-  void output_logits(std::span<const float* const> rows, std::span<float* const> outs);
+  void attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il, int64_t first_key);
+  void output_logits(std::span<const float* const> rows, std::span<float* const> outs, Weight norm, Weight head);
   void ffn(int il, int64_t T);
   int64_t route(int il, int64_t T);
   ActRows gather(const ActRows& src, std::vector<uint8_t>& buf);
@@ -207,7 +221,41 @@ class CpuBackend final : public Backend {
   std::vector<UbatchToken> ub_meta_;
   std::vector<const float*> head_rows_;  // hidden rows that want logits, and where they go
   std::vector<float*> head_outs_;
+  // MTP scratch: a chunk's rows (run, index in the run), the heads' input concat [e; h], each row's
+  // output hidden state (the next head's input) and the last rows' logits.
+  struct MtpRow {
+    int32_t run;
+    int64_t i;
+  };
+  std::vector<MtpRow> mtp_rows_;
+  std::vector<UbatchToken> mtp_meta_;
+  std::vector<float> mtp_cat_, mtp_hidden_, mtp_logits_;
+  std::vector<int64_t> mtp_sel_, mtp_last_;
+  // Weight bytes a micro-batch reads besides experts, embedding rows and the head; per layer, one
+  // expert's gate, up and down; the running total (weight_bytes_read).
+  uint64_t trunk_bytes_ = 0, embd_row_bytes_ = 0, head_bytes_ = 0;
+  std::vector<uint64_t> expert_bytes_;
+  std::vector<uint64_t> mtp_bytes_;  // per MTP head, as trunk_bytes_ (its head counted by output_logits)
+  uint64_t bytes_read_ = 0;
 };
+
+void CpuBackend::count_weight_bytes() {
+  const ModelWeights& w = model_.weights();
+  embd_row_bytes_ = w.token_embd->nbytes / uint64_t(c_.n_vocab);
+  head_bytes_ = w.output->nbytes + w.output_norm->nbytes;
+  expert_bytes_.assign(c_.layers.size(), 0);
+  mtp_bytes_.assign(size_t(c_.n_nextn), 0);
+  for (int il = 0; il < int(c_.layers.size()); ++il) {
+    const LayerWeights& lw = w.layers[size_t(il)];
+    uint64_t& dense = il < c_.n_layer ? trunk_bytes_ : mtp_bytes_[size_t(il - c_.n_layer)];
+    for (Weight t : {lw.attn_norm, lw.attn_q, lw.attn_k, lw.attn_v, lw.attn_output, lw.attn_q_norm, lw.attn_k_norm,
+                     lw.attn_gate, lw.ffn_norm, lw.ffn_gate, lw.ffn_up, lw.ffn_down, lw.ffn_gate_inp, lw.exp_probs_b,
+                     lw.ffn_gate_shexp, lw.ffn_up_shexp, lw.ffn_down_shexp, lw.nextn_eh_proj, lw.nextn_enorm, lw.nextn_hnorm})
+      if (t) dense += t->nbytes;
+    if (c_.layers[size_t(il)].moe)
+      for (Weight t : {lw.ffn_gate_exps, lw.ffn_up_exps, lw.ffn_down_exps}) expert_bytes_[size_t(il)] += t->nbytes / uint64_t(c_.n_expert);
+  }
+}
 
 void CpuBackend::norm_rows(const float* x, Weight w, float* y, int64_t T) {
   const int64_t E = c_.n_embd;
@@ -223,16 +271,9 @@ void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std:
   x_.resize(size_t(T * E));
   xn_.resize(size_t(T * E));
   for (int64_t t = 0; t < T; ++t) embed_row(w.token_embd, tokens[size_t(t)], &x_[size_t(t * E)]);
+  bytes_read_ += trunk_bytes_ + uint64_t(T) * embd_row_bytes_;
 
-  for (int il = 0; il < c_.n_layer; ++il) {
-    const LayerWeights& lw = w.layers[size_t(il)];
-    norm_rows(x_.data(), lw.attn_norm, xn_.data(), T);
-    attention(store, meta, il);
-    for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += proj_[size_t(i)];
-    norm_rows(x_.data(), lw.ffn_norm, xn_.data(), T);
-    ffn(il, T);
-    for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += ff_[size_t(i)];
-  }
+  for (int il = 0; il < c_.n_layer; ++il) decoder_layer(store, meta, il, 0);
   std::vector<const float*>& rows = head_rows_;
   std::vector<float*>& outs = head_outs_;
   rows.clear(), outs.clear();
@@ -241,31 +282,44 @@ void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std:
     std::copy_n(&x_[size_t(t * E)], E, store.hidden_row(block_of(m.blocks->full, m.pos), m.pos % kKvBlockTokens));
     if (m.logits) rows.push_back(&x_[size_t(t * E)]), outs.push_back(m.logits);
   }
-  output_logits(rows, outs);
+  output_logits(rows, outs, w.output_norm, w.output);
+}
+
+// One decoder block (trunk or MTP) over the rows in x_, in place: each token attends to its
+// sequence's keys of this layer from position first_key on (and within the window), then the FFN.
+void CpuBackend::decoder_layer(CpuKvStore& store, std::span<const UbatchToken> meta, int il, int64_t first_key) {
+  const int64_t T = int64_t(meta.size()), E = c_.n_embd;
+  const LayerWeights& lw = model_.weights().layers[size_t(il)];
+  norm_rows(x_.data(), lw.attn_norm, xn_.data(), T);
+  attention(store, meta, il, first_key);
+  for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += proj_[size_t(i)];
+  norm_rows(x_.data(), lw.ffn_norm, xn_.data(), T);
+  ffn(il, T);
+  for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += ff_[size_t(i)];
 }
 
 // The output head over scattered hidden rows, a bounded group at a time (a group's logits are
 // [group x n_vocab] of scratch; the head's weights are read once per group).
-void CpuBackend::output_logits(std::span<const float* const> rows, std::span<float* const> outs) {
+void CpuBackend::output_logits(std::span<const float* const> rows, std::span<float* const> outs, Weight norm, Weight head) {
   constexpr size_t kGroup = 32;
   const int64_t E = c_.n_embd, V = c_.n_vocab;
-  const ModelWeights& w = model_.weights();
   for (size_t g = 0; g < rows.size(); g += kGroup) {
     const size_t n = std::min(kGroup, rows.size() - g);
+    bytes_read_ += head_bytes_;
     head_in_.resize(n * size_t(E));
     for (size_t i = 0; i < n; ++i)
-      rms_norm(rows[g + i], reinterpret_cast<const float*>(w.output_norm->data), &head_in_[i * size_t(E)], E, c_.rms_eps);
+      rms_norm(rows[g + i], reinterpret_cast<const float*>(norm->data), &head_in_[i * size_t(E)], E, c_.rms_eps);
     if (n == 1) {
-      matmul(pool_, mat(w.output), head_in_.data(), 1, outs[g]);
+      matmul(pool_, mat(head), head_in_.data(), 1, outs[g]);
       continue;
     }
     head_out_.resize(n * size_t(V));
-    matmul(pool_, mat(w.output), head_in_.data(), int64_t(n), head_out_.data());
+    matmul(pool_, mat(head), head_in_.data(), int64_t(n), head_out_.data());
     for (size_t i = 0; i < n; ++i) std::copy_n(&head_out_[i * size_t(V)], V, outs[g + i]);
   }
 }
 
-void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il) {
+void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il, int64_t first_key) {
   const int64_t T = int64_t(meta.size());
   const LayerConfig& L = c_.layers[size_t(il)];
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
@@ -273,8 +327,9 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   const int64_t qw = H * hd, kw = Hkv * hd, vw = Hkv * vd;
   // KV addressing lives here and only here: where position pos of kv head h of a token's sequence
   // is stored (its block table for this layer's kind, then the row in the block).
+  const bool in_sliding = store.kind_of(il) == KvKind::Sliding;
   auto table = [&](int64_t t) -> const std::vector<int32_t>& {
-    return L.sliding ? meta[size_t(t)].blocks->sliding : meta[size_t(t)].blocks->full;
+    return in_sliding ? meta[size_t(t)].blocks->sliding : meta[size_t(t)].blocks->full;
   };
   float* const kbase = store.k_base(il);
   float* const vbase = store.v_base(il);
@@ -353,7 +408,7 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
       const int64_t t = i / (Hkv * slices), kvh = i / slices % Hkv, h0 = kvh * group + i % slices * slice;
       const int64_t nh = std::min(slice, (kvh + 1) * group - h0), pos = meta[size_t(t)].pos;
       const std::vector<int32_t>& blocks = table(t);
-      const int64_t start = L.sliding ? std::max<int64_t>(0, pos - c_.sliding_window + 1) : 0;
+      const int64_t start = std::max(first_key, L.sliding ? pos - c_.sliding_window + 1 : 0);
       for (int64_t k = 0; k < nh; ++k) {
         heads[k] = {&q_[size_t(t * qw + (h0 + k) * hd)], &att_[size_t(t * H * vd + (h0 + k) * vd)], -INFINITY, 0.f};
         std::fill_n(heads[k].out, vd, 0.f);
@@ -550,6 +605,7 @@ void CpuBackend::ffn(int il, int64_t T) {
   for (int64_t e = 0; e < c_.n_expert; ++e) {
     const int64_t first = expert_first_[size_t(e)], n = expert_first_[size_t(e) + 1] - first;
     if (n == 0) continue;
+    bytes_read_ += expert_bytes_[size_t(il)];
     auto rows = [&](const ActRows& a) { return ActRows{a.type, a.data + size_t(first) * a.row_bytes, a.row_bytes, n}; };
     groups_.push_back({expert(lw.ffn_gate_exps, e), expert(lw.ffn_up_exps, e), expert(lw.ffn_down_exps, e), rows(in_gate),
                        rows(in_up), L.clamp_exp, moe_out_.data() + first * E});
@@ -571,6 +627,102 @@ void CpuBackend::ffn(int il, int64_t T) {
   }
   if (L.shared_expert)
     for (int64_t i = 0; i < T * E; ++i) ff_[size_t(i)] += shexp_out_[size_t(i)];
+}
+
+void CpuBackend::check_mtp_run(const CpuKvStore& store, const MtpRun& r) const {
+  const int64_t c = int64_t(r.tokens.size()) - 1;
+  if (r.n_heads < 1 || r.n_heads > c_.n_nextn)
+    throw std::invalid_argument("an MTP run asks for " + std::to_string(r.n_heads) + " heads; the model has " +
+                                std::to_string(c_.n_nextn));
+  if (!r.blocks || !r.drafts || c < 1 || r.from < 1 || r.from > c) throw std::invalid_argument("malformed MTP run");
+  for (int32_t t : r.tokens)
+    if (t < 0 || t >= c_.n_vocab) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
+  for (int64_t p = 0; p < c + r.n_heads; p += kKvBlockTokens) {
+    const int32_t b = block_of(r.blocks->full, p);
+    if (b < 0 || b >= store.n_blocks(KvKind::Full)) throw std::logic_error("MTP run at a position whose KV block is not held");
+  }
+}
+
+void CpuBackend::mtp_draft(KvStore& store_base, std::span<const MtpRun> runs) {
+  auto& store = static_cast<CpuKvStore&>(store_base);
+  for (const MtpRun& r : runs) check_mtp_run(store, r);
+  // A head's row needs only the previous head's output at the same row and its own K/V of earlier
+  // positions, so the rows of all runs go in chunks of a micro-batch, every head over a chunk in turn.
+  int max_heads = 0;
+  for (const MtpRun& r : runs) max_heads = std::max(max_heads, r.n_heads);
+  auto flush = [&] {
+    for (int k = 1; k <= max_heads; ++k) mtp_head(store, runs, k);
+    mtp_rows_.clear();
+  };
+  mtp_rows_.clear();
+  for (size_t r = 0; r < runs.size(); ++r)
+    for (int64_t i = 0; i < int64_t(runs[r].tokens.size()) - runs[r].from; ++i) {
+      mtp_rows_.push_back({int32_t(r), i});
+      if (int64_t(mtp_rows_.size()) == kMaxUbatchTokens) flush();
+    }
+  if (!mtp_rows_.empty()) flush();
+}
+
+// Head k over the chunk's rows of the runs that ask for it: row i of a run sits at position
+// s = from + k - 1 + i and reads the token there (a draft of head s - c past the last accepted
+// token c) and the previous head's output at s - 1 (the trunk's stored hidden state for head 1).
+void CpuBackend::mtp_head(CpuKvStore& store, std::span<const MtpRun> runs, int k) {
+  const ModelWeights& w = model_.weights();
+  const int il = c_.n_layer + k - 1;
+  const LayerWeights& lw = w.layers[size_t(il)];
+  const int64_t E = c_.n_embd, V = c_.n_vocab, N = int64_t(mtp_rows_.size());
+  mtp_sel_.clear(), mtp_meta_.clear();
+  for (int64_t n = 0; n < N; ++n) {
+    const MtpRun& r = runs[size_t(mtp_rows_[size_t(n)].run)];
+    if (r.n_heads < k) continue;
+    mtp_sel_.push_back(n);
+    mtp_meta_.push_back({r.blocks, r.from + k - 1 + mtp_rows_[size_t(n)].i, nullptr});
+  }
+  const int64_t T = int64_t(mtp_sel_.size());
+  if (T == 0) return;
+  if (mtp_hidden_.size() < size_t(N * E)) mtp_hidden_.resize(size_t(N * E));
+  mtp_cat_.resize(size_t(T * 2 * E));
+  const Weight embd = lw.nextn_embed_tokens ? lw.nextn_embed_tokens : w.token_embd;
+  const auto* enorm = reinterpret_cast<const float*>(lw.nextn_enorm->data);
+  const auto* hnorm = reinterpret_cast<const float*>(lw.nextn_hnorm->data);
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = mtp_sel_[size_t(t)], s = mtp_meta_[size_t(t)].pos;
+      const MtpRun& r = runs[size_t(mtp_rows_[size_t(n)].run)];
+      const int64_t c = int64_t(r.tokens.size()) - 1;
+      float* cat = &mtp_cat_[size_t(t * 2 * E)];
+      embed_row(embd, s <= c ? r.tokens[size_t(s)] : r.drafts[size_t(s - c - 1)], cat);
+      rms_norm(cat, enorm, cat, E, c_.rms_eps);
+      const float* h = k == 1 ? store.hidden_row(block_of(r.blocks->full, s - 1), (s - 1) % kKvBlockTokens)
+                              : &mtp_hidden_[size_t(n * E)];
+      rms_norm(h, hnorm, cat + E, E, c_.rms_eps);
+    }
+  });
+  x_.resize(size_t(T * E));
+  xn_.resize(size_t(T * E));
+  bytes_read_ += mtp_bytes_[size_t(k - 1)] + uint64_t(T) * embd_row_bytes_;
+  matmul(pool_, mat(lw.nextn_eh_proj), mtp_cat_.data(), T, x_.data());
+  decoder_layer(store, mtp_meta_, il, k);
+
+  head_rows_.clear(), head_outs_.clear(), mtp_last_.clear();
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t n = mtp_sel_[size_t(t)];
+    const MtpRow& row = mtp_rows_[size_t(n)];
+    float* hidden = &mtp_hidden_[size_t(n * E)];
+    std::copy_n(&x_[size_t(t * E)], E, hidden);
+    const MtpRun& r = runs[size_t(row.run)];
+    if (row.i == int64_t(r.tokens.size()) - 1 - r.from) head_rows_.push_back(hidden), mtp_last_.push_back(row.run);
+  }
+  if (mtp_logits_.size() < head_rows_.size() * size_t(V)) mtp_logits_.resize(head_rows_.size() * size_t(V));
+  for (size_t j = 0; j < head_rows_.size(); ++j) head_outs_.push_back(&mtp_logits_[j * size_t(V)]);
+  output_logits(head_rows_, head_outs_, lw.nextn_head_norm ? lw.nextn_head_norm : w.output_norm,
+                lw.nextn_head ? lw.nextn_head : w.output);
+  for (size_t j = 0; j < head_rows_.size(); ++j) {
+    const MtpRun& r = runs[size_t(mtp_last_[j])];
+    const float* logits = head_outs_[j];
+    r.drafts[k - 1] = int32_t(std::max_element(logits, logits + V) - logits);
+    if (r.logits) std::copy_n(logits, V, r.logits + (k - 1) * V);
+  }
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 // only sequence in the batch.
 #include "engine/engine.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -20,6 +22,7 @@
 
 #include "engine/backend.h"
 #include "engine/block_pool.h"
+#include "engine/draft_control.h"
 #include "engine/kv_disk_cache.h"
 #include "engine/prefix_cache.h"
 
@@ -28,6 +31,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+// The draft controller's clock: the CPU time of every thread of the process, i.e. the work a step
+// needs (memory stalls included), which other processes' load on a shared machine hardly changes,
+// unlike its wall time (the workers' brief spin between loops counts too, alike for every step).
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
 
 constexpr int64_t B = kKvBlockTokens;
 // Tokens per step over all sequences: decode tokens first, prompt chunks fill the rest, so a long
@@ -41,10 +52,9 @@ std::string kv_identity(const ModelConfig& c) {
   std::string s = "flashfix-kv-f32 v1 block " + std::to_string(B) + " " + c.arch + " layers " + std::to_string(c.n_layer) +
                   " embd " + std::to_string(c.n_embd) + " hd " + std::to_string(c.head_dim) + "/" + std::to_string(c.v_head_dim) +
                   " window " + std::to_string(c.sliding_window) + " eps " + std::to_string(c.rms_eps);
-  for (int il = 0; il < c.n_layer; ++il) {
-    const LayerConfig& L = c.layers[size_t(il)];
+  for (const LayerConfig& L : c.layers) {  // MTP layers too: their K/V rows are part of a Full block
     const RopeConfig& r = L.rope;
-    s += " [" + std::to_string(L.n_head_kv) + (L.sliding ? "s " : "f ") + std::to_string(r.n_rot) + " " +
+    s += " [" + std::string(L.mtp ? "mtp " : "") + std::to_string(L.n_head_kv) + (L.sliding ? "s " : "f ") + std::to_string(r.n_rot) + " " +
          std::to_string(r.freq_base) + " " + std::to_string(r.freq_scale) + " " + std::to_string(r.ext_factor) + " " +
          std::to_string(r.attn_factor) + " " + std::to_string(r.beta_fast) + " " + std::to_string(r.beta_slow) + " " +
          std::to_string(r.n_ctx_orig) + (r.use_freq_factors ? " ff]" : "]");
@@ -65,7 +75,7 @@ struct Job {
 
 struct Seq {
   Job* job;
-  std::vector<int32_t> tokens;  // the prompt, then each sampled token that is still to be fed
+  std::vector<int32_t> tokens;  // the prompt, then each accepted token (the last one still to be fed)
   int64_t n_prompt = 0, computed = 0;
   BlockTable table;
   std::vector<uint64_t> chain;  // hashes of the whole blocks indexed so far
@@ -75,6 +85,15 @@ struct Seq {
   int64_t step_len = 0;
   bool decoding = false;
   Clock::time_point admitted, decode_start;
+  // Speculative decoding: the sources, their controller, and this step's verify run (the token to
+  // feed, then the drafts of source `drafted_by`, which was asked for `asked` tokens).
+  std::vector<std::unique_ptr<DraftSource>> drafts;
+  std::optional<DraftControl> control;
+  std::vector<int32_t> run;
+  int drafted_by = -1, asked = 0;
+  double propose_s = 0;
+  std::vector<int32_t> shadow;  // a cheap source's unverified guess at this step's token (draft_control.h)
+  int shadowed_by = -1;         // that source; -1: none
 };
 
 class BatchEngine final : public Engine {
@@ -89,6 +108,7 @@ class BatchEngine final : public Engine {
       throw std::runtime_error(path + ": the tokenizer has " + std::to_string(tokenizer_->n_vocab()) +
                                " tokens but the model's embedding only " + std::to_string(c.n_vocab));
     backend_ = make_cpu_backend(*model_, options_.threads);
+    choose_draft_sources();
     for (int il = 0; il < c.n_layer; ++il)
       if (c.layers[size_t(il)].sliding) window_ = c.sliding_window;
 
@@ -169,6 +189,75 @@ class BatchEngine final : public Engine {
     work_cv_.notify_all();
     done_cv_.wait(lk, [&] { return job.done; });
     if (job.error) std::rethrow_exception(job.error);
+  }
+
+  // Which sources every sequence drafts with; an explicit source the model cannot run is an error.
+  void choose_draft_sources() {
+    if (options_.draft_max < 0 || options_.draft_max > kMaxDraftTokens)
+      throw std::invalid_argument("the most drafted tokens per step must be 0.." + std::to_string(kMaxDraftTokens) + ", not " +
+                                  std::to_string(options_.draft_max));
+    if (options_.draft == DraftMode::None || options_.draft_max == 0) return;
+    std::string why;
+    const bool mtp = mtp_supported(*backend_, &why);
+    if (options_.draft == DraftMode::Mtp && !mtp) throw std::invalid_argument("cannot draft with MTP: " + why);
+    draft_mtp_ = mtp && options_.draft != DraftMode::Context;
+    draft_context_ = options_.draft == DraftMode::Context || options_.draft == DraftMode::Auto;
+  }
+
+  // A sequence that starts decoding gets its draft sources (none for prompt_logits).
+  void start_drafting(Seq& s) {
+    const Request* r = s.job->request;
+    if (!r || options_.draft_max == 0) return;
+    const DraftSetup setup{*backend_, *store_, options_.n_ctx};
+    if (r->draft_source) {
+      s.drafts.push_back(r->draft_source());
+      if (!s.drafts.back()) throw std::invalid_argument("the request's draft source factory returned nothing");
+    } else {
+      if (draft_mtp_) s.drafts.push_back(make_mtp_draft(setup));
+      if (draft_context_) s.drafts.push_back(make_context_draft(setup));
+    }
+    if (s.drafts.empty()) return;
+    s.control.emplace(int(s.drafts.size()), options_.draft_max, options_.draft_always);
+    for (const auto& d : s.drafts) s.job->result.drafts.push_back({std::string(d->name())});
+  }
+
+  // This step's run of a decoding sequence: its last token, then drafts when they pay. base: tokens
+  // the step runs without this sequence's drafts.
+  void plan_decode_run(Seq& s, int64_t base, int64_t budget) {
+    s.run.assign(1, s.tokens.back());
+    s.drafted_by = s.shadowed_by = -1;
+    if (!s.control) return;
+    // Drafts past max_tokens could never be emitted (and admission reserved no room for them).
+    const int64_t room = std::min(budget - 1, s.job->max_tokens - int64_t(s.job->result.tokens.size()) - 1);
+    DraftChoice choice = s.control->choose(costs_, base, room);
+    try {
+      for (int attempt = 0; attempt < 2 && choice.source >= 0; ++attempt) {
+        ensure_blocks(s, s.computed, s.computed + 1 + choice.k);
+        const DraftContext ctx{s.tokens, s.computed, &s.table, store_.get()};
+        const double t0 = process_cpu_seconds();
+        if (choice.shadow) {
+          s.shadow.clear();
+          s.drafts[size_t(choice.source)]->propose(ctx, 1, s.shadow);
+          s.propose_s = process_cpu_seconds() - t0;
+          if (s.shadow.size() == 1) s.shadowed_by = choice.source;
+          return;
+        }
+        s.drafts[size_t(choice.source)]->propose(ctx, choice.k, s.run);
+        const double seconds = process_cpu_seconds() - t0;
+        if (int64_t(s.run.size()) > 1 + choice.k)
+          throw std::logic_error("draft source " + std::string(s.drafts[size_t(choice.source)]->name()) + " proposed more tokens than asked");
+        if (s.run.size() > 1) {
+          s.drafted_by = choice.source, s.asked = choice.k, s.propose_s = seconds;
+          return;
+        }
+        s.control->record(choice.source, choice.k, 0, 0, seconds);  // nothing to propose: another source may
+        choice = s.control->choose(costs_, base, room, choice.source);
+      }
+    } catch (...) {  // the request fails after this step (advance), the others go on
+      s.job->error = std::current_exception();
+      s.run.resize(1);
+      s.drafted_by = -1;
+    }
   }
 
   int64_t sliding_cap(int64_t positions) const {
@@ -280,27 +369,49 @@ class BatchEngine final : public Engine {
     std::vector<Seq*>& in_batch = in_batch_;
     runs.clear(), in_batch.clear();
     int64_t budget = kStepTokens;
-    for (int pass = 0; pass < 2; ++pass)  // decode tokens first, then prompt chunks in arrival order
-      for (Seq& s : active_) {
-        if (s.decoding != (pass == 0) || budget == 0) continue;
-        s.step_len = std::min(budget, int64_t(s.tokens.size()) - s.computed);
-        if (s.step_len <= 0) continue;
-        budget -= s.step_len;
-        ensure_blocks(s, s.computed, s.computed + s.step_len);
-        BatchRun r{&s.table, s.computed, std::span<const int32_t>(s.tokens).subspan(size_t(s.computed), size_t(s.step_len)),
-                   s.step_len, nullptr};
-        const bool reaches_end = s.computed + s.step_len == int64_t(s.tokens.size());
-        if (s.job->all_logits) {
-          r.logits_from = 0, r.logits = s.job->all_logits + s.computed * V;
-        } else if (reaches_end) {
-          s.logits.resize(size_t(V));
-          r.logits_from = s.step_len - 1, r.logits = s.logits.data();
-        }
-        runs.push_back(r);
-        in_batch.push_back(&s);
-      }
+    int64_t decoding_left = std::ranges::count_if(active_, [](const Seq& s) { return s.decoding; });
+    bool prefill = false;
     try {
+      for (int pass = 0; pass < 2; ++pass)  // decode tokens first, then prompt chunks in arrival order
+        for (Seq& s : active_) {
+          if (s.decoding != (pass == 0) || budget == 0) continue;
+          if (s.decoding) {
+            // Tokens of this step so far, this one's own, and one per decoding sequence still to come.
+            plan_decode_run(s, kStepTokens - budget + decoding_left, budget);
+            --decoding_left;
+            s.step_len = int64_t(s.run.size());
+            budget -= s.step_len;
+            ensure_blocks(s, s.computed, s.computed + s.step_len);
+            s.logits.resize(size_t(s.step_len * V));
+            runs.push_back({&s.table, s.computed, s.run, 0, s.logits.data()});
+            in_batch.push_back(&s);
+            continue;
+          }
+          s.step_len = std::min(budget, int64_t(s.tokens.size()) - s.computed);
+          if (s.step_len <= 0) continue;
+          budget -= s.step_len;
+          prefill = true;
+          ensure_blocks(s, s.computed, s.computed + s.step_len);
+          BatchRun r{&s.table, s.computed, std::span<const int32_t>(s.tokens).subspan(size_t(s.computed), size_t(s.step_len)),
+                     s.step_len, nullptr};
+          const bool reaches_end = s.computed + s.step_len == int64_t(s.tokens.size());
+          if (s.job->all_logits) {
+            r.logits_from = 0, r.logits = s.job->all_logits + s.computed * V;
+          } else if (reaches_end) {
+            s.logits.resize(size_t(V));
+            r.logits_from = s.step_len - 1, r.logits = s.logits.data();
+          }
+          runs.push_back(r);
+          in_batch.push_back(&s);
+        }
+      const uint64_t bytes0 = backend_->weight_bytes_read();
+      const double t0 = process_cpu_seconds();
       backend_->forward(*store_, runs);
+      // Decode-only steps teach the draft controller what a step of n tokens costs.
+      if (!prefill) costs_.observe(kStepTokens - budget, process_cpu_seconds() - t0);
+      const uint64_t bytes = backend_->weight_bytes_read() - bytes0;
+      for (Seq* s : in_batch)
+        if (s->decoding) s->job->result.decode_weight_bytes += bytes;
     } catch (...) {
       const auto error = std::current_exception();
       for (auto it = active_.begin(); it != active_.end();) {
@@ -319,11 +430,9 @@ class BatchEngine final : public Engine {
     }
   }
 
-  // After a step: index the blocks it completed, drop sliding blocks behind the window, sample.
-  void advance(std::list<Seq>::iterator it) {
-    Seq& s = *it;
-    Job& job = *s.job;
-    s.computed += s.step_len;
+  // Positions [0, s.computed) hold accepted tokens' KV: index the whole blocks among them and drop
+  // sliding blocks behind the window. Rows past s.computed (rejected drafts) are never published.
+  void settle(Seq& s) {
     if (options_.prefix_cache)
       while (int64_t(s.chain.size() + 1) * B <= s.computed) cache_->publish_block(s.tokens, s.table, s.chain);
     if (window_)
@@ -333,29 +442,65 @@ class BatchEngine final : public Engine {
           --s.held[1];
           pool_->reserve(KvKind::Sliding, 1);
         }
+  }
+
+  // After a step: settle what it computed, then sample. A verify run's rows are sampled in order
+  // exactly as plain decoding would sample them; while the sample equals the next draft, that draft's
+  // row was computed on the right token, so it is kept and the next row is sampled too.
+  void advance(std::list<Seq>::iterator it) {
+    Seq& s = *it;
+    Job& job = *s.job;
+    if (job.error) return finish(it, FinishReason::Length, false);
+    const bool verify = s.decoding;
+    s.computed += verify ? 1 : s.step_len;
+    settle(s);
     if (s.computed < int64_t(s.tokens.size())) return;  // more prompt to go
 
     if (!s.decoding) {
       s.decoding = true;
       job.result.prefill_ms = ms_since(s.admitted);
       s.decode_start = Clock::now();
+      try {
+        start_drafting(s);
+      } catch (...) {
+        job.error = std::current_exception();
+        return finish(it, FinishReason::Length, false);
+      }
     }
     if (!job.request || int64_t(job.result.tokens.size()) == job.max_tokens) return finish(it, FinishReason::Length, true);
     const Request& r = *job.request;
+    const int64_t V = model_->config().n_vocab;
+    const int64_t rows = verify ? int64_t(s.run.size()) : 1;
+    ++job.result.sampling_passes;
+    DraftStats* stats = verify && s.drafted_by >= 0 ? &job.result.drafts[size_t(s.drafted_by)] : nullptr;
+    if (stats) ++stats->passes, stats->drafted += rows - 1;
+    int accepted = 0;
     try {
-      if (r.constrain) r.constrain(s.logits);
-      const int32_t tok = s.sampler->sample(s.logits, s.tokens);
-      if (job.result.tokens.empty() && job.result.ttft_ms == 0) job.result.ttft_ms = ms_since(job.submitted);
-      const bool end = tokenizer_->is_eog(tok) || std::ranges::find(r.stop_tokens, tok) != r.stop_tokens.end();
-      if (r.on_token && !r.on_token(tok)) return finish(it, FinishReason::Cancelled, true);
-      if (end) {
-        job.result.stop_token = tok;
-        return finish(it, FinishReason::Stop, true);
+      for (int64_t i = 0; i < rows; ++i) {
+        const std::span<float> logits(s.logits.data() + i * V, size_t(V));
+        if (r.constrain) r.constrain(logits);
+        const int32_t tok = s.sampler->sample(logits, s.tokens);
+        if (s.shadowed_by >= 0) s.control->record(s.shadowed_by, 1, 1, tok == s.shadow[0], s.propose_s);
+        if (job.result.tokens.empty() && job.result.ttft_ms == 0) job.result.ttft_ms = ms_since(job.submitted);
+        const bool end = tokenizer_->is_eog(tok) || std::ranges::find(r.stop_tokens, tok) != r.stop_tokens.end();
+        if (r.on_token && !r.on_token(tok)) return finish(it, FinishReason::Cancelled, true);
+        if (end) {
+          job.result.stop_token = tok;
+          return finish(it, FinishReason::Stop, true);
+        }
+        job.result.tokens.push_back(tok);
+        // The last token's KV is computed only if a later prompt extends it.
+        if (int64_t(job.result.tokens.size()) == job.max_tokens) return finish(it, FinishReason::Length, true);
+        s.tokens.push_back(tok);
+        if (i + 1 == rows || tok != s.run[size_t(i + 1)]) break;
+        ++s.computed;  // the draft was right: its row is this token's KV
+        ++accepted, ++stats->accepted;
+        settle(s);
       }
-      job.result.tokens.push_back(tok);
-      // The last token's KV is computed only if a later prompt extends it.
-      if (int64_t(job.result.tokens.size()) == job.max_tokens) return finish(it, FinishReason::Length, true);
-      s.tokens.push_back(tok);
+      if (stats) {
+        s.control->record(s.drafted_by, s.asked, int(rows - 1), accepted, s.propose_s);
+        s.drafts[size_t(s.drafted_by)]->accepted(accepted);
+      }
     } catch (...) {
       job.error = std::current_exception();
       finish(it, FinishReason::Length, false);
@@ -391,6 +536,8 @@ class BatchEngine final : public Engine {
   std::optional<BlockPool> pool_;
   std::optional<KvDiskCache> disk_;
   std::optional<PrefixCache> cache_;
+  bool draft_mtp_ = false, draft_context_ = false;  // the engine's draft sources (a request may bring its own)
+  StepCosts costs_;
 
   std::mutex mu_;  // guards queue_, stopping_ and Job::done; the rest belongs to the scheduler thread
   std::condition_variable work_cv_, done_cv_;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/draft.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
@@ -27,6 +28,14 @@ struct EngineOptions {
   bool prefix_cache = true;    // false: every request computes its whole prompt
   std::string cache_dir;       // non-empty: prefix blocks persist there across processes
   uint64_t cache_dir_max_bytes = uint64_t(8) << 30;  // the cache directory is trimmed to this size
+  // Speculative decoding (draft.h): which sources draft, and the most tokens one pass verifies per
+  // sequence beyond its own (0: none). Auto uses every source the model supports, each only while it
+  // pays (draft_control.h). The output is token for token what plain decoding gives, seeded sampling
+  // included: each verified row is sampled as plain decoding would, and a draft is accepted when it
+  // equals that sample (for a deterministic draft, exactly the speculative-sampling rule).
+  DraftMode draft = DraftMode::Auto;
+  int draft_max = 4;
+  bool draft_always = false;  // draft draft_max tokens whenever a source has them, paying or not (tests, bench)
 };
 
 enum class FinishReason {
@@ -41,12 +50,25 @@ struct Request {
   SamplerParams sampling{};
   std::vector<int32_t> stop_tokens{};  // end the request besides the model's end-of-generation tokens
   // Called on an engine thread before each sampling step; may set logits to -inf (constrained
-  // decoding). Must not block.
+  // decoding). Must not block. With speculation one pass samples several tokens: the calls still come
+  // one token at a time, in order, each after on_token of the token before, so a constraint that
+  // advances its state in on_token sees exactly the calls plain decoding makes.
   std::function<void(std::span<float> logits)> constrain{};
   // Called on an engine thread with each sampled token, the end token included; returning false
   // cancels the request. Must not block: it runs between batched steps of other requests.
   std::function<bool(int32_t token)> on_token{};
   std::stop_token stop{};           // a requested stop cancels the request, queued or running
+  // Drafts for this request from this source instead of the engine's (replaying known output: bench
+  // --spec-oracle, tests); made once when decoding starts, controlled like the engine's sources.
+  std::function<std::unique_ptr<DraftSource>()> draft_source{};
+};
+
+// One draft source's work for a request.
+struct DraftStats {
+  std::string source;
+  int64_t passes = 0;    // verify passes with its drafts
+  int64_t drafted = 0;   // tokens it proposed
+  int64_t accepted = 0;  // of those, accepted
 };
 
 struct Result {
@@ -58,6 +80,11 @@ struct Result {
   int64_t computed_tokens = 0;  // prompt positions computed for this request
   double ttft_ms = 0;           // submission to the first sampled token
   double prefill_ms = 0, decode_ms = 0;
+  int64_t sampling_passes = 0;  // forward passes after which tokens were sampled (drafts: fewer than tokens)
+  std::vector<DraftStats> drafts;  // per draft source the request had
+  // Weight bytes the backend read in the passes after the prompt that this request took part in
+  // (a pass shared with other requests counts whole for each).
+  uint64_t decode_weight_bytes = 0;
 };
 
 struct LogitsResult {

@@ -36,6 +36,29 @@ TEST(BenchCommand, JsonReportIsConsistent) {
   EXPECT_GE(j["peak_rss_bytes"].get<double>(), j["weight_bytes"].get<double>());
 }
 
+TEST(BenchCommand, SpecOracleReportsEveryCellConsistently) {
+  const std::string path = golden_dir() + "/tiny-step35-s11.gguf";
+  ProcessResult r = run_flashfix_line("bench --model " + path +
+                                      " --spec-oracle --prompt-tokens 16 --gen-tokens 24 --draft-max 2 --repeats 1 --threads 2 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["cells"].size(), 8u);  // 4 acceptance rates x k = 1, 2
+  EXPECT_GT(j["plain_tok_s"].get<double>(), 0);
+  EXPECT_GT(j["plain_step_bytes"].get<double>(), 0);
+  for (const auto& c : j["cells"]) {
+    const int k = c["k"].get<int>();
+    const double tpp = c["tokens_per_pass"].get<double>();
+    EXPECT_GE(tpp, 1.0);
+    EXPECT_LE(tpp, k + 1.0);
+    if (c["acceptance"].get<double>() == 1.0) EXPECT_GT(tpp, 1.0 + k * 0.8);  // every draft accepted (bar the last passes)
+    // A pass of k+1 tokens reads at least one step's weights and at most k+1 steps' worth.
+    EXPECT_GE(c["pass_bytes_over_step"].get<double>(), 0.99);
+    EXPECT_LE(c["pass_bytes_over_step"].get<double>(), k + 1.01);
+    EXPECT_NEAR(c["predicted_speedup"].get<double>(), tpp / c["pass_bytes_over_step"].get<double>(), 1e-9);
+    EXPECT_NEAR(c["ratio"].get<double>(), c["speedup"].get<double>() / c["predicted_speedup"].get<double>(), 1e-9);
+  }
+}
+
 TEST(BenchCommand, UsageErrors) {
   EXPECT_EQ(run_flashfix_line("bench").status, 2);  // neither --model nor --membw
   EXPECT_EQ(run_flashfix_line("bench --membw --model x.gguf").status, 2);
@@ -43,6 +66,9 @@ TEST(BenchCommand, UsageErrors) {
   EXPECT_EQ(run_flashfix_line("bench --kernels --membw").status, 2);
   EXPECT_EQ(run_flashfix_line("bench --kernels --threads 2").status, 2);
   EXPECT_NE(run_flashfix_line("bench --model /nonexistent.gguf").status, 0);
+  EXPECT_EQ(run_flashfix_line("bench --model x.gguf --draft-max 2").status, 2);  // plain bench runs no drafts
+  EXPECT_EQ(run_flashfix_line("bench --model x.gguf --spec-oracle --agent-replay").status, 2);
+  EXPECT_EQ(run_flashfix_line("bench --model x.gguf --spec-oracle --draft context").status, 2);
 }
 
 }  // namespace

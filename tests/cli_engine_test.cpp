@@ -52,6 +52,34 @@ TEST(GenerateCommand, SeededSamplingIsReproducible) {
   EXPECT_EQ(nlohmann::json::parse(a.out)["tokens"], nlohmann::json::parse(b.out)["tokens"]);
 }
 
+TEST(GenerateCommand, DraftFlagsKeepTheOutputAndReportSpeculation) {
+  Golden g = load_golden("tiny-qwen3moe-s11");
+  const std::string base = "generate --model " + g.model_path + " --prompt-file " + golden_dir() +
+                           "/prompt1.txt --max-tokens 120 --temperature 0 --threads 2 --json";
+  ProcessResult plain = run_flashfix_line(base + " --draft none");
+  ProcessResult spec = run_flashfix_line(base + " --draft context --draft-max 3");
+  ASSERT_EQ(plain.status, 0);
+  ASSERT_EQ(spec.status, 0) << spec.err;
+  auto p = nlohmann::json::parse(plain.out), s = nlohmann::json::parse(spec.out);
+  EXPECT_EQ(s["tokens"], p["tokens"]);
+  EXPECT_TRUE(p["drafts"].empty());
+  EXPECT_EQ(p["sampling_passes"].get<int64_t>(), 120);
+  ASSERT_EQ(s["drafts"].size(), 1u);
+  const auto& d = s["drafts"][0];
+  EXPECT_EQ(d["source"], "context");
+  EXPECT_LE(d["accepted"].get<int64_t>(), d["drafted"].get<int64_t>());
+  // Each pass yields one token plus the drafts it accepted.
+  EXPECT_EQ(s["sampling_passes"].get<int64_t>() + d["accepted"].get<int64_t>(), 120);
+  EXPECT_DOUBLE_EQ(s["tokens_per_pass"].get<double>(), 120.0 / s["sampling_passes"].get<double>());
+
+  const std::string m = g.model_path, prompt = golden_dir() + "/prompt1.txt";
+  ProcessResult mtp = run_flashfix_line("generate --model " + m + " --prompt-file " + prompt + " --max-tokens 4 --draft mtp");
+  EXPECT_EQ(mtp.status, 2);
+  EXPECT_NE(mtp.err.find("no MTP"), std::string::npos) << mtp.err;
+  EXPECT_EQ(run_flashfix_line("generate --model " + m + " --prompt-file " + prompt + " --max-tokens 4 --draft lookahead").status, 2);
+  EXPECT_EQ(run_flashfix_line("generate --model " + m + " --prompt-file " + prompt + " --max-tokens 4 --draft-max 17").status, 2);
+}
+
 TEST(EngineCommands, BadInputIsAClearError) {
   const std::string m = golden_dir() + "/tiny-qwen3moe-s11.gguf", p = golden_dir() + "/prompt1.txt";
   EXPECT_EQ(run_flashfix_line("logits --model " + m + " --prompt-file " + p).status, 2);                       // no --out

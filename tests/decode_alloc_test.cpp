@@ -7,6 +7,7 @@
 #include <new>
 
 #include "engine/backend.h"
+#include "engine/draft.h"
 #include "golden.h"
 
 namespace {
@@ -40,4 +41,37 @@ TEST(DecodeAllocations, NoneAfterWarmup) {
     for (int i = 0; i < 8; ++i) be->forward(*seq, std::span<const int32_t>(&tok, 1), Logits::Last, logits.data());
     EXPECT_EQ(g_allocations.load() - before, 0) << name;
   }
+}
+
+// A speculative step with MTP drafts: the heads catch up and draft, the trunk verifies, one token is
+// accepted. After warm-up neither the heads nor the source allocate.
+TEST(DecodeAllocations, NoneInMtpDraftingAfterWarmup) {
+  Golden g = load_golden("tiny-step35-s11-Q6_K");
+  auto model = Model::load(g.model_path);
+  auto be = make_cpu_backend(*model, 2);
+  constexpr int64_t kCtx = 256;
+  auto store = be->new_kv_store(kCtx / kKvBlockTokens, kCtx / kKvBlockTokens);
+  BlockTable table;
+  for (int32_t b = 0; b < kCtx / kKvBlockTokens; ++b) table.full.push_back(b), table.sliding.push_back(b);
+  auto src = make_mtp_draft(DraftSetup{*be, *store, kCtx});
+  std::vector<int32_t> tokens = g.tokens, run;
+  tokens.reserve(kCtx), run.reserve(8);
+  std::vector<float> logits(static_cast<size_t>(g.n_vocab));
+  BatchRun prompt{&table, 0, tokens, int64_t(tokens.size()) - 1, logits.data()};
+  be->forward(*store, std::span<const BatchRun>(&prompt, 1));
+  tokens.push_back(1);
+  auto step = [&] {
+    const int64_t computed = int64_t(tokens.size()) - 1;
+    run.assign(1, tokens.back());
+    src->propose(DraftContext{tokens, computed, &table, store.get()}, 3, run);
+    const BatchRun verify{&table, computed, run, int64_t(run.size()) - 1, logits.data()};
+    be->forward(*store, std::span<const BatchRun>(&verify, 1));
+    src->accepted(0);
+    tokens.push_back((run[1] + 1) % 4000);
+  };
+  for (int i = 0; i < 2; ++i) step();
+  const long before = g_allocations.load();
+  for (int i = 0; i < 8; ++i) step();
+  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(run.size(), 4u);
 }

@@ -1,0 +1,89 @@
+#include "engine/draft_control.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace flashfix {
+namespace {
+
+constexpr double kEma = 0.2;           // weight of a new step time
+constexpr double kDecay = 0.95;        // per verify pass: acceptance follows the last ~20 passes
+constexpr double kPriorSlope = 0.2;    // unmeasured: each extra token costs a fifth of the base step
+constexpr double kMinGain = 1.03;      // drafting must beat plain decoding by more than timing noise
+constexpr double kShadowCost = 0.01;   // a source drafting this fraction of a step or less is shadowed
+
+// Expected tokens a pass of k drafts yields at per-token acceptance a.
+double yield(double a, int k) { return a >= 1 ? k + 1 : (1 - std::pow(a, k + 1)) / (1 - a); }
+
+}  // namespace
+
+void StepCosts::observe(int64_t tokens, double seconds) {
+  if (tokens <= 0 || seconds <= 0) return;
+  if (int64_t(ema_.size()) <= tokens) ema_.resize(size_t(tokens) + 1, 0);
+  double& e = ema_[size_t(tokens)];
+  e = e == 0 ? seconds : (1 - kEma) * e + kEma * seconds;
+}
+
+double StepCosts::estimate(int64_t n) const {
+  int64_t lo = -1, hi = -1;
+  for (int64_t i = std::min<int64_t>(n, int64_t(ema_.size()) - 1); i > 0 && lo < 0; --i)
+    if (ema_[size_t(i)] > 0) lo = i;
+  for (int64_t i = n; i < int64_t(ema_.size()) && hi < 0; ++i)
+    if (ema_[size_t(i)] > 0) hi = i;
+  if (lo == n) return ema_[size_t(n)];
+  if (lo > 0 && hi > 0) return ema_[size_t(lo)] + (ema_[size_t(hi)] - ema_[size_t(lo)]) * double(n - lo) / double(hi - lo);
+  if (lo > 0) return ema_[size_t(lo)] * (1 + kPriorSlope * double(n - lo) / double(lo));
+  if (hi > 0) return ema_[size_t(hi)] / (1 + kPriorSlope * double(hi - n) / double(n));
+  return 1 + kPriorSlope * double(n - 1);
+}
+
+double StepCosts::ratio(int64_t tokens, int64_t base) const { return estimate(tokens) / estimate(base); }
+
+DraftControl::DraftControl(int n_sources, int max_k, bool always)
+    : sources_(size_t(n_sources)), max_k_(max_k), always_(always) {}
+
+DraftChoice DraftControl::choose(const StepCosts& costs, int64_t base, int64_t room, int skip) {
+  const int max_k = int(std::min<int64_t>(max_k_, room));
+  if (always_) return max_k > 0 && skip + 1 < int(sources_.size()) ? DraftChoice{skip + 1, max_k} : DraftChoice{};
+  DraftChoice best;
+  double best_gain = kMinGain;
+  DraftChoice probe;
+  double probe_gain = -1;
+  const double base_seconds = costs.seconds(base);
+  for (int s = 0; s < int(sources_.size()); ++s) {
+    if (s == skip) continue;
+    const Source& src = sources_[size_t(s)];
+    const double a = src.accepts / (src.accepts + src.rejects);
+    for (int k = 1; k <= max_k; ++k) {
+      const double drafting = base_seconds > 0 ? src.seconds_per_token * k / base_seconds : 0;
+      const double cost = costs.ratio(base + k, base) + drafting;
+      const double gain = yield(a, k) / cost;
+      if (gain > best_gain) best_gain = gain, best = {s, k};
+      if (k == 1 && gain > probe_gain) probe_gain = gain, probe = {s, 1};
+    }
+  }
+  if (best.source >= 0) {
+    idle_ = 0;
+    if (!costs.measured(base) || ++since_plain_ >= kProbeInterval) return since_plain_ = 0, DraftChoice{};
+    return best;
+  }
+  if (max_k > 0 && skip < 0 && ++idle_ >= kProbeInterval) return idle_ = 0, probe;
+  if (max_k > 0 && skip < 0 && base_seconds > 0)
+    for (int s = 0; s < int(sources_.size()); ++s)
+      if (sources_[size_t(s)].seconds_per_token > 0 && sources_[size_t(s)].seconds_per_token <= kShadowCost * base_seconds)
+        return {s, 1, true};
+  return {};
+}
+
+void DraftControl::record(int source, int asked, int proposed, int accepted, double seconds) {
+  Source& s = sources_[size_t(source)];
+  if (asked > 0) {
+    const double per_token = seconds / asked;
+    s.seconds_per_token = s.seconds_per_token == 0 ? per_token : (1 - kEma) * s.seconds_per_token + kEma * per_token;
+  }
+  if (proposed == 0) return;
+  s.accepts = kDecay * s.accepts + accepted;
+  s.rejects = kDecay * s.rejects + (accepted < proposed ? 1 : 0);
+}
+
+}  // namespace flashfix

@@ -302,6 +302,29 @@ TEST(Speculative, ContextDraftsProposeWhatFollowedTheLongestRecentMatch) {
   EXPECT_TRUE(propose(t, 4).empty());
 }
 
+// The byte model's input: a one-token step reads exactly the model's active weights (its experts are
+// top-k of all), a verify pass of several tokens the union of the experts they selected.
+TEST(Speculative, BackendCountsTheWeightBytesOfTheSelectedExperts) {
+  for (const char* name : {"tiny-qwen3moe-s11", "tiny-step35-s11"}) {
+    SCOPED_TRACE(name);
+    auto model = Model::load(test::golden_dir() + "/" + name + ".gguf");
+    auto backend = make_cpu_backend(*model, 1);
+    auto seq = backend->new_sequence(64);
+    std::vector<float> logits(static_cast<size_t>(model->config().n_vocab));
+    const uint64_t active = model->parameter_counts().active_bytes;
+    const int32_t one[] = {42};
+    uint64_t before = backend->weight_bytes_read();
+    backend->forward(*seq, one, Logits::Last, logits.data());
+    EXPECT_EQ(backend->weight_bytes_read() - before, active);
+    const int32_t four[] = {7, 300, 1999, 4000};
+    before = backend->weight_bytes_read();
+    backend->forward(*seq, four, Logits::Last, logits.data());
+    const uint64_t pass = backend->weight_bytes_read() - before;
+    EXPECT_GT(pass, active);      // more experts than one token's
+    EXPECT_LT(pass, 4 * active);  // but the dense weights once
+  }
+}
+
 TEST(Speculative, BadDraftSettingsFailClearly) {
   auto g = test::load_golden("tiny-step35-s11");
   EXPECT_NO_THROW(Engine::open(g.model_path, options(DraftMode::Mtp)));  // step35 has MTP heads

@@ -211,6 +211,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   // Scratch reused across calls: sized on first use, never shrunk, so a decode step allocates nothing.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, sel_, hid_gate_, hid_up_, moe_out_, shexp_out_;
+  std::vector<float> rope_tables_;  // [pool thread][n_rot]: each thread's (cos, sin) table
   std::vector<uint8_t> gathered_gate_, gathered_up_, hid_q_;
   ActivationCache acts_;
   std::vector<MatmulJob> jobs_;
@@ -358,21 +359,24 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
       L.rope.use_freq_factors ? reinterpret_cast<const float*>(model_.weights().rope_freqs->data) : nullptr;
   const float* qn = reinterpret_cast<const float*>(lw.attn_q_norm->data);
   const float* kn = reinterpret_cast<const float*>(lw.attn_k_norm->data);
-  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-    thread_local std::vector<float> cos_sin;
-    cos_sin.resize(size_t(L.rope.n_rot));
+  // One (cos, sin) table per pool thread, sized before the loop: which threads take a token varies
+  // from step to step, so growing a thread's table on its first use would allocate mid-decode.
+  const size_t table_floats = size_t(L.rope.n_rot);
+  if (rope_tables_.size() < table_floats * size_t(pool_.size())) rope_tables_.resize(table_floats * size_t(pool_.size()));
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int thread) {
+    float* cos_sin = &rope_tables_[size_t(thread) * table_floats];
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t pos = meta[size_t(t)].pos;
-      rope_table(pos, L.rope, freq_factors, cos_sin.data());  // shared by every head of the token
+      rope_table(pos, L.rope, freq_factors, cos_sin);  // shared by every head of the token
       for (int64_t h = 0; h < H; ++h) {
         float* head = &q_[size_t(t * qw + h * hd)];
         rms_norm(head, qn, head, hd, c_.rms_eps);
-        rope_apply(head, cos_sin.data(), L.rope.n_rot);
+        rope_apply(head, cos_sin, L.rope.n_rot);
       }
       for (int64_t h = 0; h < Hkv; ++h) {
         float* head = &k_[size_t(t * kw + h * hd)];
         rms_norm(head, kn, head, hd, c_.rms_eps);
-        rope_apply(head, cos_sin.data(), L.rope.n_rot);
+        rope_apply(head, cos_sin, L.rope.n_rot);
       }
       // Every token's K/V goes into its block before any token attends: tokens of one sequence in
       // this micro-batch see each other.

@@ -76,15 +76,13 @@ void rows_by_dot_tile(const MatmulJob& job, DotTileFn dot, int64_t r0, int64_t r
   }
 }
 
-void rows_by_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t r0, int64_t r1) {
-  thread_local std::vector<CacheLine> packed;  // per worker thread, grown to the largest row group seen
-  const size_t bytes = gemm.packed_bytes(job.w.n_in);
-  if (packed.size() * sizeof(CacheLine) < bytes) packed.resize((bytes + sizeof(CacheLine) - 1) / sizeof(CacheLine));
+// packed: the calling thread's buffer, at least gemm.packed_bytes(job.w.n_in) long.
+void rows_by_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t r0, int64_t r1, CacheLine* packed) {
   const int nrows = int(r1 - r0);
-  gemm.pack(job.w.data + size_t(r0) * job.w.row_bytes, job.w.row_bytes, nrows, job.w.n_in, packed.data());
+  gemm.pack(job.w.data + size_t(r0) * job.w.row_bytes, job.w.row_bytes, nrows, job.w.n_in, packed);
   for (int64_t t0 = 0; t0 < job.a.n_tok; t0 += kTileTokens) {
     const int nt = int(std::min<int64_t>(kTileTokens, job.a.n_tok - t0));
-    gemm.tile(packed.data(), job.a.data + size_t(t0) * job.a.row_bytes, job.a.row_bytes, nt, job.w.n_in,
+    gemm.tile(packed, job.a.data + size_t(t0) * job.a.row_bytes, job.a.row_bytes, nt, job.w.n_in,
               job.y + t0 * job.w.n_out + r0, size_t(job.w.n_out), nrows);
   }
 }
@@ -97,26 +95,36 @@ void matmul_jobs(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   thread_local std::vector<int64_t> first_item_tls;
   thread_local std::vector<DotTileFn> fns_tls;
   thread_local std::vector<const GemmKernel*> gemms_tls;
+  thread_local std::vector<std::vector<CacheLine>> packed_tls;
   std::vector<int64_t>& first_item = first_item_tls;  // prefix sums of each job's row blocks
   std::vector<DotTileFn>& fns = fns_tls;
   std::vector<const GemmKernel*>& gemms = gemms_tls;  // null: the job goes through dot_tile
+  std::vector<std::vector<CacheLine>>& packed = packed_tls;  // one repacked row group per pool thread
   first_item.assign(1, 0);
   fns.clear();
   gemms.clear();
+  size_t packed_lines = 0;
   for (const MatmulJob& j : jobs) {
     if (j.a.type != activation_type(j.w.type)) throw std::logic_error("matmul: activations converted for another type");
     first_item.push_back(first_item.back() + (j.w.n_out + kRowBlock - 1) / kRowBlock);
     fns.push_back(dot_tile_for(j.w.type));
     gemms.push_back(j.a.n_tok >= kGemmMinTokens ? gemm_for(j.w.type) : nullptr);
+    if (gemms.back()) packed_lines = std::max(packed_lines, (gemms.back()->packed_bytes(j.w.n_in) + sizeof(CacheLine) - 1) / sizeof(CacheLine));
   }
-  pool.parallel_for(first_item.back(), [&](int64_t i0, int64_t i1, int) {
+  // Every thread's buffer grows here, before the loop: which threads run GEMM items varies from call
+  // to call (a descheduled worker takes none), so growing on first use inside the loop would allocate
+  // in a later, already warmed-up step.
+  if (packed.size() < size_t(pool.size())) packed.resize(size_t(pool.size()));
+  for (std::vector<CacheLine>& buf : packed)
+    if (buf.size() < packed_lines) buf.resize(packed_lines);
+  pool.parallel_for(first_item.back(), [&](int64_t i0, int64_t i1, int thread) {
     size_t j = size_t(std::upper_bound(first_item.begin(), first_item.end(), i0) - first_item.begin()) - 1;
     for (int64_t item = i0; item < i1; ++item) {
       while (item >= first_item[j + 1]) ++j;
       const MatmulJob& job = jobs[j];
       const int64_t r0 = (item - first_item[j]) * kRowBlock, r1 = std::min(job.w.n_out, r0 + kRowBlock);
       if (gemms[j])
-        rows_by_gemm(job, *gemms[j], r0, r1);
+        rows_by_gemm(job, *gemms[j], r0, r1, packed[size_t(thread)].data());
       else
         rows_by_dot_tile(job, fns[j], r0, r1);
     }

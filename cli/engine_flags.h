@@ -10,7 +10,7 @@
 
 namespace flashfix::cli {
 
-// --model --threads --ctx-size --max-sequences --kv-budget-mb --cache-dir --cache-dir-max-mb --no-prefix-cache
+// --model --backend --threads --ctx-size --max-sequences --kv-budget-mb --cache-dir --cache-dir-max-mb --no-prefix-cache
 std::vector<FlagSpec> engine_flag_specs();
 extern const char* const kEngineFlagsUsage;
 

@@ -1,0 +1,74 @@
+// Row-wise kernels: RMSNorm, the residual add, and the gathers/scatters that move rows between the
+// trunk, the routed slots and the KV store.
+#include "engine/cuda/cuda_common.cuh"
+#include "engine/cuda/cuda_ops.h"
+
+namespace flashfix::cuda {
+namespace {
+
+constexpr int kNormThreads = 256;
+
+// One block per row. Squares in float, summed in double, mean and scale in float: the CPU's formula.
+__global__ void rms_norm_kernel(const float* x, const int32_t* src_row, const float* w, float* y, int64_t n, float eps) {
+  const int64_t r = blockIdx.x;
+  const float* xr = x + (src_row ? int64_t(src_row[r]) : r) * n;
+  double ss = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += double(__fmul_rn(xr[i], xr[i]));
+  ss = block_sum_d(ss);
+  const float mean = float(ss / double(n));
+  const float scale = 1.f / sqrtf(mean + eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[r * n + i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] = __fadd_rn(x[i], y[i]);
+}
+
+__global__ void scatter_kernel(const float* src, int64_t n, const int32_t* dst_row, float* dst) {
+  const int64_t r = blockIdx.x;
+  float* d = dst + int64_t(dst_row[r]) * n;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) d[i] = src[r * n + i];
+}
+
+// Rows are whole blocks of activations; bytes move in 4-byte words when the row allows it.
+__global__ void gather_kernel(const uint8_t* src, size_t row_bytes, const int32_t* src_row, uint8_t* dst) {
+  const int64_t r = blockIdx.x;
+  const uint8_t* s = src + int64_t(src_row[r]) * row_bytes;
+  uint8_t* d = dst + r * row_bytes;
+  if (row_bytes % 4 == 0) {
+    for (size_t i = threadIdx.x; i < row_bytes / 4; i += blockDim.x)
+      reinterpret_cast<uint32_t*>(d)[i] = reinterpret_cast<const uint32_t*>(s)[i];
+  } else {
+    for (size_t i = threadIdx.x; i < row_bytes; i += blockDim.x) d[i] = s[i];
+  }
+}
+
+}  // namespace
+
+void rms_norm_rows(const float* x, const int32_t* src_row, const float* w, float* y, int64_t n_rows, int64_t n, float eps,
+                   cudaStream_t s) {
+  if (n_rows == 0) return;
+  rms_norm_kernel<<<unsigned(n_rows), kNormThreads, 0, s>>>(x, src_row, w, y, n, eps);
+  check_launch("rms_norm");
+}
+
+void add_into(float* x, const float* y, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  add_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(x, y, n);
+  check_launch("add_into");
+}
+
+void scatter_rows(const float* src, int64_t n_rows, int64_t n, const int32_t* dst_row, float* dst, cudaStream_t s) {
+  if (n_rows == 0) return;
+  scatter_kernel<<<unsigned(n_rows), 256, 0, s>>>(src, n, dst_row, dst);
+  check_launch("scatter_rows");
+}
+
+void gather_rows(const uint8_t* src, size_t row_bytes, const int32_t* src_row, int64_t n_rows, uint8_t* dst, cudaStream_t s) {
+  if (n_rows == 0) return;
+  gather_kernel<<<unsigned(n_rows), 256, 0, s>>>(src, row_bytes, src_row, dst);
+  check_launch("gather_rows");
+}
+
+}  // namespace flashfix::cuda

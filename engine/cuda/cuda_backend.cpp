@@ -337,6 +337,8 @@ class CudaBackend final : public Backend {
     router_.reset(size_t(T * std::max(1, c_.n_expert)));
     ids_.reset(size_t(slots)), weights_k_.reset(size_t(slots));
     expert_first_.reset(size_t(c_.n_expert + 1)), slot_token_.reset(size_t(slots)), entry_slot_.reset(size_t(slots));
+    decode_slot_token_.reset(size_t(kSlotwiseMaxTokens * K));
+    cuda::entry_tokens(kSlotwiseMaxTokens, int(K), decode_slot_token_.get(), stream_);
     const int64_t hid_rows = std::max(slots, T);
     hid_gate_.reset(size_t(hid_rows * ff_sh)), hid_up_.reset(size_t(hid_rows * ff_sh));
     expert_out_.reset(size_t(hid_rows * E)), shared_out_.reset(size_t(T * E));
@@ -377,7 +379,7 @@ class CudaBackend final : public Backend {
 
   DeviceArray<float> x_, xn_, q_, k_, v_, att_, gate_, partial_, router_, weights_k_, hid_gate_, hid_up_, expert_out_,
       shared_out_, head_in_, logits_;
-  DeviceArray<int32_t> ids_, expert_first_, slot_token_, entry_slot_, d_meta_;
+  DeviceArray<int32_t> ids_, expert_first_, slot_token_, entry_slot_, decode_slot_token_, d_meta_;
   DeviceArray<uint8_t> gathered_, gathered_up_;
   DeviceActs acts_, hid_acts_;
   PinnedArray<int32_t> h_meta_;
@@ -478,10 +480,11 @@ void CudaBackend::attention(CudaKvStore& store, int il, int64_t T) {
   const LayerConfig& L = c_.layers[size_t(il)];
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
   acts_.reset(xn_.get(), T, c_.n_embd);
-  cuda::matvec(mv(lw.attn_q, acts_.get(lw.attn_q->type, stream_), T, q_.get()), stream_);
-  cuda::matvec(mv(lw.attn_k, acts_.get(lw.attn_k->type, stream_), T, k_.get()), stream_);
-  cuda::matvec(mv(lw.attn_v, acts_.get(lw.attn_v->type, stream_), T, v_.get()), stream_);
-  if (L.attn_gate) cuda::matvec(mv(lw.attn_gate, acts_.get(lw.attn_gate->type, stream_), T, gate_.get()), stream_);
+  const cuda::Matvec qkvg[4] = {mv(lw.attn_q, acts_.get(lw.attn_q->type, stream_), T, q_.get()),
+                                mv(lw.attn_k, acts_.get(lw.attn_k->type, stream_), T, k_.get()),
+                                mv(lw.attn_v, acts_.get(lw.attn_v->type, stream_), T, v_.get()),
+                                L.attn_gate ? mv(lw.attn_gate, acts_.get(lw.attn_gate->type, stream_), T, gate_.get()) : cuda::Matvec{}};
+  cuda::matvec(qkvg, L.attn_gate ? 4 : 3, stream_);
 
   const cuda::TokenKv kv{pos_, table_, L.sliding ? off_sliding_ : off_full_};
   cuda::QkStore qs;
@@ -518,8 +521,9 @@ void CudaBackend::attention(CudaKvStore& store, int il, int64_t T) {
 // SwiGLU MLP over all T rows of xn: out (+)= down(act(gate) * up).
 void CudaBackend::dense_ffn(Weight gate, Weight up, Weight down, float clamp, int64_t T, float* out, bool accumulate) {
   acts_.reset(xn_.get(), T, c_.n_embd);
-  cuda::matvec(mv(gate, acts_.get(gate->type, stream_), T, hid_gate_.get()), stream_);
-  cuda::matvec(mv(up, acts_.get(up->type, stream_), T, hid_up_.get()), stream_);
+  const cuda::Matvec gate_up[2] = {mv(gate, acts_.get(gate->type, stream_), T, hid_gate_.get()),
+                                   mv(up, acts_.get(up->type, stream_), T, hid_up_.get())};
+  cuda::matvec(gate_up, 2, stream_);
   const int64_t F = gate->dim(1);
   cuda::swiglu(hid_gate_.get(), hid_up_.get(), T, F, clamp, stream_);
   hid_acts_.reset(hid_gate_.get(), T, F);
@@ -545,11 +549,10 @@ void CudaBackend::ffn(int il, int64_t T) {
   // Which activation rows each launch group meets, and which expert's slab: one routed slot per group
   // in decode (expert ids straight from the router), every expert's slots together otherwise.
   const bool slotwise = T <= kSlotwiseMaxTokens;
-  if (slotwise) {
-    cuda::entry_tokens(T, K, slot_token_.get(), stream_);
-  } else {
-    cuda::group_by_expert(ids_.get(), T, K, X, expert_first_.get(), slot_token_.get(), entry_slot_.get(), stream_);
-  }
+  // The token of each slot: t for entry t*K+j in decode (constant, filled at construction), the
+  // expert-sorted order otherwise.
+  const int32_t* slot_token = slotwise ? decode_slot_token_.get() : slot_token_.get();
+  if (!slotwise) cuda::group_by_expert(ids_.get(), T, K, X, expert_first_.get(), slot_token_.get(), entry_slot_.get(), stream_);
   auto experts = [&](Weight wt, std::pair<const uint8_t*, size_t> a, float* y) {
     cuda::Matvec m = mv(wt, a, slots, y);
     m.expert_bytes = size_t(m.n_out) * m.w_row_bytes;
@@ -558,21 +561,22 @@ void CudaBackend::ffn(int il, int64_t T) {
     } else {
       m.z_first = expert_first_.get(), m.n_z = X, m.max_rows_per_z = T;
     }
-    cuda::matvec(m, stream_);
+    return m;
   };
   const auto in_gate = acts_.get(lw.ffn_gate_exps->type, stream_);
   const auto in_up = acts_.get(lw.ffn_up_exps->type, stream_);
-  cuda::gather_rows(in_gate.first, in_gate.second, slot_token_.get(), slots, gathered_.get(), stream_);
+  cuda::gather_rows(in_gate.first, in_gate.second, slot_token, slots, gathered_.get(), stream_);
   std::pair<const uint8_t*, size_t> g_up{gathered_.get(), in_gate.second};
   if (in_up.first != in_gate.first) {
-    cuda::gather_rows(in_up.first, in_up.second, slot_token_.get(), slots, gathered_up_.get(), stream_);
+    cuda::gather_rows(in_up.first, in_up.second, slot_token, slots, gathered_up_.get(), stream_);
     g_up = {gathered_up_.get(), in_up.second};
   }
-  experts(lw.ffn_gate_exps, {gathered_.get(), in_gate.second}, hid_gate_.get());
-  experts(lw.ffn_up_exps, g_up, hid_up_.get());
+  const cuda::Matvec gate_up[2] = {experts(lw.ffn_gate_exps, {gathered_.get(), in_gate.second}, hid_gate_.get()),
+                                   experts(lw.ffn_up_exps, g_up, hid_up_.get())};
+  cuda::matvec(gate_up, 2, stream_);
   cuda::swiglu(hid_gate_.get(), hid_up_.get(), slots, F, L.clamp_exp, stream_);
   hid_acts_.reset(hid_gate_.get(), slots, F);
-  experts(lw.ffn_down_exps, hid_acts_.get(lw.ffn_down_exps->type, stream_), expert_out_.get());
+  cuda::matvec(experts(lw.ffn_down_exps, hid_acts_.get(lw.ffn_down_exps->type, stream_), expert_out_.get()), stream_);
 
   if (L.shared_expert) dense_ffn(lw.ffn_gate_shexp, lw.ffn_up_shexp, lw.ffn_down_shexp, L.clamp_shexp, T, shared_out_.get(), false);
   cuda::moe_combine(expert_out_.get(), ids_.get(), weights_k_.get(), slotwise ? nullptr : entry_slot_.get(),

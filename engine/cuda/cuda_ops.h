@@ -49,6 +49,9 @@ struct Matvec {
 };
 bool matvec_supported(TensorType weight_type);
 void matvec(const Matvec& m, cudaStream_t s);
+// Several products; consecutive ones of the same weight type over the same activation rows and
+// groups (q, k, v and the gate; an expert's gate and up) share one launch.
+void matvec(const Matvec* parts, int n, cudaStream_t s);
 
 // y[r] = x[src_row ? src_row[r] : r] / sqrt(mean(x^2) + eps) * w over n floats, for n_rows rows.
 void rms_norm_rows(const float* x, const int32_t* src_row, const float* w, float* y, int64_t n_rows, int64_t n, float eps,

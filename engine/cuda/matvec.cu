@@ -257,10 +257,23 @@ struct Q6_KStep {
   }
 };
 
+// Up to kMaxParts matrices that read the same activation rows (q, k, v and the gate; an expert's
+// gate and up) in one launch: block b belongs to the part whose block range holds it. A decode step
+// is a chain of small kernels, so every launch saved is latency saved.
+constexpr int kMaxParts = 4;
+struct Parts {
+  Matvec m[kMaxParts];
+  unsigned first_block[kMaxParts + 1];
+  int n;
+};
+
 template <class Step, int NT>
-__global__ void __launch_bounds__(kRowsPerBlock * kWarp) matvec_kernel(Matvec m) {
+__global__ void __launch_bounds__(kRowsPerBlock * kWarp) matvec_kernel(Parts p) {
+  int part = 0;
+  while (part + 1 < p.n && blockIdx.x >= p.first_block[part + 1]) ++part;
+  const Matvec& m = p.m[part];
   const int lane = threadIdx.x % kWarp;
-  const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+  const int64_t row = int64_t(blockIdx.x - p.first_block[part]) * kRowsPerBlock + threadIdx.x / kWarp;
   if (row >= m.n_out) return;
   const int z = int(blockIdx.z);
   int64_t r0, r1;
@@ -298,19 +311,38 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarp) matvec_kernel(Matvec m)
 }
 
 template <class Step>
-void launch(const Matvec& m, cudaStream_t s) {
+void launch(const Parts& p, cudaStream_t s) {
+  const Matvec& m = p.m[0];
   const int64_t per_z = m.max_rows_per_z ? m.max_rows_per_z : (m.n_rows + m.n_z - 1) / m.n_z;
-  dim3 grid(unsigned((m.n_out + kRowsPerBlock - 1) / kRowsPerBlock), 1, unsigned(m.n_z));
+  dim3 grid(p.first_block[p.n], 1, unsigned(m.n_z));
   // Dense prefill (one group of many rows) splits its tiles over blocks too; grouped experts get a
   // few tile slices each, the rest looping inside the block.
   const int64_t tiles = (per_z + kTile - 1) / kTile;
   grid.y = unsigned(std::min<int64_t>(m.n_z == 1 ? tiles : std::min<int64_t>(tiles, 4), 65535));
   if (per_z <= 1) {
-    matvec_kernel<Step, 1><<<grid, kRowsPerBlock * kWarp, 0, s>>>(m);
+    matvec_kernel<Step, 1><<<grid, kRowsPerBlock * kWarp, 0, s>>>(p);
   } else {
-    matvec_kernel<Step, kTile><<<grid, kRowsPerBlock * kWarp, 0, s>>>(m);
+    matvec_kernel<Step, kTile><<<grid, kRowsPerBlock * kWarp, 0, s>>>(p);
   }
   check_launch("matvec");
+}
+
+void launch_parts(const Parts& p, cudaStream_t s) {
+  switch (p.m[0].type) {
+    case TensorType::F32: return launch<FloatStep<TensorType::F32>>(p, s);
+    case TensorType::F16: return launch<FloatStep<TensorType::F16>>(p, s);
+    case TensorType::BF16: return launch<FloatStep<TensorType::BF16>>(p, s);
+    case TensorType::Q8_0: return launch<Q8_0Step>(p, s);
+    case TensorType::Q4_K: return launch<Q4_KStep>(p, s);
+    case TensorType::Q6_K: return launch<Q6_KStep>(p, s);
+    default: throw std::invalid_argument("the cuda backend has no matvec for " + std::string(type_traits(p.m[0].type).name) + " weights");
+  }
+}
+
+// Whether b can share a launch with a: same kernel, same activation rows, same groups.
+bool same_launch(const Matvec& a, const Matvec& b) {
+  return a.type == b.type && a.a == b.a && a.a_row_bytes == b.a_row_bytes && a.n_rows == b.n_rows && a.n_in == b.n_in &&
+         a.n_z == b.n_z && a.z_first == b.z_first && a.expert_of == b.expert_of && a.max_rows_per_z == b.max_rows_per_z;
 }
 
 }  // namespace
@@ -350,17 +382,21 @@ bool matvec_supported(TensorType t) {
   }
 }
 
-void matvec(const Matvec& m, cudaStream_t s) {
-  if (m.n_rows == 0 || m.n_out == 0) return;
-  switch (m.type) {
-    case TensorType::F32: return launch<FloatStep<TensorType::F32>>(m, s);
-    case TensorType::F16: return launch<FloatStep<TensorType::F16>>(m, s);
-    case TensorType::BF16: return launch<FloatStep<TensorType::BF16>>(m, s);
-    case TensorType::Q8_0: return launch<Q8_0Step>(m, s);
-    case TensorType::Q4_K: return launch<Q4_KStep>(m, s);
-    case TensorType::Q6_K: return launch<Q6_KStep>(m, s);
-    default: throw std::invalid_argument("the cuda backend has no matvec for " + std::string(type_traits(m.type).name) + " weights");
+void matvec(const Matvec* parts, int n, cudaStream_t s) {
+  for (int i = 0; i < n;) {
+    Parts p{};
+    p.n = 0;
+    p.first_block[0] = 0;
+    for (; i < n && p.n < kMaxParts && (p.n == 0 || same_launch(p.m[0], parts[i])); ++i) {
+      if (parts[i].n_rows == 0 || parts[i].n_out == 0) continue;
+      p.m[p.n] = parts[i];
+      p.first_block[p.n + 1] = p.first_block[p.n] + unsigned((parts[i].n_out + kRowsPerBlock - 1) / kRowsPerBlock);
+      ++p.n;
+    }
+    if (p.n > 0) launch_parts(p, s);
   }
 }
+
+void matvec(const Matvec& m, cudaStream_t s) { matvec(&m, 1, s); }
 
 }  // namespace flashfix::cuda

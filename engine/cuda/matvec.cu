@@ -116,6 +116,11 @@ __global__ void convert_q8_K(const float* x, int64_t n_rows, int64_t n, uint8_t*
 __global__ void convert_half(const float* x, int64_t count, uint16_t* out, bool bf16) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
+  const uint32_t u = __float_as_uint(x[i]);
+  if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN: the CPU's quiet NaN bits, not CUDA's canonical one
+    out[i] = bf16 ? uint16_t((u >> 16) | 0x40) : uint16_t(((u >> 16) & 0x8000) | 0x7e00);
+    return;
+  }
   out[i] = bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x[i])) : __half_as_ushort(__float2half_rn(x[i]));
 }
 

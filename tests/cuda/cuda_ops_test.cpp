@@ -270,7 +270,7 @@ TEST_F(CudaOps, AttentionMatchesReference) {
               want[size_t((t * H + h) * vd + i)] = float(acc / sum * g);
             }
           }
-        EXPECT_LE(rel_l2(out.host(), want), 1e-5) << "window " << window << " splits " << split << " gate " << gated;
+        EXPECT_LE(rel_l2(out.host(), want), 2e-5) << "window " << window << " splits " << split << " gate " << gated;
       }
 }
 

@@ -18,7 +18,7 @@ mkdir -p "$OUT" "$W"
 exec > >(tee "$OUT/log.txt") 2>&1
 [[ -x $G/bin/flashfix ]] || { echo "gpu_check: no bundle in $G (run scripts/gpu_bundle.sh and carry .gpu)"; exit 1; }
 loader=$(ls "$G"/lib/ld-linux-x86-64.so.* | head -1)
-libpath="$G/lib:${LD_LIBRARY_PATH:-}:/usr/local/nvidia/lib64:/usr/local/nvidia/lib:/usr/lib/x86_64-linux-gnu:/usr/lib64"
+libpath="$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}:/usr/local/nvidia/lib64:/usr/local/nvidia/lib:/usr/lib/x86_64-linux-gnu:/usr/lib64"
 # The bundled loader with the bundled libraries first; the driver's libcuda comes from the system.
 ffx=("$loader" --library-path "$libpath" "$G/bin/flashfix")
 step() { echo; echo "=== $* ($(date -u +%T))"; }

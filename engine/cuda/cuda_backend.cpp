@@ -345,8 +345,6 @@ class CudaBackend final : public Backend {
     const int64_t widest = std::max<int64_t>({E, qw, vw, ff_sh});
     acts_.init(T, widest);
     hid_acts_.init(hid_rows, ff_sh);
-    gathered_.reset(size_t(hid_rows * E) * sizeof(float));  // any activation type of an E-wide row fits in E floats
-    gathered_up_.reset(gathered_.size());
     head_in_.reset(size_t(kHeadRows * E)), logits_.reset(size_t(kHeadRows * c_.n_vocab));
     h_logits_.reset(size_t(kHeadRows * c_.n_vocab));
     // Metadata: pos, two table offsets, hidden row, logit rows per token; then the block tables.
@@ -380,7 +378,6 @@ class CudaBackend final : public Backend {
   DeviceArray<float> x_, xn_, q_, k_, v_, att_, gate_, partial_, router_, weights_k_, hid_gate_, hid_up_, expert_out_,
       shared_out_, head_in_, logits_;
   DeviceArray<int32_t> ids_, expert_first_, slot_token_, entry_slot_, decode_slot_token_, d_meta_;
-  DeviceArray<uint8_t> gathered_, gathered_up_;
   DeviceActs acts_, hid_acts_;
   PinnedArray<int32_t> h_meta_;
   PinnedArray<float> h_x_, h_logits_;
@@ -553,9 +550,9 @@ void CudaBackend::ffn(int il, int64_t T) {
   // expert-sorted order otherwise.
   const int32_t* slot_token = slotwise ? decode_slot_token_.get() : slot_token_.get();
   if (!slotwise) cuda::group_by_expert(ids_.get(), T, K, X, expert_first_.get(), slot_token_.get(), entry_slot_.get(), stream_);
-  auto experts = [&](Weight wt, std::pair<const uint8_t*, size_t> a, float* y) {
+  auto experts = [&](Weight wt, std::pair<const uint8_t*, size_t> a, const int32_t* a_row_of, float* y) {
     cuda::Matvec m = mv(wt, a, slots, y);
-    m.expert_bytes = size_t(m.n_out) * m.w_row_bytes;
+    m.expert_bytes = size_t(m.n_out) * m.w_row_bytes, m.a_row_of = a_row_of;
     if (slotwise) {
       m.expert_of = ids_.get(), m.n_z = int(slots), m.max_rows_per_z = 1;
     } else {
@@ -563,20 +560,14 @@ void CudaBackend::ffn(int il, int64_t T) {
     }
     return m;
   };
-  const auto in_gate = acts_.get(lw.ffn_gate_exps->type, stream_);
-  const auto in_up = acts_.get(lw.ffn_up_exps->type, stream_);
-  cuda::gather_rows(in_gate.first, in_gate.second, slot_token, slots, gathered_.get(), stream_);
-  std::pair<const uint8_t*, size_t> g_up{gathered_.get(), in_gate.second};
-  if (in_up.first != in_gate.first) {
-    cuda::gather_rows(in_up.first, in_up.second, slot_token, slots, gathered_up_.get(), stream_);
-    g_up = {gathered_up_.get(), in_up.second};
-  }
-  const cuda::Matvec gate_up[2] = {experts(lw.ffn_gate_exps, {gathered_.get(), in_gate.second}, hid_gate_.get()),
-                                   experts(lw.ffn_up_exps, g_up, hid_up_.get())};
+  // Gate and up read each slot's token row of the layer input; down reads the slots' own hidden rows.
+  const cuda::Matvec gate_up[2] = {
+      experts(lw.ffn_gate_exps, acts_.get(lw.ffn_gate_exps->type, stream_), slot_token, hid_gate_.get()),
+      experts(lw.ffn_up_exps, acts_.get(lw.ffn_up_exps->type, stream_), slot_token, hid_up_.get())};
   cuda::matvec(gate_up, 2, stream_);
   cuda::swiglu(hid_gate_.get(), hid_up_.get(), slots, F, L.clamp_exp, stream_);
   hid_acts_.reset(hid_gate_.get(), slots, F);
-  cuda::matvec(experts(lw.ffn_down_exps, hid_acts_.get(lw.ffn_down_exps->type, stream_), expert_out_.get()), stream_);
+  cuda::matvec(experts(lw.ffn_down_exps, hid_acts_.get(lw.ffn_down_exps->type, stream_), nullptr, expert_out_.get()), stream_);
 
   if (L.shared_expert) dense_ffn(lw.ffn_gate_shexp, lw.ffn_up_shexp, lw.ffn_down_shexp, L.clamp_shexp, T, shared_out_.get(), false);
   cuda::moe_combine(expert_out_.get(), ids_.get(), weights_k_.get(), slotwise ? nullptr : entry_slot_.get(),

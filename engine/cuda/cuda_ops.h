@@ -29,7 +29,8 @@ void convert_rows(TensorType act_type, const float* x, int64_t n_rows, int64_t n
 //   routing), else [z * n_rows / n_z, (z + 1) * n_rows / n_z);
 //   expert of group z: expert_of[z] when set (decode: one routed slot per z), else z when expert_bytes
 //   is set, else none.
-// y rows are the same rows as a's, y_stride floats apart.
+// y rows are numbered like a's; a_row_of, when set, maps y row r to the activation row it reads (a
+// routed slot reads its token's row, so no gathered copy of the activations is made).
 struct Matvec {
   TensorType type = TensorType::F32;
   const uint8_t* w = nullptr;
@@ -41,6 +42,7 @@ struct Matvec {
   int n_z = 1;
   const uint8_t* a = nullptr;
   size_t a_row_bytes = 0;
+  const int32_t* a_row_of = nullptr;
   int64_t n_rows = 0;
   int64_t max_rows_per_z = 0;  // a bound on any group's rows (picks the token tile); 0: n_rows / n_z
   float* y = nullptr;
@@ -61,8 +63,6 @@ void rms_norm_rows(const float* x, const int32_t* src_row, const float* w, float
 void add_into(float* x, const float* y, int64_t n, cudaStream_t s);
 // dst row dst_row[r] = src row r, n floats a row (the trunk's final hidden state into the KV store).
 void scatter_rows(const float* src, int64_t n_rows, int64_t n, const int32_t* dst_row, float* dst, cudaStream_t s);
-// dst row r = src row src_row[r], row_bytes a row (activations of each routed slot's token).
-void gather_rows(const uint8_t* src, size_t row_bytes, const int32_t* src_row, int64_t n_rows, uint8_t* dst, cudaStream_t s);
 
 // Positions per KV block (backend.h's kKvBlockTokens; cuda_backend.cpp checks they agree).
 constexpr int64_t kBlockTokens = 16;

@@ -301,7 +301,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * kWarp) matvec_kernel(Parts p) 
       st.load(wrow, s, lane, m.n_in);
 #pragma unroll
       for (int t = 0; t < NT; ++t)
-        if (t < nt) acc[t] += st.dot(m.a + (t0 + t) * int64_t(m.a_row_bytes), lane, m.n_in);
+        if (t < nt) acc[t] += st.dot(m.a + (m.a_row_of ? m.a_row_of[t0 + t] : t0 + t) * int64_t(m.a_row_bytes), lane, m.n_in);
     }
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
@@ -346,7 +346,8 @@ void launch_parts(const Parts& p, cudaStream_t s) {
 
 // Whether b can share a launch with a: same kernel, same activation rows, same groups.
 bool same_launch(const Matvec& a, const Matvec& b) {
-  return a.type == b.type && a.a == b.a && a.a_row_bytes == b.a_row_bytes && a.n_rows == b.n_rows && a.n_in == b.n_in &&
+  return a.type == b.type && a.a == b.a && a.a_row_bytes == b.a_row_bytes && a.a_row_of == b.a_row_of && a.n_rows == b.n_rows &&
+         a.n_in == b.n_in &&
          a.n_z == b.n_z && a.z_first == b.z_first && a.expert_of == b.expert_of && a.max_rows_per_z == b.max_rows_per_z;
 }
 

@@ -1,5 +1,4 @@
-// Row-wise kernels: RMSNorm, the residual add, and the gathers/scatters that move rows between the
-// trunk, the routed slots and the KV store.
+// Row-wise kernels: RMSNorm, the residual add, and the scatter of final hidden rows into the KV store.
 #include "engine/cuda/cuda_common.cuh"
 #include "engine/cuda/cuda_ops.h"
 
@@ -31,19 +30,6 @@ __global__ void scatter_kernel(const float* src, int64_t n, const int32_t* dst_r
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) d[i] = src[r * n + i];
 }
 
-// Rows are whole blocks of activations; bytes move in 4-byte words when the row allows it.
-__global__ void gather_kernel(const uint8_t* src, size_t row_bytes, const int32_t* src_row, uint8_t* dst) {
-  const int64_t r = blockIdx.x;
-  const uint8_t* s = src + int64_t(src_row[r]) * row_bytes;
-  uint8_t* d = dst + r * row_bytes;
-  if (row_bytes % 4 == 0) {
-    for (size_t i = threadIdx.x; i < row_bytes / 4; i += blockDim.x)
-      reinterpret_cast<uint32_t*>(d)[i] = reinterpret_cast<const uint32_t*>(s)[i];
-  } else {
-    for (size_t i = threadIdx.x; i < row_bytes; i += blockDim.x) d[i] = s[i];
-  }
-}
-
 }  // namespace
 
 void rms_norm_rows(const float* x, const int32_t* src_row, const float* w, float* y, int64_t n_rows, int64_t n, float eps,
@@ -63,12 +49,6 @@ void scatter_rows(const float* src, int64_t n_rows, int64_t n, const int32_t* ds
   if (n_rows == 0) return;
   scatter_kernel<<<unsigned(n_rows), 256, 0, s>>>(src, n, dst_row, dst);
   check_launch("scatter_rows");
-}
-
-void gather_rows(const uint8_t* src, size_t row_bytes, const int32_t* src_row, int64_t n_rows, uint8_t* dst, cudaStream_t s) {
-  if (n_rows == 0) return;
-  gather_kernel<<<unsigned(n_rows), 256, 0, s>>>(src, row_bytes, src_row, dst);
-  check_launch("gather_rows");
 }
 
 }  // namespace flashfix::cuda

@@ -81,8 +81,9 @@ TEST_F(CudaOps, ActivationConversionIsBitIdenticalToCpu) {
   }
 }
 
-// Each weight type, plain and as experts (one routed slot per group, and grouped by expert), one
-// token and a tile with a ragged tail, against cpu::vec_dot on the same converted activations.
+// Each weight type, plain and as experts (one routed slot per group, and grouped by expert, each slot
+// reading its token's row), one token and a tile with a ragged tail, against cpu::vec_dot on the same
+// converted activations.
 TEST_F(CudaOps, MatvecMatchesCpuDotForEveryType) {
   for (TensorType wt : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
     const bool blocky = type_traits(wt).block_elems > 1;
@@ -122,6 +123,10 @@ TEST_F(CudaOps, MatvecMatchesCpuDotForEveryType) {
           for (int64_t o = 0; o < n_out; ++o) want[size_t(r * n_out + o)] = 1.f + cpu_row(0, o, r);
         EXPECT_LE(rel_l2(dy.host(), want), 2e-6) << what << " rows " << n_rows;
       }
+      // Routed slots read their token's activation row: slot r reads row token[r].
+      std::vector<int32_t> token(rows);
+      for (int64_t r = 0; r < rows; ++r) token[size_t(r)] = int32_t((r * 5 + 3) % rows);
+      Dev<int32_t> dtoken(token);
       {  // one routed slot per group: row r meets expert ids[r]
         std::vector<int32_t> ids(rows);
         for (int64_t r = 0; r < rows; ++r) ids[size_t(r)] = int32_t((r * 7 + 1) % n_exp);
@@ -130,11 +135,11 @@ TEST_F(CudaOps, MatvecMatchesCpuDotForEveryType) {
         cuda::Matvec m;
         m.type = wt, m.w = dw.get(), m.w_row_bytes = wrb, m.n_in = n_in, m.n_out = n_out, m.expert_bytes = wrb * n_out;
         m.expert_of = did.get(), m.n_z = int(rows), m.max_rows_per_z = 1;
-        m.a = da.get(), m.a_row_bytes = arb, m.n_rows = rows, m.y = dy.get(), m.y_stride = n_out;
+        m.a = da.get(), m.a_row_bytes = arb, m.a_row_of = dtoken.get(), m.n_rows = rows, m.y = dy.get(), m.y_stride = n_out;
         cuda::matvec(m, nullptr);
         std::vector<float> want(size_t(rows * n_out));
         for (int64_t r = 0; r < rows; ++r)
-          for (int64_t o = 0; o < n_out; ++o) want[size_t(r * n_out + o)] = cpu_row(ids[size_t(r)], o, r);
+          for (int64_t o = 0; o < n_out; ++o) want[size_t(r * n_out + o)] = cpu_row(ids[size_t(r)], o, token[size_t(r)]);
         EXPECT_LE(rel_l2(dy.host(), want), 2e-6) << what << " slot-wise experts";
       }
       {  // grouped: expert e owns rows [first[e], first[e+1]); expert 1 none
@@ -144,12 +149,12 @@ TEST_F(CudaOps, MatvecMatchesCpuDotForEveryType) {
         cuda::Matvec m;
         m.type = wt, m.w = dw.get(), m.w_row_bytes = wrb, m.n_in = n_in, m.n_out = n_out, m.expert_bytes = wrb * n_out;
         m.z_first = dfirst.get(), m.n_z = int(n_exp), m.max_rows_per_z = rows;
-        m.a = da.get(), m.a_row_bytes = arb, m.n_rows = rows, m.y = dy.get(), m.y_stride = n_out;
+        m.a = da.get(), m.a_row_bytes = arb, m.a_row_of = dtoken.get(), m.n_rows = rows, m.y = dy.get(), m.y_stride = n_out;
         cuda::matvec(m, nullptr);
         std::vector<float> want(size_t(rows * n_out));
         for (int64_t e = 0; e < n_exp; ++e)
           for (int64_t r = first[size_t(e)]; r < first[size_t(e) + 1]; ++r)
-            for (int64_t o = 0; o < n_out; ++o) want[size_t(r * n_out + o)] = cpu_row(e, o, r);
+            for (int64_t o = 0; o < n_out; ++o) want[size_t(r * n_out + o)] = cpu_row(e, o, token[size_t(r)]);
         EXPECT_LE(rel_l2(dy.host(), want), 2e-6) << what << " grouped experts";
       }
     }

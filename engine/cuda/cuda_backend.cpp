@@ -215,6 +215,14 @@ class DeviceActs {
     x_ = x, rows_ = n_rows, n_ = n;
     valid_.clear();
   }
+  // The buffer for weights of type `weight_type`'s activation type, marked converted: the caller's
+  // kernel (RMSNorm, SwiGLU) fills it before any reader in stream order. Null for F32 (no conversion).
+  uint8_t* claim(TensorType weight_type) {
+    const TensorType at = cpu::activation_type(weight_type);
+    if (at == TensorType::F32) return nullptr;
+    if (std::find(valid_.begin(), valid_.end(), at) == valid_.end()) valid_.push_back(at);
+    return bufs_.at(at).get();
+  }
   // The input converted for weights of type `weight_type`, and its row bytes.
   std::pair<const uint8_t*, size_t> get(TensorType weight_type, cudaStream_t s) {
     const TensorType at = cpu::activation_type(weight_type);
@@ -356,6 +364,7 @@ class CudaBackend final : public Backend {
 
   void ubatch(CudaKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta);
   void layers(CudaKvStore& store, int64_t T);
+  void norm(Weight w, TensorType next, int64_t T);
   void attention(CudaKvStore& store, int il, int64_t T);
   void ffn(int il, int64_t T);
   void dense_ffn(Weight gate, Weight up, Weight down, float clamp, int64_t T, float* out, bool accumulate);
@@ -465,18 +474,25 @@ void CudaBackend::layers(CudaKvStore& store, int64_t T) {
   const int64_t E = c_.n_embd;
   for (int il = 0; il < c_.n_layer; ++il) {
     const LayerWeights& lw = w.layers[size_t(il)];
-    cuda::rms_norm_rows(x_.get(), nullptr, weights_->f32(lw.attn_norm), xn_.get(), T, E, c_.rms_eps, stream_);
+    norm(lw.attn_norm, lw.attn_q->type, T);
     attention(store, il, T);
-    cuda::rms_norm_rows(x_.get(), nullptr, weights_->f32(lw.ffn_norm), xn_.get(), T, E, c_.rms_eps, stream_);
+    norm(lw.ffn_norm, c_.layers[size_t(il)].moe ? lw.ffn_gate_exps->type : lw.ffn_gate->type, T);
     ffn(il, T);
   }
   cuda::scatter_rows(x_.get(), T, E, hidden_row_, store.hidden(), stream_);
 }
 
+// RMSNorm of the trunk into xn_, converted in the same kernel for `next`, the type of the first
+// quantized matrix that reads it (the others of that type reuse it; other types convert on demand).
+void CudaBackend::norm(Weight w, TensorType next, int64_t T) {
+  acts_.reset(xn_.get(), T, c_.n_embd);
+  cuda::rms_norm_rows(x_.get(), nullptr, weights_->f32(w), xn_.get(), T, c_.n_embd, c_.rms_eps, stream_,
+                      cpu::activation_type(next), acts_.claim(next));
+}
+
 void CudaBackend::attention(CudaKvStore& store, int il, int64_t T) {
   const LayerConfig& L = c_.layers[size_t(il)];
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
-  acts_.reset(xn_.get(), T, c_.n_embd);
   const cuda::Matvec qkvg[4] = {mv(lw.attn_q, acts_.get(lw.attn_q->type, stream_), T, q_.get()),
                                 mv(lw.attn_k, acts_.get(lw.attn_k->type, stream_), T, k_.get()),
                                 mv(lw.attn_v, acts_.get(lw.attn_v->type, stream_), T, v_.get()),
@@ -515,15 +531,14 @@ void CudaBackend::attention(CudaKvStore& store, int il, int64_t T) {
   cuda::matvec(mv(lw.attn_output, acts_.get(lw.attn_output->type, stream_), T, x_.get(), /*accumulate=*/true), stream_);
 }
 
-// SwiGLU MLP over all T rows of xn: out (+)= down(act(gate) * up).
+// SwiGLU MLP over all T rows of xn (acts_ holds them): out (+)= down(act(gate) * up).
 void CudaBackend::dense_ffn(Weight gate, Weight up, Weight down, float clamp, int64_t T, float* out, bool accumulate) {
-  acts_.reset(xn_.get(), T, c_.n_embd);
   const cuda::Matvec gate_up[2] = {mv(gate, acts_.get(gate->type, stream_), T, hid_gate_.get()),
                                    mv(up, acts_.get(up->type, stream_), T, hid_up_.get())};
   cuda::matvec(gate_up, 2, stream_);
   const int64_t F = gate->dim(1);
-  cuda::swiglu(hid_gate_.get(), hid_up_.get(), T, F, clamp, stream_);
   hid_acts_.reset(hid_gate_.get(), T, F);
+  cuda::swiglu(hid_gate_.get(), hid_up_.get(), T, F, clamp, stream_, cpu::activation_type(down->type), hid_acts_.claim(down->type));
   cuda::matvec(mv(down, hid_acts_.get(down->type, stream_), T, out, accumulate), stream_);
 }
 
@@ -535,7 +550,6 @@ void CudaBackend::ffn(int il, int64_t T) {
 
   const int X = c_.n_expert, K = c_.n_expert_used;
   const int64_t slots = T * K, F = lw.ffn_gate_exps->dim(1);
-  acts_.reset(xn_.get(), T, E);
   cuda::matvec(mv(lw.ffn_gate_inp, acts_.get(lw.ffn_gate_inp->type, stream_), T, router_.get()), stream_);
   cuda::Route rt;
   rt.logits = router_.get(), rt.n_tok = T, rt.n_expert = X, rt.k = K, rt.softmax = c_.router == RouterKind::Softmax;
@@ -565,8 +579,9 @@ void CudaBackend::ffn(int il, int64_t T) {
       experts(lw.ffn_gate_exps, acts_.get(lw.ffn_gate_exps->type, stream_), slot_token, hid_gate_.get()),
       experts(lw.ffn_up_exps, acts_.get(lw.ffn_up_exps->type, stream_), slot_token, hid_up_.get())};
   cuda::matvec(gate_up, 2, stream_);
-  cuda::swiglu(hid_gate_.get(), hid_up_.get(), slots, F, L.clamp_exp, stream_);
   hid_acts_.reset(hid_gate_.get(), slots, F);
+  cuda::swiglu(hid_gate_.get(), hid_up_.get(), slots, F, L.clamp_exp, stream_, cpu::activation_type(lw.ffn_down_exps->type),
+               hid_acts_.claim(lw.ffn_down_exps->type));
   cuda::matvec(experts(lw.ffn_down_exps, hid_acts_.get(lw.ffn_down_exps->type, stream_), nullptr, expert_out_.get()), stream_);
 
   if (L.shared_expert) dense_ffn(lw.ffn_gate_shexp, lw.ffn_up_shexp, lw.ffn_down_shexp, L.clamp_shexp, T, shared_out_.get(), false);
@@ -578,8 +593,9 @@ void CudaBackend::ffn(int il, int64_t T) {
 void CudaBackend::output_head(const float* hidden, const int32_t* rows, int64_t n) {
   if (n == 0) return;
   const ModelWeights& w = model_.weights();
-  cuda::rms_norm_rows(hidden, rows, weights_->f32(w.output_norm), head_in_.get(), n, c_.n_embd, c_.rms_eps, stream_);
   acts_.reset(head_in_.get(), n, c_.n_embd);
+  cuda::rms_norm_rows(hidden, rows, weights_->f32(w.output_norm), head_in_.get(), n, c_.n_embd, c_.rms_eps, stream_,
+                      cpu::activation_type(w.output->type), acts_.claim(w.output->type));
   cuda::matvec(mv(w.output, acts_.get(w.output->type, stream_), n, logits_.get()), stream_);
 }
 

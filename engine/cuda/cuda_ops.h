@@ -56,8 +56,9 @@ void matvec(const Matvec& m, cudaStream_t s);
 void matvec(const Matvec* parts, int n, cudaStream_t s);
 
 // y[r] = x[src_row ? src_row[r] : r] / sqrt(mean(x^2) + eps) * w over n floats, for n_rows rows.
+// With act_out, each normed row is also converted to act_type (convert_rows' rows) in the same kernel.
 void rms_norm_rows(const float* x, const int32_t* src_row, const float* w, float* y, int64_t n_rows, int64_t n, float eps,
-                   cudaStream_t s);
+                   cudaStream_t s, TensorType act_type = TensorType::F32, uint8_t* act_out = nullptr);
 
 // x[i] += y[i] over n floats (the residual adds).
 void add_into(float* x, const float* y, int64_t n, cudaStream_t s);
@@ -150,8 +151,9 @@ void group_by_expert(const int32_t* ids, int64_t n_tok, int k, int n_expert, int
 void entry_tokens(int64_t n_tok, int k, int32_t* slot_token, cudaStream_t s);
 
 // hidden[r][i] = min(silu(gate), clamp) * clamp(up, -clamp, clamp) (no clamps when clamp <= 0), in place
-// of gate: [n_rows][n] each.
-void swiglu(float* gate, const float* up, int64_t n_rows, int64_t n, float clamp, cudaStream_t s);
+// of gate: [n_rows][n] each; with act_out also converted to act_type in the same kernel.
+void swiglu(float* gate, const float* up, int64_t n_rows, int64_t n, float clamp, cudaStream_t s,
+            TensorType act_type = TensorType::F32, uint8_t* act_out = nullptr);
 
 // x[t] += sum over t's k entries, in ascending expert order, of weight * expert_out[row of entry]
 // (+ shared[t] when set): the CPU's order of additions. entry_slot null: entry i is row i.

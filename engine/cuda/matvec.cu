@@ -28,6 +28,7 @@
 
 #include "engine/cuda/cuda_common.cuh"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/quantize.cuh"
 #include "engine/quant_blocks.h"
 
 namespace flashfix::cuda {
@@ -44,13 +45,7 @@ constexpr int kWarp = kWarpSize;
 constexpr int kRowsPerBlock = 4;  // warps per block, one output row each
 constexpr int kTile = 8;          // tokens sharing one pass over a row's weights
 
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = kWarp / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
 
-__device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-__device__ __forceinline__ float bf2f(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
 // Four bytes at a 2-byte-aligned address (Q8_0 and Q6_K blocks are only 2-byte aligned).
 __device__ __forceinline__ int load_i32_a2(const uint8_t* p) {
   const auto* h = reinterpret_cast<const uint16_t*>(p);
@@ -58,70 +53,10 @@ __device__ __forceinline__ int load_i32_a2(const uint8_t* p) {
 }
 __device__ __forceinline__ int load_i32(const uint8_t* p) { return *reinterpret_cast<const int*>(p); }
 
-// ---- activation conversion (bit-identical to quant.cpp's quant_q8_0 / quant_q8_K) --------------
-
-// NaN -> 0, +-Inf -> +-(largest finite |x| of the block), as quant.cpp's sanitize.
-__device__ __forceinline__ float sanitize(float x, float amax) {
-  return isfinite(x) ? x : isnan(x) ? 0.f : copysignf(amax, x);
-}
-__device__ __forceinline__ int8_t round_clamp127(float x) {
-  if (isnan(x)) x = 0;
-  return int8_t(rintf(fminf(fmaxf(x, -127.f), 127.f)));
-}
-
-// One warp per 32-element block, one element per lane.
-__global__ void convert_q8_0(const float* x, int64_t n_rows, int64_t n, uint8_t* out) {
-  const int64_t nb = n / QK8_0;
-  const int64_t blk = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
-  if (blk >= n_rows * nb) return;
-  const int lane = threadIdx.x % kWarp;
-  const int64_t r = blk / nb, b = blk % nb;
-  const float v = x[r * n + b * QK8_0 + lane];
-  const float amax = warp_max(isfinite(v) ? fabsf(v) : 0.f);
-  const float xs = sanitize(v, amax);
-  __half dh = __float2half_rn(amax / 127);
-  uint16_t d16 = __half_as_ushort(dh);
-  if ((d16 & 0x7fff) == 0x7c00) d16 = uint16_t((d16 & 0x8000) | 0x7bff);  // a scale never becomes Inf
-  const float d = h2f(d16), id = d != 0 ? 1 / d : 0;
-  auto* blkp = reinterpret_cast<block_q8_0*>(out + r * (nb * sizeof(block_q8_0))) + b;
-  blkp->qs[lane] = round_clamp127(xs * id);
-  if (lane == 0) blkp->d = d16;
-}
-
-// One warp per 256-element block, 8 elements per lane; bsums are the sums of 16 (two lanes).
-__global__ void convert_q8_K(const float* x, int64_t n_rows, int64_t n, uint8_t* out) {
-  const int64_t nb = n / QK_K;
-  const int64_t blk = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
-  if (blk >= n_rows * nb) return;
-  const int lane = threadIdx.x % kWarp;
-  const int64_t r = blk / nb, b = blk % nb;
-  const float* src = x + r * n + b * QK_K + lane * 8;
-  float v[8];
-  float m = 0;
-  for (int i = 0; i < 8; ++i) v[i] = src[i], m = fmaxf(m, isfinite(v[i]) ? fabsf(v[i]) : 0.f);
-  const float amax = warp_max(m);
-  const float id = amax != 0 ? 127 / amax : 0;
-  auto* blkp = reinterpret_cast<block_q8_K*>(out + r * (nb * sizeof(block_q8_K))) + b;
-  int sum = 0;
-  for (int i = 0; i < 8; ++i) {
-    const int8_t q = round_clamp127(sanitize(v[i], amax) * id);
-    blkp->qs[lane * 8 + i] = q;
-    sum += q;
-  }
-  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-  if (lane % 2 == 0) blkp->bsums[lane / 2] = int16_t(sum);
-  if (lane == 0) blkp->d = amax / 127;
-}
-
-__global__ void convert_half(const float* x, int64_t count, uint16_t* out, bool bf16) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= count) return;
-  const uint32_t u = __float_as_uint(x[i]);
-  if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN: the CPU's quiet NaN bits, not CUDA's canonical one
-    out[i] = bf16 ? uint16_t((u >> 16) | 0x40) : uint16_t(((u >> 16) & 0x8000) | 0x7e00);
-    return;
-  }
-  out[i] = bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x[i])) : __half_as_ushort(__float2half_rn(x[i]));
+// One block per row (conversion as its own step; RMSNorm and SwiGLU do it in their own kernels).
+__global__ void convert_kernel(const float* x, int64_t n, TensorType at, uint8_t* out) {
+  const int64_t r = blockIdx.x;
+  quantize_row_block(x + r * n, n, at, out + r * int64_t(act_row_bytes(at, n)));
 }
 
 // ---- per-type warp steps ------------------------------------------------------------------------
@@ -355,24 +290,8 @@ bool same_launch(const Matvec& a, const Matvec& b) {
 
 void convert_rows(TensorType at, const float* x, int64_t n_rows, int64_t n, uint8_t* out, cudaStream_t s) {
   if (n_rows == 0) return;
-  switch (at) {
-    case TensorType::Q8_0: {
-      const int64_t blocks = n_rows * (n / QK8_0);
-      convert_q8_0<<<unsigned((blocks + kRowsPerBlock - 1) / kRowsPerBlock), kRowsPerBlock * kWarp, 0, s>>>(x, n_rows, n, out);
-      break;
-    }
-    case TensorType::Q8_K: {
-      const int64_t blocks = n_rows * (n / QK_K);
-      convert_q8_K<<<unsigned((blocks + kRowsPerBlock - 1) / kRowsPerBlock), kRowsPerBlock * kWarp, 0, s>>>(x, n_rows, n, out);
-      break;
-    }
-    case TensorType::F16:
-    case TensorType::BF16:
-      convert_half<<<unsigned((n_rows * n + 255) / 256), 256, 0, s>>>(x, n_rows * n, reinterpret_cast<uint16_t*>(out),
-                                                                         at == TensorType::BF16);
-      break;
-    default: throw std::invalid_argument("convert_rows: no device conversion to " + std::string(type_traits(at).name));
-  }
+  check_act_type(at, n);
+  convert_kernel<<<unsigned(n_rows), kRowsPerBlock * kWarp, 0, s>>>(x, n, at, out);
   check_launch("convert_rows");
 }
 

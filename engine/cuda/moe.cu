@@ -8,6 +8,7 @@
 
 #include "engine/cuda/cuda_common.cuh"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/quantize.cuh"
 
 namespace flashfix::cuda {
 namespace {
@@ -123,15 +124,23 @@ __global__ void entry_tokens_kernel(int64_t n, int k, int32_t* slot_token) {
   if (i < n) slot_token[i] = int32_t(i / k);
 }
 
-__global__ void swiglu_kernel(float* gate, const float* up, int64_t count, float clamp) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= count) return;
-  float a = silu_f(gate[i]), u = up[i];
-  if (clamp > 0.f) {
-    a = fminf(a, clamp);
-    u = fminf(fmaxf(u, -clamp), clamp);
+// One block per row: the row in place, then (act_out) converted for the down matvec.
+__global__ void swiglu_kernel(float* gate, const float* up, int64_t n, float clamp, TensorType at, uint8_t* act_out) {
+  const int64_t r = blockIdx.x;
+  float* g = gate + r * n;
+  const float* u_row = up + r * n;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    float a = silu_f(g[i]), u = u_row[i];
+    if (clamp > 0.f) {
+      a = fminf(a, clamp);
+      u = fminf(fmaxf(u, -clamp), clamp);
+    }
+    g[i] = __fmul_rn(a, u);
   }
-  gate[i] = __fmul_rn(a, u);
+  if (act_out) {
+    __syncthreads();
+    quantize_row_block(g, n, at, act_out + r * int64_t(act_row_bytes(at, n)));
+  }
 }
 
 // One block per token: its entries sorted by expert (k is small), then summed in that order.
@@ -183,10 +192,11 @@ void entry_tokens(int64_t n_tok, int k, int32_t* slot_token, cudaStream_t s) {
   check_launch("entry_tokens");
 }
 
-void swiglu(float* gate, const float* up, int64_t n_rows, int64_t n, float clamp, cudaStream_t s) {
-  const int64_t count = n_rows * n;
-  if (count == 0) return;
-  swiglu_kernel<<<unsigned((count + 255) / 256), 256, 0, s>>>(gate, up, count, clamp);
+void swiglu(float* gate, const float* up, int64_t n_rows, int64_t n, float clamp, cudaStream_t s, TensorType act_type,
+            uint8_t* act_out) {
+  if (n_rows == 0) return;
+  if (act_out) check_act_type(act_type, n);
+  swiglu_kernel<<<unsigned(n_rows), 256, 0, s>>>(gate, up, n, clamp, act_type, act_out);
   check_launch("swiglu");
 }
 

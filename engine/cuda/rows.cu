@@ -1,6 +1,7 @@
-// Row-wise kernels: RMSNorm, the residual add, and the scatter of final hidden rows into the KV store.
+// Row-wise kernels: RMSNorm (converting its output for the next matvec), the residual add, and the scatter of final hidden rows into the KV store.
 #include "engine/cuda/cuda_common.cuh"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/quantize.cuh"
 
 namespace flashfix::cuda {
 namespace {
@@ -8,7 +9,8 @@ namespace {
 constexpr int kNormThreads = 256;
 
 // One block per row. Squares in float, summed in double, mean and scale in float: the CPU's formula.
-__global__ void rms_norm_kernel(const float* x, const int32_t* src_row, const float* w, float* y, int64_t n, float eps) {
+__global__ void rms_norm_kernel(const float* x, const int32_t* src_row, const float* w, float* y, int64_t n, float eps,
+                                TensorType at, uint8_t* act_out) {
   const int64_t r = blockIdx.x;
   const float* xr = x + (src_row ? int64_t(src_row[r]) : r) * n;
   double ss = 0;
@@ -17,6 +19,10 @@ __global__ void rms_norm_kernel(const float* x, const int32_t* src_row, const fl
   const float mean = float(ss / double(n));
   const float scale = 1.f / sqrtf(mean + eps);
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) y[r * n + i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
+  if (act_out) {
+    __syncthreads();
+    quantize_row_block(y + r * n, n, at, act_out + r * int64_t(act_row_bytes(at, n)));
+  }
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
@@ -33,9 +39,10 @@ __global__ void scatter_kernel(const float* src, int64_t n, const int32_t* dst_r
 }  // namespace
 
 void rms_norm_rows(const float* x, const int32_t* src_row, const float* w, float* y, int64_t n_rows, int64_t n, float eps,
-                   cudaStream_t s) {
+                   cudaStream_t s, TensorType act_type, uint8_t* act_out) {
   if (n_rows == 0) return;
-  rms_norm_kernel<<<unsigned(n_rows), kNormThreads, 0, s>>>(x, src_row, w, y, n, eps);
+  if (act_out) check_act_type(act_type, n);
+  rms_norm_kernel<<<unsigned(n_rows), kNormThreads, 0, s>>>(x, src_row, w, y, n, eps, act_type, act_out);
   check_launch("rms_norm");
 }
 

@@ -161,16 +161,27 @@ TEST_F(CudaOps, MatvecMatchesCpuDotForEveryType) {
   }
 }
 
-TEST_F(CudaOps, RmsNormMatchesCpu) {
-  const int64_t rows = 3, n = 1000;
+// RMSNorm against the CPU's; the activation rows it converts in the same kernel are those
+// convert_rows makes of its output.
+TEST_F(CudaOps, RmsNormMatchesCpuAndConvertsItsOutput) {
+  const int64_t rows = 3, n = 1024;
   std::vector<float> x = random(size_t(rows * n)), w = random(size_t(n));
   std::vector<int32_t> src{2, 0, 2};
   Dev<float> dx(x), dw(w), dy(size_t(rows * n));
   Dev<int32_t> ds(src);
-  cuda::rms_norm_rows(dx.get(), ds.get(), dw.get(), dy.get(), rows, n, 1e-6f, nullptr);
-  std::vector<float> want(size_t(rows * n));
-  for (int64_t r = 0; r < rows; ++r) cpu::rms_norm(&x[size_t(src[size_t(r)] * n)], w.data(), &want[size_t(r * n)], n, 1e-6f);
-  EXPECT_LE(rel_l2(dy.host(), want), 1e-6);
+  for (TensorType at : {TensorType::F32, TensorType::Q8_K, TensorType::Q8_0, TensorType::BF16}) {
+    const size_t rb = at == TensorType::F32 ? 0 : row_bytes(at, n);
+    Dev<uint8_t> act(rb * rows);
+    cuda::rms_norm_rows(dx.get(), ds.get(), dw.get(), dy.get(), rows, n, 1e-6f, nullptr, at, rb ? act.get() : nullptr);
+    std::vector<float> want(size_t(rows * n));
+    for (int64_t r = 0; r < rows; ++r) cpu::rms_norm(&x[size_t(src[size_t(r)] * n)], w.data(), &want[size_t(r * n)], n, 1e-6f);
+    const std::vector<float> y = dy.host();
+    EXPECT_LE(rel_l2(y, want), 1e-6);
+    if (!rb) continue;
+    std::vector<uint8_t> want_act(rb * rows);
+    for (int64_t r = 0; r < rows; ++r) cpu::quantize_activation(at, &y[size_t(r * n)], &want_act[size_t(r) * rb], n);
+    EXPECT_EQ(act.host(), want_act) << type_traits(at).name;
+  }
 }
 
 // Token positions spread over two sequences' block tables.
@@ -282,7 +293,7 @@ TEST_F(CudaOps, AttentionMatchesReference) {
 // Softmax and sigmoid routers, with and without the selection bias, renorm and scale; then the
 // grouping by expert and the combine, against the CPU backend's rules.
 TEST_F(CudaOps, RoutingGroupingAndCombineMatchCpuRules) {
-  const int64_t T = 20, n = 48;
+  const int64_t T = 20, n = 64;
   const int X = 16, K = 4;
   std::vector<float> logits = random(size_t(T * X)), bias = random(size_t(X), 0.1f);
   logits[3] = logits[5];  // a tie: the lower expert wins
@@ -335,12 +346,19 @@ TEST_F(CudaOps, RoutingGroupingAndCombineMatchCpuRules) {
   EXPECT_EQ(entry_slot.host(), want_entry_slot);
 
   // SwiGLU with the clamp, then the combine in expert order plus a shared expert.
+  // (and its output converted in the same kernel, as convert_rows would)
   std::vector<float> g = random(size_t(T * K * n), 4.f), u = random(size_t(T * K * n), 4.f);
   Dev<float> dg(g), du(u);
-  cuda::swiglu(dg.get(), du.get(), T * K, n, 2.5f, nullptr);
+  const size_t hrb = row_bytes(TensorType::Q8_0, n);
+  Dev<uint8_t> hact(hrb * size_t(T * K));
+  cuda::swiglu(dg.get(), du.get(), T * K, n, 2.5f, nullptr, TensorType::Q8_0, hact.get());
   std::vector<float> h(g.size());
   for (size_t i = 0; i < g.size(); ++i) h[i] = std::min(cpu::silu(g[i]), 2.5f) * std::clamp(u[i], -2.5f, 2.5f);
-  EXPECT_LE(rel_l2(dg.host(), h), 1e-6);
+  const std::vector<float> got_h = dg.host();
+  EXPECT_LE(rel_l2(got_h, h), 1e-6);
+  std::vector<uint8_t> want_hact(hrb * size_t(T * K));
+  for (int64_t r = 0; r < T * K; ++r) cpu::quantize_activation(TensorType::Q8_0, &got_h[size_t(r * n)], &want_hact[size_t(r) * hrb], n);
+  EXPECT_EQ(hact.host(), want_hact);
 
   std::vector<float> sh = random(size_t(T * n)), x = random(size_t(T * n));
   Dev<float> dsh(sh), dx(x);

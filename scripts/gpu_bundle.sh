@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu_check.sh needs on a GPU machine into .gpu/ (git-ignored), for a session with
-# the `device` tool to carry: the flashfix binary and the CUDA test binaries from a build here, every
+# the `device` tool to carry (runtime.tar.xz and golden/): the flashfix binary and the CUDA test binaries from a build here, every
 # shared library they load (the C library and its loader included: the GPU machine's image lacks
 # libgit2, cpp-httplib and friends, and may have an older glibc), and the golden models that fit.
 # The device tool carries at most 64 MiB in all, the working tree included; this script fails if
@@ -18,6 +18,7 @@ for b in flashfix tests/cuda/cuda_ops_test tests/cuda/cuda_forward_test; do
 done
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib" "$out/golden"
+command -v xz >/dev/null || { echo "gpu_bundle: needs xz (xz-utils)" >&2; exit 1; }
 for b in flashfix tests/cuda/cuda_ops_test tests/cuda/cuda_forward_test; do
   strip -o "$out/bin/$(basename "$b")" "$build/$b"
 done
@@ -25,6 +26,11 @@ done
 for b in "$out"/bin/*; do
   ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/.*ld-linux/ {print $1}'
 done | sort -u | while read -r lib; do cp -L "$lib" "$out/lib/"; done
+
+# The binaries and libraries travel xz-compressed (34 MB -> 8 MB), leaving room for golden models;
+# gpu_check.sh unpacks them.
+tar -C "$out" -cf - bin lib | xz -T2 -6 > "$out/runtime.tar.xz"
+rm -rf "$out/bin" "$out/lib"
 
 # Golden models, smallest first, while the bundle stays under the budget (the F32 models are too big:
 # gpu_check.sh synthesizes F32 models of the same shapes on the device instead and compares CUDA with

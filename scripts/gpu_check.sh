@@ -16,17 +16,24 @@ OUT=${OUT:-/tmp/gpu_check_out}
 W=${GPU_CHECK_WORK:-/tmp/flashfix-gpu}
 mkdir -p "$OUT" "$W"
 exec > >(tee "$OUT/log.txt") 2>&1
-[[ -x $G/bin/flashfix ]] || { echo "gpu_check: no bundle in $G (run scripts/gpu_bundle.sh and carry .gpu)"; exit 1; }
-loader=$(ls "$G"/lib/ld-linux-x86-64.so.* | head -1)
-libpath="$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}:/usr/local/nvidia/lib64:/usr/local/nvidia/lib:/usr/lib/x86_64-linux-gnu:/usr/lib64"
+[[ -f $G/runtime.tar.xz ]] || { echo "gpu_check: no bundle in $G (run scripts/gpu_bundle.sh and carry .gpu)"; exit 1; }
+R=$W/runtime
+rm -rf "$R" && mkdir -p "$R"
+if command -v xz >/dev/null; then
+  xz -dc "$G/runtime.tar.xz" | tar -C "$R" -xf -
+else
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$G/runtime.tar.xz" "$R"
+fi
+loader=$(ls "$R"/lib/ld-linux-x86-64.so.* | head -1)
+libpath="$R/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}:/usr/local/nvidia/lib64:/usr/local/nvidia/lib:/usr/lib/x86_64-linux-gnu:/usr/lib64"
 # The bundled loader with the bundled libraries first; the driver's libcuda comes from the system.
-ffx=("$loader" --library-path "$libpath" "$G/bin/flashfix")
+ffx=("$loader" --library-path "$libpath" "$R/bin/flashfix")
 step() { echo; echo "=== $* ($(date -u +%T))"; }
 # Each test in its own process: a kernel fault poisons its CUDA context, and would otherwise take
 # every later test of the binary with it. A failing op test is rerun under compute-sanitizer (it
 # works on the Firecracker machines, not on gVisor: device README's KINDS.md).
 run_each() {  # binary per-test-timeout log
-  local bin=$G/bin/$1 limit=$2 log=$3 suite="" t
+  local bin=$R/bin/$1 limit=$2 log=$3 suite="" t
   : > "$log"
   while IFS= read -r line; do
     if [[ $line != " "* ]]; then suite=${line%% *}; continue; fi

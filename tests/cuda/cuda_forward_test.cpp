@@ -116,18 +116,19 @@ TEST_P(CudaVsCpu, DecodeStepsEqualBatchedPass) {
   auto batch = prompt_logits(*be, g.tokens, g.n_vocab);
   auto seq = be->new_sequence(256);
   std::vector<float> row(static_cast<size_t>(g.n_vocab));
-  size_t exact = 0;
+  size_t close = 0;
   for (size_t t = 0; t < g.tokens.size(); ++t) {
     be->forward(*seq, std::span<const int32_t>(&g.tokens[t], 1), Logits::Last, row.data());
     const double r = rel_l2(row.data(), &batch[t * size_t(g.n_vocab)], g.n_vocab);
-    if (!g.quantized) {
+    if (t == 0 || !g.quantized) {  // position 0 attends to one key: no order to differ in
       EXPECT_LE(r, 1e-4) << "position " << t;
     }
-    exact += r <= 1e-4;
+    close += r <= 5e-2;
   }
-  // Quantized activations may round differently after the float order changes (split attention):
-  // most positions still agree.
-  EXPECT_GE(double(exact), 0.5 * double(g.tokens.size()));
+  // Quantized models: once the float order (split attention) moves an activation across an 8-bit
+  // rounding boundary, later positions drift as the README describes for the reference; the bar is
+  // its statistic.
+  EXPECT_GE(double(close), 0.9 * double(g.tokens.size())) << "rel <= 5e-2 at >= 90% of positions";
 }
 
 // A block written by one backend means the same to the other (the prefix cache's files travel).

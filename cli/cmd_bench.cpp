@@ -28,15 +28,17 @@ namespace flashfix::cli {
 namespace {
 
 const char* kUsage =
-    "usage: flashfix bench --model M.gguf [--prompt-tokens N (512)] [--gen-tokens N (128)] [--threads N] [--json]\n"
-    "       flashfix bench --membw [--threads N] [--json]\n"
+    "usage: flashfix bench --model M.gguf [--prompt-tokens N (512)] [--gen-tokens N (128)] [--threads N]\n"
+    "         [--backend cpu|cuda] [--json]\n"
+    "       flashfix bench --membw [--threads N | --backend cuda] [--json]\n"
     "       flashfix bench --kernels [--json]\n"
     "%s%s"
     "Model: times a prefill of N pseudo-random tokens, then N greedy decode steps, and reports tok/s,\n"
     "the bytes decode reads per token (active weights: dense parts, the selected experts, one embedding\n"
     "row, the output matrix; plus the KV cache attended to), the bandwidth that achieves, and peak RSS.\n"
     "--membw: streaming-read bandwidth over a buffer far larger than the last-level cache, with 1 and N\n"
-    "threads (N = --threads, default all cores). --kernels: one core's dot-kernel throughput per weight\n"
+    "threads (N = --threads, default all cores); with --backend cuda, the GPU's device-to-device copy\n"
+    "bandwidth, which a cuda model run also reports decode's traffic against. --kernels: one core's dot-kernel throughput per weight\n"
     "type and kernel path on L2-resident weights, per second of CPU time (so other processes on a shared\n"
     "machine do not skew it): 1 token (decode, GB/s of weights) and 8 tokens (prefill, GMAC/s).\n"
     "Kernel path: FLASHFIX_CPU=scalar|avx2|avx512 forces one.\n";
@@ -87,6 +89,15 @@ double membw_gbs(ThreadPool& pool, const std::vector<uint8_t>& buf) {
 int run_membw(const Args& args, int threads, bool json) {
   if (args.has("--model") || args.has("--prompt-tokens") || args.has("--gen-tokens"))
     throw UsageError("--membw takes no model options");
+  if (args.get("--backend").value_or("cpu") == "cuda") {
+    const CudaDeviceReport r = cuda_device_report();
+    if (json)
+      std::puts(nlohmann::json{{"device", r.name}, {"device_memory_bytes", r.memory_bytes}, {"device_copy_gb_s", r.copy_gbs}}.dump().c_str());
+    else
+      std::printf("%s (%.1f GiB): device-to-device copy %.1f GB/s (bytes read + written)\n", r.name.c_str(),
+                  double(r.memory_bytes) / double(1 << 30), r.copy_gbs);
+    return 0;
+  }
   // 1 GiB: 32x a 32 MB L3, so nearly every byte comes from DRAM.
   std::vector<uint8_t> buf(size_t(1) << 30);
   for (size_t i = 0; i < buf.size(); i += 4096) buf[i] = uint8_t(i >> 12);  // fault every page in
@@ -228,19 +239,23 @@ int run_bench(const std::vector<std::string>& argv) {
   const int64_t G = args.get_int("--gen-tokens", 128, 1, 1 << 20);
   auto model = Model::load(args.require("--model"));
   const ModelConfig& c = model->config();
-  auto backend = make_cpu_backend(*model, threads);
+  const std::string backend_name = args.get("--backend").value_or("cpu");
+  if (backend_name != "cpu" && backend_name != "cuda") throw UsageError("--backend takes cpu or cuda, not '" + backend_name + "'");
+  auto backend = make_backend(*model, backend_name, threads);
+  const bool gpu = backend_name == "cuda";
 
   // Weights are read once up front so page faults and the first read from disk are not timed: the
-  // numbers describe a resident model.
+  // numbers describe a resident model. (The cuda backend copied them to the device when it was made.)
   const GgufFile& file = model->file();
   const cpu::CpuKernels& k = cpu::kernels();
   uint64_t sink = 0;
-  for (const GgufTensor& t : file.tensors()) sink ^= k.stream_read(t.data, t.nbytes);
+  if (!gpu)
+    for (const GgufTensor& t : file.tensors()) sink ^= k.stream_read(t.data, t.nbytes);
   if (sink == 42) std::fputs("", stderr);
 
   std::vector<int32_t> prompt(static_cast<size_t>(P));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 13) % uint64_t(c.n_vocab));
-  auto seq = backend->new_sequence(P + G);
+  auto seq = backend->new_sequence(P + G + 1);
   std::vector<float> logits(static_cast<size_t>(c.n_vocab));
   const int n_threads = threads > 0 ? threads : int(std::thread::hardware_concurrency());
   const double pcpu0 = cpu_seconds();
@@ -249,12 +264,16 @@ int run_bench(const std::vector<std::string>& argv) {
   const double prefill_s = seconds_since(t0);
   const double prefill_cpu_share = (cpu_seconds() - pcpu0) / (prefill_s * n_threads);
 
+  if (gpu) {  // the first decode step captures the step's CUDA graph: not timed, not counted
+    const int32_t tok = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    backend->forward(*seq, std::span<const int32_t>(&tok, 1), Logits::Last, logits.data());
+  }
   uint64_t kv_bytes = 0;
   const double cpu0 = cpu_seconds();
   auto t1 = Clock::now();
   for (int64_t i = 0; i < G; ++i) {
     const int32_t tok = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    kv_bytes += kv_bytes_read(c, P + i);
+    kv_bytes += kv_bytes_read(c, seq->n_past());
     backend->forward(*seq, std::span<const int32_t>(&tok, 1), Logits::Last, logits.data());
   }
   const double decode_s = seconds_since(t1);
@@ -269,21 +288,29 @@ int run_bench(const std::vector<std::string>& argv) {
   uint64_t file_bytes = 0;
   for (const GgufTensor& t : file.tensors()) file_bytes += t.nbytes;
   const uint64_t rss = peak_rss_bytes();
+  const CudaDeviceReport device = gpu ? cuda_device_report() : CudaDeviceReport{};
   if (json) {
     nlohmann::json j{{"model", args.require("--model")},  {"threads", n_threads}, {"decode_cpu_share", cpu_share}, {"prefill_cpu_share", prefill_cpu_share},
                      {"kernels", std::string(k.name)},   {"prompt_tokens", P},
                      {"gen_tokens", G},                  {"prefill_tok_s", prefill_tps},
                      {"decode_tok_s", decode_tps},       {"decode_weight_bytes_per_token", weight_bytes},
                      {"decode_kv_bytes_per_token", kv_per_token}, {"decode_gb_s", decode_gbs},
-                     {"peak_rss_bytes", rss},            {"weight_bytes", file_bytes}};
+                     {"peak_rss_bytes", rss},            {"weight_bytes", file_bytes}, {"backend", backend_name}};
+    if (gpu) j.update({{"device", device.name}, {"device_copy_gb_s", device.copy_gbs}, {"bandwidth_fraction", decode_gbs / device.copy_gbs}});
     std::puts(j.dump().c_str());
   } else {
-    std::printf("%s (%s kernels, %d threads)\n", args.require("--model").c_str(), std::string(k.name).c_str(),
-                n_threads);
+    if (gpu)
+      std::printf("%s (cuda backend on %s)\n", args.require("--model").c_str(), device.name.c_str());
+    else
+      std::printf("%s (%s kernels, %d threads)\n", args.require("--model").c_str(), std::string(k.name).c_str(), n_threads);
     std::printf("prefill  %6lld tokens  %9.1f tok/s\n", static_cast<long long>(P), prefill_tps);
     std::printf("decode   %6lld tokens  %9.2f tok/s  %.1f MB weights + %.2f MB KV per token = %.2f GB/s\n",
                 static_cast<long long>(G), decode_tps, weight_bytes / 1e6, kv_per_token / 1e6, decode_gbs);
-    std::printf("prefill and decode used %.0f%% and %.0f%% of %d threads' wall time (below 100%%: the cores were shared)\n",
+    if (gpu)
+      std::printf("decode moved %.0f%% of the device's measured copy bandwidth (%.1f GB/s)\n", 100 * decode_gbs / device.copy_gbs,
+                  device.copy_gbs);
+    else
+      std::printf("prefill and decode used %.0f%% and %.0f%% of %d threads' wall time (below 100%%: the cores were shared)\n",
                 100 * prefill_cpu_share, 100 * cpu_share, n_threads);
     std::printf("peak RSS %.1f MB (weights %.1f MB)\n", double(rss) / 1e6, double(file_bytes) / 1e6);
   }

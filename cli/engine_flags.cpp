@@ -3,7 +3,8 @@
 namespace flashfix::cli {
 
 const char* const kEngineFlagsUsage =
-    "Engine flags: --threads N (0 = every core) --ctx-size N (longest prompt + generation, 8192)\n"
+    "Engine flags: --backend cpu|cuda (cpu) --threads N (0 = every core, cpu backend)\n"
+    "  --ctx-size N (longest prompt + generation, 8192)\n"
     "  --max-sequences N (decoded together, 8) --kv-budget-mb MB (KV memory; default 2 x ctx-size positions)\n"
     "  --cache-dir DIR (prefix KV blocks persist there, keyed by the model file's hash)\n"
     "  --cache-dir-max-mb MB (trim DIR to this size, 8192) --no-prefix-cache (compute every prompt in full)\n"
@@ -11,7 +12,7 @@ const char* const kEngineFlagsUsage =
     "  each while it pays) --draft-max K (most drafted tokens verified per step, 4; 0 = none)\n";
 
 std::vector<FlagSpec> engine_flag_specs() {
-  return {{"--model", true},         {"--threads", true},   {"--ctx-size", true},          {"--max-sequences", true},
+  return {{"--model", true},         {"--backend", true},   {"--threads", true},   {"--ctx-size", true},          {"--max-sequences", true},
           {"--kv-budget-mb", true},  {"--cache-dir", true}, {"--cache-dir-max-mb", true}, {"--no-prefix-cache", false},
           {"--draft", true},         {"--draft-max", true}};
 }
@@ -27,6 +28,8 @@ void draft_options(const Args& args, EngineOptions& o) {
 
 EngineOptions engine_options(const Args& args, int64_t default_ctx, int64_t min_ctx, int64_t max_ctx) {
   EngineOptions o;
+  o.backend = args.get("--backend").value_or("cpu");
+  if (o.backend != "cpu" && o.backend != "cuda") throw UsageError("--backend takes cpu or cuda, not '" + o.backend + "'");
   o.threads = int(args.get_int("--threads", 0, 0, 1024));
   o.n_ctx = args.get_int("--ctx-size", default_ctx, min_ctx, max_ctx);
   o.max_sequences = int(args.get_int("--max-sequences", o.max_sequences, 1, 4096));

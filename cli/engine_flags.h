@@ -10,8 +10,8 @@
 
 namespace flashfix::cli {
 
-// --model --threads --ctx-size --max-sequences --kv-budget-mb --cache-dir --cache-dir-max-mb --no-prefix-cache
-// --draft --draft-max
+// --model --backend --threads --ctx-size --max-sequences --kv-budget-mb --cache-dir --cache-dir-max-mb
+// --no-prefix-cache --draft --draft-max
 std::vector<FlagSpec> engine_flag_specs();
 extern const char* const kEngineFlagsUsage;
 

@@ -30,6 +30,25 @@ void Backend::mtp_draft(KvStore&, std::span<const MtpRun>) {
   throw std::logic_error("the " + std::string(name()) + " backend runs no MTP heads");
 }
 
+void UbatchSplitter::check_run(const ModelConfig& c, const KvStore& store, const BatchRun& r) {
+  const int64_t n = int64_t(r.tokens.size());
+  if (n == 0 || r.pos0 < 0 || r.logits_from < 0 || r.logits_from > n || (r.logits_from < n && !r.logits))
+    throw std::invalid_argument("malformed batch run");
+  for (int32_t t : r.tokens)
+    if (t < 0 || t >= c.n_vocab) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
+  auto has_kind = [&](bool sliding) {
+    return std::any_of(c.layers.begin(), c.layers.begin() + c.n_layer, [&](const LayerConfig& L) { return L.sliding == sliding; });
+  };
+  auto need = [&](const std::vector<int32_t>& table, KvKind kind, int64_t from, int64_t to) {
+    for (int64_t p = from - from % kKvBlockTokens; p < to; p += kKvBlockTokens) {
+      const int32_t b = block_of(table, p);
+      if (b < 0 || b >= store.n_blocks(kind)) throw std::logic_error("batch run at a position whose KV block is not held");
+    }
+  };
+  need(r.blocks->full, KvKind::Full, has_kind(false) ? 0 : r.pos0, r.pos0 + n);
+  if (has_kind(true)) need(r.blocks->sliding, KvKind::Sliding, std::max<int64_t>(0, r.pos0 - c.sliding_window + 1), r.pos0 + n);
+}
+
 void Backend::forward(Sequence& seq, std::span<const int32_t> tokens, Logits which, float* logits) {
   const int64_t n = int64_t(tokens.size());
   if (n == 0) throw std::invalid_argument("forward needs at least one token");

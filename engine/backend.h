@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -138,7 +139,58 @@ class Sequence {
 // needs blocks for window + this many positions at once.
 constexpr int64_t kMaxUbatchTokens = 512;
 
+// Shared by the backends' forward: every run checked (malformed runs, tokens outside the
+// vocabulary, positions whose KV block is not held: the errors forward documents), then the runs
+// cut into micro-batches of at most kMaxUbatchTokens tokens, a run possibly across two.
+struct UbatchToken {
+  const BlockTable* blocks;
+  int64_t pos;
+  float* logits;  // where this token's logits go; null: none
+};
+class UbatchSplitter {
+ public:
+  template <class Fn>  // fn(std::span<const int32_t> tokens, std::span<const UbatchToken> meta)
+  void run(const ModelConfig& c, const KvStore& store, std::span<const BatchRun> runs, Fn&& fn) {
+    for (const BatchRun& r : runs) check_run(c, store, r);
+    tokens_.clear(), meta_.clear();
+    for (const BatchRun& r : runs)
+      for (int64_t i = 0; i < int64_t(r.tokens.size()); ++i) {
+        tokens_.push_back(r.tokens[size_t(i)]);
+        meta_.push_back({r.blocks, r.pos0 + i, i >= r.logits_from ? r.logits + (i - r.logits_from) * c.n_vocab : nullptr});
+        if (int64_t(tokens_.size()) == kMaxUbatchTokens) fn(std::span<const int32_t>(tokens_), std::span<const UbatchToken>(meta_)), tokens_.clear(), meta_.clear();
+      }
+    if (!tokens_.empty()) fn(std::span<const int32_t>(tokens_), std::span<const UbatchToken>(meta_));
+  }
+  static void check_run(const ModelConfig& c, const KvStore& store, const BatchRun& r);
+
+ private:
+  std::vector<int32_t> tokens_;
+  std::vector<UbatchToken> meta_;
+};
+
+// Physical block holding position pos in a table; -1 when not held.
+inline int32_t block_of(const std::vector<int32_t>& table, int64_t pos) {
+  const auto i = size_t(pos / kKvBlockTokens);
+  return i < table.size() ? table[i] : -1;
+}
+
 // The reference CPU backend; n_threads <= 0 uses every core.
 std::unique_ptr<Backend> make_cpu_backend(const Model& model, int n_threads);
+
+// The backend called `name`: "cpu", or "cuda" (engine/cuda, built when nvcc was found; n_threads is
+// then unused). Throws std::invalid_argument for an unknown name and std::runtime_error naming why a
+// known backend cannot run here (built without CUDA, no CUDA device): never a silent fallback.
+std::unique_ptr<Backend> make_backend(const Model& model, std::string_view name, int n_threads);
+// Whether this build contains the CUDA backend.
+bool cuda_backend_built();
+
+struct CudaDeviceReport {
+  std::string name;
+  size_t memory_bytes = 0;
+  double copy_gbs = 0;  // measured device-to-device copy bandwidth, bytes read + written per second
+};
+// CUDA device `device`'s name, memory and copy bandwidth (decode's ceiling). Throws
+// std::runtime_error as make_backend("cuda") does where the build or the machine has none.
+CudaDeviceReport cuda_device_report(int device = 0);
 
 }  // namespace flashfix

@@ -105,13 +105,6 @@ class CpuKvStore final : public KvStore {
   std::vector<float> hidden_;
 };
 
-// Where one token of a micro-batch comes from and where its logits go (null: none).
-struct UbatchToken {
-  const BlockTable* blocks;
-  int64_t pos;
-  float* logits;
-};
-
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const Model& model, int n_threads) : model_(model), c_(model.config()), pool_(n_threads) { count_weight_bytes(); }
@@ -128,18 +121,7 @@ class CpuBackend final : public Backend {
 
   void forward(KvStore& store_base, std::span<const BatchRun> runs) override {
     auto& store = static_cast<CpuKvStore&>(store_base);
-    for (const BatchRun& r : runs) check_run(store, r);
-    // Cut the runs into micro-batches of at most kMaxUbatchTokens tokens, a run possibly across two.
-    ub_tokens_.clear(), ub_meta_.clear();
-    for (const BatchRun& r : runs) {
-      for (int64_t i = 0; i < int64_t(r.tokens.size()); ++i) {
-        ub_tokens_.push_back(r.tokens[size_t(i)]);
-        float* out = i >= r.logits_from ? r.logits + (i - r.logits_from) * c_.n_vocab : nullptr;
-        ub_meta_.push_back({r.blocks, r.pos0 + i, out});
-        if (int64_t(ub_tokens_.size()) == kMaxUbatchTokens) ubatch(store, ub_tokens_, ub_meta_), ub_tokens_.clear(), ub_meta_.clear();
-      }
-    }
-    if (!ub_tokens_.empty()) ubatch(store, ub_tokens_, ub_meta_);
+    splitter_.run(c_, store, runs, [&](std::span<const int32_t> tokens, std::span<const UbatchToken> meta) { ubatch(store, tokens, meta); });
   }
 
   void logits_from_hidden(const KvStore& store_base, const BlockTable& blocks, int64_t pos0, int64_t n,
@@ -161,30 +143,6 @@ class CpuBackend final : public Backend {
   void mtp_draft(KvStore& store, std::span<const MtpRun> runs) override;
 
  private:
-  static int32_t block_of(const std::vector<int32_t>& table, int64_t pos) {
-    const auto i = size_t(pos / kKvBlockTokens);
-    return i < table.size() ? table[i] : -1;
-  }
-  bool has_kind(bool sliding) const {
-    return std::ranges::any_of(c_.layers.begin(), c_.layers.begin() + c_.n_layer, [&](const LayerConfig& L) { return L.sliding == sliding; });
-  }
-  // Every position a run writes or reads must have a block: a missing one is the caller's bug.
-  void check_run(const CpuKvStore& store, const BatchRun& r) const {
-    const int64_t n = int64_t(r.tokens.size());
-    if (n == 0 || r.pos0 < 0 || r.logits_from < 0 || r.logits_from > n || (r.logits_from < n && !r.logits))
-      throw std::invalid_argument("malformed batch run");
-    for (int32_t t : r.tokens)
-      if (t < 0 || t >= c_.n_vocab) throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary");
-    auto need = [&](const std::vector<int32_t>& table, KvKind kind, int64_t from, int64_t to) {
-      for (int64_t p = from - from % kKvBlockTokens; p < to; p += kKvBlockTokens) {
-        const int32_t b = block_of(table, p);
-        if (b < 0 || b >= store.n_blocks(kind)) throw std::logic_error("batch run at a position whose KV block is not held");
-      }
-    };
-    need(r.blocks->full, KvKind::Full, has_kind(false) ? 0 : r.pos0, r.pos0 + n);
-    if (has_kind(true)) need(r.blocks->sliding, KvKind::Sliding, std::max<int64_t>(0, r.pos0 - c_.sliding_window + 1), r.pos0 + n);
-  }
-
   // One SwiGLU MLP applied to n rows: a routed expert over its tokens, or a dense/shared MLP over all.
   struct FfnGroup {
     MatView gate, up, down;
@@ -218,8 +176,7 @@ class CpuBackend final : public Backend {
   std::vector<FfnGroup> groups_;
   std::vector<int64_t> order_, rank_, expert_count_, expert_first_, slot_token_, group_rows_, hid_off_, hid_q_off_;
   std::vector<float> token_weight_, slot_weight_, head_in_, head_out_;
-  std::vector<int32_t> ub_tokens_;      // the micro-batch being cut from the runs
-  std::vector<UbatchToken> ub_meta_;
+  UbatchSplitter splitter_;
   std::vector<const float*> head_rows_;  // hidden rows that want logits, and where they go
   std::vector<float*> head_outs_;
   // MTP scratch: a chunk's rows (run, index in the run), the heads' input concat [e; h], each row's

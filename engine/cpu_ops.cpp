@@ -150,7 +150,7 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
 
 // YaRN correction range: the rotary dims whose wavelength lies between beta_fast and beta_slow
 // rotations over the original context are blended between interpolation and extrapolation.
-static void yarn_corr_dims(const RopeConfig& p, float dims[2]) {
+void yarn_corr_dims(const RopeConfig& p, float dims[2]) {
   auto corr = [&](float n_rot) {
     return p.n_rot * std::log(float(p.n_ctx_orig) / (n_rot * 2.f * float(M_PI))) / (2.f * std::log(p.freq_base));
   };

@@ -74,6 +74,9 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 // divisors of theta, or null); rope_apply rotates any number of heads with it.
 void rope_table(int64_t pos, const RopeConfig& rope, const float* freq_factors, float* cos_sin);
 void rope_apply(float* head, const float* cos_sin, int n_rot);
+// YaRN correction range (used when rope.ext_factor != 0): the rotary pairs blended between
+// interpolation and extrapolation. Other backends start their angles from the same numbers.
+void yarn_corr_dims(const RopeConfig& rope, float dims[2]);
 
 void embed_row(Weight table, int32_t token, float* out);
 

@@ -21,6 +21,7 @@
 namespace flashfix {
 
 struct EngineOptions {
+  std::string backend = "cpu";  // make_backend's name: "cpu" or "cuda"
   int threads = 0;             // <= 0: every core
   int64_t n_ctx = 8192;        // the longest context (prompt + generated) one request may have
   int max_sequences = 8;       // requests decoded together; more wait in the queue

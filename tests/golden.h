@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -11,7 +12,12 @@
 
 namespace flashfix::test {
 
-inline std::string golden_dir() { return std::string(FLASHFIX_SHARED_DIR) + "/golden"; }
+// FLASHFIX_GOLDEN_DIR overrides the checkout's ../shared/golden: test binaries carried to another
+// machine (scripts/gpu_check.sh) find the models where they were carried to.
+inline std::string golden_dir() {
+  if (const char* d = std::getenv("FLASHFIX_GOLDEN_DIR"); d && *d) return d;
+  return std::string(FLASHFIX_SHARED_DIR) + "/golden";
+}
 
 struct Golden {
   std::string name;                 // e.g. "tiny-step35-s11-Q6_K"

@@ -1,0 +1,206 @@
+// Attention over the paged KV cache: per-head q/k RMSNorm + NEOX RoPE + the K/V writes, then
+// split-key online-softmax attention (flash-decoding) with GQA, the sliding window and the
+// head-wise sigmoid gate.
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/cuda/cuda_common.cuh"
+#include "engine/cuda/cuda_ops.h"
+
+namespace flashfix::cuda {
+namespace {
+
+constexpr int kHeadThreads = 128;
+constexpr int kAttnWarps = 4;
+constexpr int kMaxHeadDim = 256;  // per-lane registers hold head_dim / 32 floats
+
+__device__ __forceinline__ int64_t kv_row(const TokenKv& kv, int64_t t, int64_t pos) {
+  return int64_t(kv.table[kv.table_off[t] + pos / kBlockTokens]) * kBlockTokens + pos % kBlockTokens;
+}
+
+// One block per (token, head); heads [0, n_head) are q heads, [n_head, n_head + n_head_kv) k heads
+// (which also move their v head into the cache). The angle of pair i is computed as rope_table
+// does: theta_base = pos * theta_scale^i by repeated float multiplication, then the frequency
+// factor, the scaling and the YaRN blend.
+__global__ void qk_norm_rope_store_kernel(QkStore a) {
+  __shared__ float head[kMaxHeadDim];
+  const int64_t t = blockIdx.x;
+  const int hi = int(blockIdx.y);
+  const bool is_q = hi < a.n_head;
+  const int h = is_q ? hi : hi - a.n_head;
+  const int hd = a.head_dim;
+  float* src = is_q ? a.q + (t * a.n_head + h) * hd : const_cast<float*>(a.k) + (t * a.n_head_kv + h) * hd;
+  const float* nw = is_q ? a.q_norm : a.k_norm;
+
+  double ss = 0;
+  for (int i = threadIdx.x; i < hd; i += blockDim.x) ss += double(__fmul_rn(src[i], src[i]));
+  ss = block_sum_d(ss);
+  const float scale = 1.f / sqrtf(float(ss / double(hd)) + a.eps);
+  for (int i = threadIdx.x; i < hd; i += blockDim.x) head[i] = __fmul_rn(__fmul_rn(src[i], scale), nw[i]);
+  __syncthreads();
+
+  const int64_t pos = a.kv.pos[t];
+  const Rope& p = a.rope;
+  const int half = p.n_rot / 2;
+  float out_lo[kMaxHeadDim / 2 / kHeadThreads + 1], out_hi[kMaxHeadDim / 2 / kHeadThreads + 1];
+  int n_mine = 0;
+  for (int i = threadIdx.x; i < half; i += blockDim.x, ++n_mine) {
+    float theta_base = float(pos);
+    for (int k = 0; k < i; ++k) theta_base *= p.theta_scale;
+    const float theta_extrap = p.freq_factors ? theta_base / p.freq_factors[i] : theta_base;
+    float theta = p.freq_scale * theta_extrap;
+    if (p.ext_factor != 0.f) {
+      const float y = (float(i) - p.corr0) / fmaxf(0.001f, p.corr1 - p.corr0);
+      const float mix = (1.f - fminf(1.f, fmaxf(0.f, y))) * p.ext_factor;
+      theta = theta * (1.f - mix) + theta_extrap * mix;
+    }
+    const float c = cosf(theta) * p.mscale, sn = sinf(theta) * p.mscale;
+    const float x0 = head[i], x1 = head[i + half];
+    out_lo[n_mine] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, sn));
+    out_hi[n_mine] = __fadd_rn(__fmul_rn(x0, sn), __fmul_rn(x1, c));
+  }
+  __syncthreads();
+  n_mine = 0;
+  for (int i = threadIdx.x; i < half; i += blockDim.x, ++n_mine) head[i] = out_lo[n_mine], head[i + half] = out_hi[n_mine];
+  __syncthreads();
+
+  if (is_q) {
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) src[i] = head[i];
+    return;
+  }
+  const int64_t row = kv_row(a.kv, t, pos);
+  float* kd = a.k_cache + row * int64_t(a.n_head_kv) * hd + int64_t(h) * hd;
+  for (int i = threadIdx.x; i < hd; i += blockDim.x) kd[i] = head[i];
+  const int vd = a.v_head_dim;
+  const float* vs = a.v + (t * a.n_head_kv + h) * vd;
+  float* vdst = a.v_cache + row * int64_t(a.n_head_kv) * vd + int64_t(h) * vd;
+  for (int i = threadIdx.x; i < vd; i += blockDim.x) vdst[i] = vs[i];
+}
+
+// One block per (token * head, split). Each warp streams keys j = first + warp, + kAttnWarps, ...:
+// lanes hold head dims lane + 32 i, a warp sum gives the score, and the running max M, sum S and
+// unnormalised output are rescaled when M grows (the CPU's order of operations, key by key). The
+// warps then merge in shared memory and the block writes (M, S, out) for its split.
+__global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_partial_kernel(Attention a) {
+  constexpr int kPer = kMaxHeadDim / kWarpSize;
+  __shared__ float wm[kAttnWarps], ws[kAttnWarps];
+  __shared__ float wout[kAttnWarps][kMaxHeadDim];
+  const int64_t th = blockIdx.x;
+  const int64_t t = th / a.n_head;
+  const int h = int(th % a.n_head);
+  const int kvh = h / (a.n_head / a.n_head_kv);
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int hd = a.head_dim, vd = a.v_head_dim;
+  const int64_t pos = a.kv.pos[t];
+  const int64_t start = a.window > 0 ? max(int64_t(0), pos - a.window + 1) : 0;
+  const int64_t n_keys = pos + 1 - start;
+  const int64_t chunk = (n_keys + a.n_split - 1) / a.n_split;
+  const int64_t k0 = start + int64_t(blockIdx.y) * chunk, k1 = min(pos + 1, k0 + chunk);
+
+  float q[kPer], o[kPer];
+  const float* qh = a.q + (t * a.n_head + h) * hd;
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const int d = lane + kWarpSize * i;
+    q[i] = d < hd ? qh[d] : 0.f;
+    o[i] = 0.f;
+  }
+  const float scale = 1.f / sqrtf(float(hd));
+  const int64_t kw = int64_t(a.n_head_kv) * hd, vw = int64_t(a.n_head_kv) * vd;
+  float M = -INFINITY, S = 0;
+  for (int64_t j = k0 + warp; j < k1; j += kAttnWarps) {
+    const int64_t row = kv_row(a.kv, t, j);
+    const float* kp = a.k_cache + row * kw + int64_t(kvh) * hd;
+    const float* vp = a.v_cache + row * vw + int64_t(kvh) * vd;
+    float part = 0;
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int d = lane + kWarpSize * i;
+      if (d < hd) part += q[i] * kp[d];
+    }
+    const float s = warp_sum_f(part) * scale;
+    float ms = 1, vs = 1;
+    if (s > M) {
+      ms = expf(M - s);
+      M = s;
+    } else {
+      vs = expf(s - M);
+    }
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int d = lane + kWarpSize * i;
+      if (d < vd) o[i] = o[i] * ms + vs * vp[d];
+    }
+    S = S * ms + vs;
+  }
+  if (lane == 0) wm[warp] = M, ws[warp] = S;
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const int d = lane + kWarpSize * i;
+    if (d < vd) wout[warp][d] = o[i];
+  }
+  __syncthreads();
+  float Mb = -INFINITY;
+  for (int w = 0; w < kAttnWarps; ++w) Mb = fmaxf(Mb, wm[w]);
+  float* out = a.partial + (th * a.n_split + blockIdx.y) * (vd + 2);
+  float Sb = 0;
+  for (int w = 0; w < kAttnWarps; ++w)
+    if (wm[w] != -INFINITY) Sb += ws[w] * expf(wm[w] - Mb);
+  for (int d = threadIdx.x; d < vd; d += blockDim.x) {
+    float acc = 0;
+    for (int w = 0; w < kAttnWarps; ++w)
+      if (wm[w] != -INFINITY) acc += wout[w][d] * expf(wm[w] - Mb);
+    out[2 + d] = acc;
+  }
+  if (threadIdx.x == 0) out[0] = Mb, out[1] = Sb;
+}
+
+// Merges the splits of one (token, head), normalises and applies the gate.
+__global__ void attention_merge_kernel(Attention a) {
+  const int64_t th = blockIdx.x;
+  const int vd = a.v_head_dim;
+  const float* part = a.partial + th * a.n_split * (vd + 2);
+  float M = -INFINITY;
+  for (int sp = 0; sp < a.n_split; ++sp) M = fmaxf(M, part[sp * (vd + 2)]);
+  float S = 0;
+  for (int sp = 0; sp < a.n_split; ++sp) {
+    const float m = part[sp * (vd + 2)];
+    if (m != -INFINITY) S += part[sp * (vd + 2) + 1] * expf(m - M);
+  }
+  const float g = a.gate ? sigmoid_f(a.gate[th]) : 1.f;
+  for (int d = threadIdx.x; d < vd; d += blockDim.x) {
+    float acc = 0;
+    for (int sp = 0; sp < a.n_split; ++sp) {
+      const float m = part[sp * (vd + 2)];
+      if (m != -INFINITY) acc += part[sp * (vd + 2) + 2 + d] * expf(m - M);
+    }
+    const float v = acc * (1.f / S);
+    a.out[th * vd + d] = a.gate ? v * g : v;
+  }
+}
+
+}  // namespace
+
+void qk_norm_rope_store(const QkStore& a, cudaStream_t s) {
+  if (a.n_tok == 0) return;
+  if (a.head_dim > kMaxHeadDim || a.v_head_dim > kMaxHeadDim || a.rope.n_rot > a.head_dim)
+    throw std::invalid_argument("cuda attention: head dims above 256 are not supported");
+  qk_norm_rope_store_kernel<<<dim3(unsigned(a.n_tok), unsigned(a.n_head + a.n_head_kv)), kHeadThreads, 0, s>>>(a);
+  check_launch("qk_norm_rope_store");
+}
+
+size_t attention_partial_floats(int64_t n_tok, int n_head, int v_head_dim, int n_split) {
+  return size_t(n_tok) * size_t(n_head) * size_t(n_split) * size_t(v_head_dim + 2);
+}
+
+void attention(const Attention& a, cudaStream_t s) {
+  if (a.n_tok == 0) return;
+  if (a.head_dim > kMaxHeadDim || a.v_head_dim > kMaxHeadDim)
+    throw std::invalid_argument("cuda attention: head dims above 256 are not supported");
+  attention_partial_kernel<<<dim3(unsigned(a.n_tok * a.n_head), unsigned(a.n_split)), kAttnWarps * kWarpSize, 0, s>>>(a);
+  check_launch("attention");
+  attention_merge_kernel<<<unsigned(a.n_tok * a.n_head), 128, 0, s>>>(a);
+  check_launch("attention_merge");
+}
+
+}  // namespace flashfix::cuda

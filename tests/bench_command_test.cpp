@@ -50,7 +50,9 @@ TEST(BenchCommand, SpecOracleReportsEveryCellConsistently) {
     const double tpp = c["tokens_per_pass"].get<double>();
     EXPECT_GE(tpp, 1.0);
     EXPECT_LE(tpp, k + 1.0);
-    if (c["acceptance"].get<double>() == 1.0) EXPECT_GT(tpp, 1.0 + k * 0.8);  // every draft accepted (bar the last passes)
+    if (c["acceptance"].get<double>() == 1.0) {
+      EXPECT_GT(tpp, 1.0 + k * 0.8);  // every draft accepted (bar the last passes)
+    }
     // A pass of k+1 tokens reads at least one step's weights and at most k+1 steps' worth.
     EXPECT_GE(c["pass_bytes_over_step"].get<double>(), 0.99);
     EXPECT_LE(c["pass_bytes_over_step"].get<double>(), k + 1.01);

@@ -1,7 +1,5 @@
 #include "cli/bench_spec_oracle.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <stdexcept>
@@ -10,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "engine/cpu_time.h"
 #include "engine/engine.h"
 
 namespace flashfix::cli {
@@ -28,13 +27,6 @@ const char* const kSpecOracleUsage =
 std::vector<FlagSpec> spec_oracle_flag_specs() { return {{"--spec-oracle", false}, {"--repeats", true}}; }
 
 namespace {
-
-// CPU seconds (user + system) of every thread of this process so far.
-double process_cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
 
 // One run's numbers over its decode passes (the ones after the prompt's).
 struct Run {

@@ -1,7 +1,6 @@
 // flashfix bench: prefill and decode speed of a model on the CPU backend, the memory traffic decode
 // achieves, peak resident memory; or (--membw) this machine's memory bandwidth, decode's ceiling.
 #include <sys/resource.h>
-#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +21,7 @@
 #include "engine/backend.h"
 #include "engine/cpu_dot.h"
 #include "engine/cpu_kernels.h"
+#include "engine/cpu_time.h"
 #include "engine/thread_pool.h"
 
 namespace flashfix::cli {
@@ -55,13 +55,6 @@ uint64_t peak_rss_bytes() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return uint64_t(ru.ru_maxrss) * 1024;
-}
-
-// CPU seconds (user + system) this process has used so far.
-double cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 // Best of several passes of every thread streaming its own slice of one buffer.
@@ -112,12 +105,6 @@ int run_membw(const Args& args, int threads, bool json) {
                 buf.size() >> 20, std::string(cpu::kernels().name).c_str(), gbs1, all.size(), gbsn);
   }
   return 0;
-}
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 // Dot-tile throughput of one core: 2 MB of weight rows (L2/L3-resident, so this is the compute
@@ -258,18 +245,18 @@ int run_bench(const std::vector<std::string>& argv) {
   auto seq = backend->new_sequence(P + G + 1);
   std::vector<float> logits(static_cast<size_t>(c.n_vocab));
   const int n_threads = threads > 0 ? threads : int(std::thread::hardware_concurrency());
-  const double pcpu0 = cpu_seconds();
+  const double pcpu0 = process_cpu_seconds();
   auto t0 = Clock::now();
   backend->forward(*seq, prompt, Logits::Last, logits.data());
   const double prefill_s = seconds_since(t0);
-  const double prefill_cpu_share = (cpu_seconds() - pcpu0) / (prefill_s * n_threads);
+  const double prefill_cpu_share = (process_cpu_seconds() - pcpu0) / (prefill_s * n_threads);
 
   if (gpu) {  // the first decode step captures the step's CUDA graph: not timed, not counted
     const int32_t tok = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     backend->forward(*seq, std::span<const int32_t>(&tok, 1), Logits::Last, logits.data());
   }
   uint64_t kv_bytes = 0;
-  const double cpu0 = cpu_seconds();
+  const double cpu0 = process_cpu_seconds();
   auto t1 = Clock::now();
   for (int64_t i = 0; i < G; ++i) {
     const int32_t tok = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
@@ -279,7 +266,7 @@ int run_bench(const std::vector<std::string>& argv) {
   const double decode_s = seconds_since(t1);
   // Share of the threads' wall time they actually ran: well below 1 means other processes took the
   // cores (a shared machine), and the tok/s understate what the hardware does.
-  const double cpu_share = (cpu_seconds() - cpu0) / (decode_s * n_threads);
+  const double cpu_share = (process_cpu_seconds() - cpu0) / (decode_s * n_threads);
 
   const ParameterCounts pc = model->parameter_counts();
   const double weight_bytes = double(pc.active_bytes), kv_per_token = double(kv_bytes) / double(G);

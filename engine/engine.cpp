@@ -5,8 +5,6 @@
 // only sequence in the batch.
 #include "engine/engine.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -22,6 +20,7 @@
 
 #include "engine/backend.h"
 #include "engine/block_pool.h"
+#include "engine/cpu_time.h"
 #include "engine/draft_control.h"
 #include "engine/kv_disk_cache.h"
 #include "engine/prefix_cache.h"
@@ -31,14 +30,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-// The draft controller's clock: the CPU time of every thread of the process, i.e. the work a step
-// needs (memory stalls included), which other processes' load on a shared machine hardly changes,
-// unlike its wall time (the workers' brief spin between loops counts too, alike for every step).
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
 
 constexpr int64_t B = kKvBlockTokens;
 // Tokens per step over all sequences: decode tokens first, prompt chunks fill the rest, so a long

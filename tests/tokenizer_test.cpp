@@ -10,12 +10,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/cpu_time.h"
 #include "engine/gguf.h"
 
 namespace fs = std::filesystem;
 using flashfix::GgufFile;
 using flashfix::GgufWriter;
 using flashfix::Tokenizer;
+using flashfix::thread_cpu_seconds;
 
 namespace {
 
@@ -176,13 +178,6 @@ TEST(Tokenizer, InvalidUtf8) {
 
 // ---- speed ----
 
-// CPU seconds of this thread: unlike the wall clock, a loaded machine does not inflate it, so the
-// bounds below catch quadratic behaviour without failing when other jobs share the cores.
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
-}
 
 TEST(Tokenizer, MegabyteOfSourceIsFast) {
   const Tokenizer& tok = vocab("qwen3");

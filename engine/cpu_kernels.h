@@ -50,13 +50,12 @@ struct CpuKernels {
   void (*quantize_q8_K)(const float* x, void* dst, int64_t n);
   DotTileFn (*dot_tile)(TensorType weight_type);  // null: this path has no kernel for the type
   float (*dot_f32)(const float* a, const float* b, int64_t n);
-  void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
-  void (*scale_f32)(float alpha, float* y, int64_t n);                 // y *= alpha
+  void (*scale_f32)(float alpha, float* y, int64_t n);  // y *= alpha
   // y[i] = expf_reference(x[i]) (cpu_expf.h), the same bits on every path.
   void (*exp_f32)(const float* x, float* y, int64_t n);
   // The online softmax's value update for a run of n keys, in key order: y *= ms[u] where ms[u] != 1,
-  // then y += vs[u] * v[u] (one fma each), u < n. The same per-element ops as scale_f32 and
-  // axpy_f32 key by key, but y stays in registers for the run instead of a load and store per key.
+  // then y += vs[u] * v[u] (one fma each), u < n. The same per-element ops as scale_f32 and an fma
+  // per element key by key, but y stays in registers for the run instead of a load and store per key.
   void (*accumulate_values)(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs);
   uint64_t (*stream_read)(const void* data, size_t bytes);  // reads every byte once; returns a checksum
   const GemmKernel* (*gemm)(TensorType weight_type);        // null: no repacked GEMM for the type here

@@ -99,7 +99,7 @@ const GemmKernel* no_gemm(TensorType) { return nullptr; }  // the oracle compute
 
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
-                            dot_f32,         axpy_f32, scale_f32,     exp_f32,       accumulate_values,
+                            dot_f32,         scale_f32,     exp_f32,       accumulate_values,
                             stream_read,     no_gemm};
   return k;
 }

@@ -23,6 +23,9 @@ enum class CpuPath { Scalar, Avx2, Avx512 };
 // and used for all of them, which is what makes prefill compute-bound rather than load-bound.
 inline constexpr int kTileTokens = 8;
 
+// Query heads one attend_scores / attend_values call takes (a whole GQA group in the models here: 4-16).
+inline constexpr int kAttendHeads = 16;
+
 // y[t * y_stride] = dot(weight row w, activation row t) for t < nt (1 <= nt <= kTileTokens), where
 // activation row t starts at a + t * a_stride and is in activation_type(weight type); n elements.
 using DotTileFn = void (*)(const void* w, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride);
@@ -53,10 +56,14 @@ struct CpuKernels {
   void (*scale_f32)(float alpha, float* y, int64_t n);  // y *= alpha
   // y[i] = expf_reference(x[i]) (cpu_expf.h), the same bits on every path.
   void (*exp_f32)(const float* x, float* y, int64_t n);
-  // The online softmax's value update for a run of n keys, in key order: y *= ms[u] where ms[u] != 1,
-  // then y += vs[u] * v[u] (one fma each), u < n. The same per-element ops as scale_f32 and an fma
-  // per element key by key, but y stays in registers for the run instead of a load and store per key.
-  void (*accumulate_values)(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs);
+  // Attention over one run of keys (n <= kTileTokens, rows k + u * k_stride) for nh <= kAttendHeads
+  // query heads that share them (one GQA group; rows q + h * q_stride): s[h * n + u] = the bits of
+  // dot_f32(q_h, k_u, d). Doing a group at once lets each key be loaded once for all its heads.
+  void (*attend_scores)(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s);
+  // The online softmax's value update for the same run and heads, in key order: for head h (output
+  // y + h * y_stride, d floats) and key u, y_h *= ms[h * keys + u] where that is not 1, then
+  // y_h += vs[h * keys + u] * v[u] (one fma per element). y stays in registers for the run.
+  void (*attend_values)(float* y, size_t y_stride, int nh, int64_t d, int keys, const float* const* v, const float* ms, const float* vs);
   uint64_t (*stream_read)(const void* data, size_t bytes);  // reads every byte once; returns a checksum
   const GemmKernel* (*gemm)(TensorType weight_type);        // null: no repacked GEMM for the type here
 };

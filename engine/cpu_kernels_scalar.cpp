@@ -74,10 +74,19 @@ void exp_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = expf_reference(x[i]);
 }
 
-void accumulate_values(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs) {
-  for (int u = 0; u < keys; ++u) {
-    if (ms[u] != 1.f) scale_f32(ms[u], y, n);
-    axpy_f32(vs[u], v[u], y, n);
+void attend_scores(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s) {
+  for (int h = 0; h < nh; ++h)
+    for (int u = 0; u < n; ++u) s[size_t(h) * size_t(n) + size_t(u)] = dot_f32(q + size_t(h) * q_stride, k + size_t(u) * k_stride, d);
+}
+
+void attend_values(float* y, size_t y_stride, int nh, int64_t d, int keys, const float* const* v, const float* ms, const float* vs) {
+  for (int h = 0; h < nh; ++h) {
+    float* yh = y + size_t(h) * y_stride;
+    for (int u = 0; u < keys; ++u) {
+      const size_t at = size_t(h) * size_t(keys) + size_t(u);
+      if (ms[at] != 1.f) scale_f32(ms[at], yh, d);
+      axpy_f32(vs[at], v[u], yh, d);
+    }
   }
 }
 
@@ -99,7 +108,7 @@ const GemmKernel* no_gemm(TensorType) { return nullptr; }  // the oracle compute
 
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
-                            dot_f32,         scale_f32,     exp_f32,       accumulate_values,
+                            dot_f32,         scale_f32,     exp_f32,       attend_scores, attend_values,
                             stream_read,     no_gemm};
   return k;
 }

@@ -524,32 +524,6 @@ void exp_f32_x86(const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = expf_reference(x[i]);
 }
 
-void accumulate_values_x86(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs) {
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {  // 64 floats of y in 8 registers across the run
-    __m256 acc[8];
-    #pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k) acc[k] = _mm256_loadu_ps(y + i + 8 * k);
-    for (int u = 0; u < keys; ++u) {
-      if (ms[u] != 1.f) {
-        const __m256 m = _mm256_set1_ps(ms[u]);
-        #pragma GCC unroll 8
-        for (int k = 0; k < 8; ++k) acc[k] = _mm256_mul_ps(acc[k], m);
-      }
-      const __m256 a = _mm256_set1_ps(vs[u]);
-      #pragma GCC unroll 8
-      for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(a, _mm256_loadu_ps(v[u] + i + 8 * k), acc[k]);
-    }
-    #pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(y + i + 8 * k, acc[k]);
-  }
-  if (i == n) return;
-  for (int u = 0; u < keys; ++u) {
-    if (ms[u] != 1.f) scale_f32_x86(ms[u], y + i, n - i);
-    axpy_f32_x86(vs[u], v[u] + i, y + i, n - i);
-  }
-}
-
 uint64_t stream_read_x86(const void* data, size_t bytes) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};

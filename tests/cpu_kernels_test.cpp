@@ -193,23 +193,50 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   EXPECT_EQ(expf_reference(-INFINITY), 0.f);
   EXPECT_NEAR(expf_reference(-1.f), 0.36787944f, 1e-7f);
 
-  // A run of keys through accumulate_values equals scale_f32 + one fma per element, key by key
-  // (rescales where ms != 1, including the first key's 0), for register-blocked and tail widths.
-  for (int64_t n : {128, 131, 7}) {
+  // attend_scores: every (head, key) score is the bits of a lone dot_f32, for head and key counts
+  // that fill the 4 x 4 register blocks and ones that leave them short, and widths with a tail.
+  for (int64_t d : {128, 64, 131, 16, 7}) {
+    const size_t q_stride = size_t(d) + 5, k_stride = size_t(d) + 3;
+    const auto q = gaussian(q_stride * kAttendHeads, 60), k = gaussian(k_stride * kTileTokens, 61);
+    for (int nh : {1, 3, 4, 8, 13, kAttendHeads})
+      for (int n = 1; n <= kTileTokens; ++n) {
+        std::vector<float> s(size_t(nh * n), -777.f);
+        path().attend_scores(q.data(), q_stride, nh, k.data(), k_stride, n, d, s.data());
+        for (int h = 0; h < nh; ++h)
+          for (int u = 0; u < n; ++u)
+            EXPECT_EQ(s[size_t(h * n + u)], scalar_kernels().dot_f32(q.data() + size_t(h) * q_stride, k.data() + size_t(u) * k_stride, d))
+                << "d " << d << " heads " << nh << " keys " << n << " head " << h << " key " << u;
+      }
+  }
+
+  // attend_values: per head, a run of keys equals scale_f32 + one fma per element, key by key
+  // (rescales where ms != 1, including the first key's 0), for register-blocked and tail widths and
+  // head counts; rows of other heads and the gaps between them are left alone.
+  for (int64_t d : {128, 131, 64, 7}) {
     std::vector<std::vector<float>> vals;
     std::vector<const float*> vptr;
-    for (int u = 0; u < kTileTokens; ++u) vals.push_back(gaussian(size_t(n), 40 + uint32_t(u))), vptr.push_back(vals.back().data());
-    const float ms[kTileTokens] = {0.f, 1.f, 0.75f, 1.f, 1.f, 0.5f, 1.f, 0.9f};
-    const float vs[kTileTokens] = {1.f, 0.3f, 1.f, 0.01f, 0.99f, 1.f, 0.6f, 1.f};
-    for (int keys = 1; keys <= kTileTokens; ++keys) {
-      auto want = gaussian(size_t(n), 3), got = want;
-      for (int u = 0; u < keys; ++u) {
-        if (ms[u] != 1.f) scalar_kernels().scale_f32(ms[u], want.data(), n);
-        for (int64_t i = 0; i < n; ++i) want[size_t(i)] = std::fma(vs[u], vptr[size_t(u)][i], want[size_t(i)]);
+    for (int u = 0; u < kTileTokens; ++u) vals.push_back(gaussian(size_t(d), 40 + uint32_t(u))), vptr.push_back(vals.back().data());
+    for (int nh : {1, 4, 6, kAttendHeads})
+      for (int keys = 1; keys <= kTileTokens; ++keys) {
+        std::vector<float> ms(size_t(nh * keys)), vs(size_t(nh * keys));
+        for (size_t i = 0; i < ms.size(); ++i) {  // a mix of rescales (first key: 0) and plain updates
+          ms[i] = i % size_t(keys) == 0 ? 0.f : (i * 7 % 3 == 0 ? 0.75f + 0.01f * float(i % 5) : 1.f);
+          vs[i] = ms[i] != 1.f ? 1.f : 0.01f + 0.1f * float(i % 9);
+        }
+        const size_t y_stride = size_t(d) + 2;
+        auto want = gaussian(y_stride * size_t(nh), 3), got = want;
+        for (int h = 0; h < nh; ++h) {
+          float* yh = want.data() + size_t(h) * y_stride;
+          for (int u = 0; u < keys; ++u) {
+            const size_t at = size_t(h * keys + u);
+            if (ms[at] != 1.f) scalar_kernels().scale_f32(ms[at], yh, d);
+            for (int64_t i = 0; i < d; ++i) yh[i] = std::fma(vs[at], vptr[size_t(u)][i], yh[i]);
+          }
+        }
+        path().attend_values(got.data(), y_stride, nh, d, keys, vptr.data(), ms.data(), vs.data());
+        for (size_t i = 0; i < want.size(); ++i)
+          EXPECT_EQ(want[i], got[i]) << "d " << d << " heads " << nh << " keys " << keys << " element " << i;
       }
-      path().accumulate_values(got.data(), n, keys, vptr.data(), ms, vs);
-      for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(want[i], got[i]) << "n " << n << " keys " << keys << " element " << i;
-    }
   }
   std::vector<uint8_t> buf(1 << 16);
   for (size_t i = 0; i < buf.size(); ++i) buf[i] = uint8_t(i * 31 + 7);

@@ -42,7 +42,8 @@ const char* kUsage =
     "threads (N = --threads, default all cores); with --backend cuda, the GPU's device-to-device copy\n"
     "bandwidth, which a cuda model run also reports decode's traffic against. --kernels: one core's dot-kernel throughput per weight\n"
     "type and kernel path on L2-resident weights, per second of CPU time (so other processes on a shared\n"
-    "machine do not skew it): 1 token (decode, GB/s of weights) and 8 tokens (prefill, GMAC/s).\n"
+    "machine do not skew it): 1 token (decode, GB/s of weights) and 8 tokens (prefill, GMAC/s); and\n"
+    "attention's score and value loops for a group of 8 query heads over 2048 cached keys.\n"
     "Kernel path: FLASHFIX_CPU=scalar|avx2|avx512 forces one.\n";
 
 using Clock = std::chrono::steady_clock;
@@ -170,12 +171,50 @@ int run_kernels(bool json) {
       }
     }
   }
+  // Attention's inner loops as a decode step runs them for one KV head: a GQA group of 8 query heads
+  // (Qwen3-30B-A3B's 32 / 4) of 128 dims walking 2048 cached keys in runs of kTileTokens; the 1 MB
+  // of keys and of values stays in L2/L3, so this too is the compute ceiling. GMAC: one per score
+  // element and one per value element updated.
+  {
+    constexpr int kHeads = 8;
+    const int64_t d = 128, keys = 2048;
+    std::vector<float> q(size_t(kHeads * d)), k(size_t(keys * d)), v(size_t(keys * d)), out(size_t(kHeads * d));
+    for (float& f : q) f = gauss(rng);
+    for (float& f : k) f = gauss(rng);
+    for (float& f : v) f = gauss(rng);
+    float scores[kHeads * cpu::kTileTokens], ms[kHeads * cpu::kTileTokens], vs[kHeads * cpu::kTileTokens];
+    for (int i = 0; i < kHeads * cpu::kTileTokens; ++i) ms[i] = i % 7 ? 1.f : 0.5f, vs[i] = 0.01f;
+    for (cpu::CpuPath p : cpu::supported_cpu_paths()) {
+      cpu::select_cpu_path(p);
+      const cpu::CpuKernels& kern = cpu::kernels();
+      for (const char* which : {"attend_scores", "attend_values"}) {
+        const bool values = which[7] == 'v';
+        double cpu_s = 0, passes = 0;
+        for (; cpu_s < 0.2; passes += 1) {
+          const double c0 = thread_cpu_seconds();
+          for (int64_t j = 0; j < keys; j += cpu::kTileTokens) {
+            if (values) {
+              const float* rows[cpu::kTileTokens];
+              for (int u = 0; u < cpu::kTileTokens; ++u) rows[u] = &v[size_t((j + u) * d)];
+              kern.attend_values(out.data(), size_t(d), kHeads, d, cpu::kTileTokens, rows, ms, vs);
+            } else {
+              kern.attend_scores(q.data(), size_t(d), kHeads, &k[size_t(j * d)], size_t(d), cpu::kTileTokens, d, scores);
+            }
+          }
+          cpu_s += thread_cpu_seconds() - c0;
+        }
+        results.push_back({{"type", "f32"}, {"path", std::string(cpu::cpu_path_name(p))}, {"kernel", which}, {"tokens", 1},
+                           {"weight_gb_per_cpu_s", passes * double(keys * d) * sizeof(float) / cpu_s / 1e9},
+                           {"gmac_per_cpu_s", passes * double(kHeads * keys * d) / cpu_s / 1e9}});
+      }
+    }
+  }
   cpu::select_cpu_path(active);
   if (json) {
     std::puts(nlohmann::json{{"kernels", results}}.dump().c_str());
   } else {
-    for (const auto& r : results)
-      std::printf("%-5s %-7s %-8s %2d token(s): %6.2f GB/s of weights, %6.1f GMAC/s per CPU-second\n",
+    for (const auto& r : results)  // attention's "weights" are the cached keys or values it reads
+      std::printf("%-5s %-7s %-13s %2d token(s): %6.2f GB/s of weights, %6.1f GMAC/s per CPU-second\n",
                   r["type"].get<std::string>().c_str(), r["path"].get<std::string>().c_str(),
                   r["kernel"].get<std::string>().c_str(), r["tokens"].get<int>(),
                   r["weight_gb_per_cpu_s"].get<double>(), r["gmac_per_cpu_s"].get<double>());

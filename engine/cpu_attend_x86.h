@@ -44,10 +44,13 @@ void attend_values_one_head(float* y, int64_t n, int keys, const float* const* v
 // then i + (i + 4), then (0 + 2) + (1 + 3). Float addition is commutative, so only the pairing matters.
 inline void fold_dots_4x4(const __m512* acc, float* out) {
   __m512 r[8], s[4], t[2];
+  #pragma GCC unroll 8
   for (int m = 0; m < 8; ++m)  // [a.lo256 + a.hi256 | b.lo256 + b.hi256]
     r[m] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0x44), _mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0xEE));
+  #pragma GCC unroll 4
   for (int p = 0; p < 4; ++p)  // quarter q: dot 4p + q's lanes i + (i + 4)
     s[p] = _mm512_add_ps(_mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0x88), _mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0xDD));
+  #pragma GCC unroll 2
   for (int p = 0; p < 2; ++p)  // quarter q: (0 + 2, 1 + 3) of dots 8p + q and 8p + 4 + q
     t[p] = _mm512_add_ps(_mm512_shuffle_ps(s[2 * p], s[2 * p + 1], 0x44), _mm512_shuffle_ps(s[2 * p], s[2 * p + 1], 0xEE));
   // quarter q, lane j: dot 4j + q

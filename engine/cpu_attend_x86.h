@@ -11,19 +11,20 @@
 // exactly the lane pairs hsum adds; the value update keeps 4 heads x 64 floats in registers and loads
 // each value row once for all of them. AVX2 has half the registers and keeps the per-head loops.
 
-void attend_values_one_head(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs) {
+// One head's value update; its rescales and weights are ms[u * stride], vs[u * stride].
+void attend_values_one_head(float* y, int64_t n, int keys, const float* const* v, const float* ms, const float* vs, int stride) {
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {  // 64 floats of y in 8 registers across the run
     __m256 acc[8];
     #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) acc[k] = _mm256_loadu_ps(y + i + 8 * k);
     for (int u = 0; u < keys; ++u) {
-      if (ms[u] != 1.f) {
-        const __m256 m = _mm256_set1_ps(ms[u]);
+      if (ms[u * stride] != 1.f) {
+        const __m256 m = _mm256_set1_ps(ms[u * stride]);
         #pragma GCC unroll 8
         for (int k = 0; k < 8; ++k) acc[k] = _mm256_mul_ps(acc[k], m);
       }
-      const __m256 a = _mm256_set1_ps(vs[u]);
+      const __m256 a = _mm256_set1_ps(vs[u * stride]);
       #pragma GCC unroll 8
       for (int k = 0; k < 8; ++k) acc[k] = _mm256_fmadd_ps(a, _mm256_loadu_ps(v[u] + i + 8 * k), acc[k]);
     }
@@ -32,8 +33,8 @@ void attend_values_one_head(float* y, int64_t n, int keys, const float* const* v
   }
   if (i == n) return;
   for (int u = 0; u < keys; ++u) {
-    if (ms[u] != 1.f) scale_f32_x86(ms[u], y + i, n - i);
-    axpy_f32_x86(vs[u], v[u] + i, y + i, n - i);
+    if (ms[u * stride] != 1.f) scale_f32_x86(ms[u * stride], y + i, n - i);
+    axpy_f32_x86(vs[u * stride], v[u] + i, y + i, n - i);
   }
 }
 
@@ -83,7 +84,7 @@ void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, 
         for (int u = 0; u < 4 && u0 + u < n; ++u) {
           float v = dots[4 * u + h];
           for (int64_t i = body; i < d; ++i) v = fma1(qh[h][i], ku[u][i], v);
-          s[size_t(h0 + h) * size_t(n) + size_t(u0 + u)] = v;
+          s[size_t(u0 + u) * size_t(nh) + size_t(h0 + h)] = v;
         }
     }
   }
@@ -103,7 +104,7 @@ void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int keys, c
         for (int c = 0; c < 4; ++c) vv[c] = _mm512_loadu_ps(v[u] + i + 16 * c);
         #pragma GCC unroll 4
         for (int h = 0; h < 4; ++h) {
-          const size_t at = size_t(h0 + h) * size_t(keys) + size_t(u);
+          const size_t at = size_t(u) * size_t(nh) + size_t(h0 + h);
           if (ms[at] != 1.f) {
             const __m512 m = _mm512_set1_ps(ms[at]);
             #pragma GCC unroll 4
@@ -120,24 +121,56 @@ void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int keys, c
     if (i < d) {  // the last d % 64 floats, head by head (elementwise, so the same operations)
       const float* tail[kTileTokens];
       for (int u = 0; u < keys; ++u) tail[u] = v[u] + i;
-      for (int h = h0; h < h0 + 4; ++h)
-        attend_values_one_head(y + size_t(h) * y_stride + i, d - i, keys, tail, ms + size_t(h) * size_t(keys), vs + size_t(h) * size_t(keys));
+      for (int h = h0; h < h0 + 4; ++h) attend_values_one_head(y + size_t(h) * y_stride + i, d - i, keys, tail, ms + h, vs + h, nh);
     }
   }
-  for (int h = h0; h < nh; ++h)
-    attend_values_one_head(y + size_t(h) * y_stride, d, keys, v, ms + size_t(h) * size_t(keys), vs + size_t(h) * size_t(keys));
+  for (int h = h0; h < nh; ++h) attend_values_one_head(y + size_t(h) * y_stride, d, keys, v, ms + h, vs + h, nh);
 }
 
 #else
 
 void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s) {
   for (int h = 0; h < nh; ++h)
-    tile<FloatRows<LoadF32>>(q + size_t(h) * q_stride, k, k_stride * sizeof(float), n, d, s + size_t(h) * size_t(n), 1);
+    tile<FloatRows<LoadF32>>(q + size_t(h) * q_stride, k, k_stride * sizeof(float), n, d, s + h, size_t(nh));
 }
 
 void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int keys, const float* const* v, const float* ms, const float* vs) {
-  for (int h = 0; h < nh; ++h)
-    attend_values_one_head(y + size_t(h) * y_stride, d, keys, v, ms + size_t(h) * size_t(keys), vs + size_t(h) * size_t(keys));
+  for (int h = 0; h < nh; ++h) attend_values_one_head(y + size_t(h) * y_stride, d, keys, v, ms + h, vs + h, nh);
 }
 
 #endif
+
+// Eight heads per vector, keys in order; lanes past nh are neither read nor written. The multiply
+// and add of S stay two roundings: this file is built with -ffp-contract=off.
+void attend_softmax_x86(const float* s, int nh, int n, float scale, float* M, float* S, float* ms, float* vs) {
+  // arg is zeroed only because the compiler cannot see that the masked stores cover [0, nh * n).
+  float arg[kAttendHeads * kTileTokens] = {}, e[kAttendHeads * kTileTokens], raised[kAttendHeads * kTileTokens];
+  const __m256 sc = _mm256_set1_ps(scale), one = _mm256_set1_ps(1.f);
+  for (int h0 = 0; h0 < nh; h0 += 8) {
+    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(nh - h0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 m = _mm256_maskload_ps(M + h0, lanes);
+    for (int u = 0; u < n; ++u) {
+      const int at = u * nh + h0;
+      const __m256 x = _mm256_mul_ps(_mm256_maskload_ps(s + at, lanes), sc);
+      const __m256 up = _mm256_cmp_ps(x, m, _CMP_GT_OQ);
+      _mm256_maskstore_ps(arg + at, lanes, _mm256_blendv_ps(_mm256_sub_ps(x, m), _mm256_sub_ps(m, x), up));
+      _mm256_maskstore_ps(raised + at, lanes, up);
+      m = _mm256_blendv_ps(m, x, up);
+    }
+    _mm256_maskstore_ps(M + h0, lanes, m);
+  }
+  exp_f32_x86(arg, e, int64_t(nh) * n);
+  for (int h0 = 0; h0 < nh; h0 += 8) {
+    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(nh - h0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 sum = _mm256_maskload_ps(S + h0, lanes);
+    for (int u = 0; u < n; ++u) {
+      const int at = u * nh + h0;
+      const __m256 ev = _mm256_maskload_ps(e + at, lanes), up = _mm256_maskload_ps(raised + at, lanes);
+      const __m256 msv = _mm256_blendv_ps(one, ev, up), vsv = _mm256_blendv_ps(ev, one, up);
+      _mm256_maskstore_ps(ms + at, lanes, msv);
+      _mm256_maskstore_ps(vs + at, lanes, vsv);
+      sum = _mm256_add_ps(_mm256_mul_ps(sum, msv), vsv);
+    }
+    _mm256_maskstore_ps(S + h0, lanes, sum);
+  }
+}

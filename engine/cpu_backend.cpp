@@ -358,11 +358,9 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   att_.resize(size_t(T * H * vd));
   pool_.parallel_for(T * Hkv * slices, [&](int64_t i0, int64_t i1, int) {
     float M[kAttendHeads], S[kAttendHeads];
-    // Per head h and key u of a run, at [h * n + u]: scores, then the exponents' arguments, exp,
-    // and the rescale ms / weight vs the value update applies.
-    float scores[kAttendHeads * kTileTokens], arg[kAttendHeads * kTileTokens], e[kAttendHeads * kTileTokens];
-    float ms[kAttendHeads * kTileTokens], vs[kAttendHeads * kTileTokens];
-    bool raises[kAttendHeads * kTileTokens];
+    // Per key u and head h of a run, at [u * nh + h]: scores, then the rescale ms and weight vs of
+    // the value update.
+    float scores[kAttendHeads * kTileTokens], ms[kAttendHeads * kTileTokens], vs[kAttendHeads * kTileTokens];
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / (Hkv * slices), kvh = i / slices % Hkv, h0 = kvh * group + i % slices * slice;
       const int nh = int(std::min(slice, (kvh + 1) * group - h0));
@@ -379,24 +377,7 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
         const float* values[kTileTokens];
         for (int u = 0; u < n; ++u) values[u] = value_at(blocks, j0 + u, kvh);
         kern.attend_scores(q, size_t(hd), nh, key_at(blocks, j0, kvh), size_t(kw), n, hd, scores);
-        // The running max needs no exp, so the run's exponents are found first and evaluated
-        // together: exp(M - s) (ms, 0 for the first key) where s raises M, else exp(s - M) (vs).
-        for (int h = 0; h < nh; ++h)
-          for (int u = 0; u < n; ++u) {
-            const int at = h * n + u;
-            const float s = scores[at] * scale;
-            raises[at] = s > M[h];
-            arg[at] = raises[at] ? M[h] - s : s - M[h];
-            if (raises[at]) M[h] = s;
-          }
-        kern.exp_f32(arg, e, nh * n);
-        for (int h = 0; h < nh; ++h)
-          for (int u = 0; u < n; ++u) {
-            const int at = h * n + u;
-            ms[at] = raises[at] ? e[at] : 1.f;
-            vs[at] = raises[at] ? 1.f : e[at];
-            S[h] = S[h] * ms[at] + vs[at];
-          }
+        kern.attend_softmax(scores, nh, n, scale, M, S, ms, vs);
         kern.attend_values(out, size_t(vd), nh, vd, n, values, ms, vs);  // out *= ms, out += vs * v, key by key
         j0 += n;
       }

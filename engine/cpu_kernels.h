@@ -57,12 +57,16 @@ struct CpuKernels {
   // y[i] = expf_reference(x[i]) (cpu_expf.h), the same bits on every path.
   void (*exp_f32)(const float* x, float* y, int64_t n);
   // Attention over one run of keys (n <= kTileTokens, rows k + u * k_stride) for nh <= kAttendHeads
-  // query heads that share them (one GQA group; rows q + h * q_stride): s[h * n + u] = the bits of
+  // query heads that share them (one GQA group; rows q + h * q_stride): s[u * nh + h] = the bits of
   // dot_f32(q_h, k_u, d). Doing a group at once lets each key be loaded once for all its heads.
   void (*attend_scores)(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s);
-  // The online softmax's value update for the same run and heads, in key order: for head h (output
-  // y + h * y_stride, d floats) and key u, y_h *= ms[h * keys + u] where that is not 1, then
-  // y_h += vs[h * keys + u] * v[u] (one fma per element). y stays in registers for the run.
+  // The online softmax's bookkeeping for the run, per head h and key u in key order (all arrays
+  // key-major, [u * nh + h]): x = s * scale; where x > M_h: ms = exp(M_h - x), vs = 1, M_h = x; else
+  // ms = 1, vs = exp(x - M_h); then S_h = S_h * ms + vs (a multiply, then an add).
+  void (*attend_softmax)(const float* s, int nh, int n, float scale, float* M, float* S, float* ms, float* vs);
+  // The value update for the run, in key order: for head h (output y + h * y_stride, d floats) and
+  // key u, y_h *= ms[u * nh + h] where that is not 1, then y_h += vs[u * nh + h] * v[u] (one fma per
+  // element). y stays in registers for the run.
   void (*attend_values)(float* y, size_t y_stride, int nh, int64_t d, int keys, const float* const* v, const float* ms, const float* vs);
   uint64_t (*stream_read)(const void* data, size_t bytes);  // reads every byte once; returns a checksum
   const GemmKernel* (*gemm)(TensorType weight_type);        // null: no repacked GEMM for the type here

@@ -75,15 +75,37 @@ void exp_f32(const float* x, float* y, int64_t n) {
 }
 
 void attend_scores(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s) {
-  for (int h = 0; h < nh; ++h)
-    for (int u = 0; u < n; ++u) s[size_t(h) * size_t(n) + size_t(u)] = dot_f32(q + size_t(h) * q_stride, k + size_t(u) * k_stride, d);
+  for (int u = 0; u < n; ++u)
+    for (int h = 0; h < nh; ++h) s[size_t(u * nh + h)] = dot_f32(q + size_t(h) * q_stride, k + size_t(u) * k_stride, d);
+}
+
+void attend_softmax(const float* s, int nh, int n, float scale, float* M, float* S, float* ms, float* vs) {
+  // The run's exponents are found first (the running max needs none) and evaluated together.
+  float arg[kAttendHeads * kTileTokens], e[kAttendHeads * kTileTokens];
+  bool raises[kAttendHeads * kTileTokens];
+  for (int u = 0; u < n; ++u)
+    for (int h = 0; h < nh; ++h) {
+      const int at = u * nh + h;
+      const float x = s[at] * scale;
+      raises[at] = x > M[h];
+      arg[at] = raises[at] ? M[h] - x : x - M[h];
+      if (raises[at]) M[h] = x;
+    }
+  exp_f32(arg, e, nh * n);
+  for (int u = 0; u < n; ++u)
+    for (int h = 0; h < nh; ++h) {
+      const int at = u * nh + h;
+      ms[at] = raises[at] ? e[at] : 1.f;
+      vs[at] = raises[at] ? 1.f : e[at];
+      S[h] = S[h] * ms[at] + vs[at];
+    }
 }
 
 void attend_values(float* y, size_t y_stride, int nh, int64_t d, int keys, const float* const* v, const float* ms, const float* vs) {
   for (int h = 0; h < nh; ++h) {
     float* yh = y + size_t(h) * y_stride;
     for (int u = 0; u < keys; ++u) {
-      const size_t at = size_t(h) * size_t(keys) + size_t(u);
+      const size_t at = size_t(u * nh + h);
       if (ms[at] != 1.f) scale_f32(ms[at], yh, d);
       axpy_f32(vs[at], v[u], yh, d);
     }
@@ -108,7 +130,7 @@ const GemmKernel* no_gemm(TensorType) { return nullptr; }  // the oracle compute
 
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
-                            dot_f32,         scale_f32,     exp_f32,       attend_scores, attend_values,
+                            dot_f32,         scale_f32,     exp_f32,       attend_scores, attend_softmax, attend_values,
                             stream_read,     no_gemm};
   return k;
 }

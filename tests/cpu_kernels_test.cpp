@@ -204,9 +204,48 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
         path().attend_scores(q.data(), q_stride, nh, k.data(), k_stride, n, d, s.data());
         for (int h = 0; h < nh; ++h)
           for (int u = 0; u < n; ++u)
-            EXPECT_EQ(s[size_t(h * n + u)], scalar_kernels().dot_f32(q.data() + size_t(h) * q_stride, k.data() + size_t(u) * k_stride, d))
+            EXPECT_EQ(s[size_t(u * nh + h)], scalar_kernels().dot_f32(q.data() + size_t(h) * q_stride, k.data() + size_t(u) * k_stride, d))
                 << "d " << d << " heads " << nh << " keys " << n << " head " << h << " key " << u;
       }
+  }
+
+  // attend_softmax against its definition written out here: per head, key by key, over runs that
+  // raise the max at the first key, somewhere later, or never, for full and partial vectors of heads.
+  {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> score(0.f, 4.f);
+    for (int nh : {1, 5, 8, 11, kAttendHeads})
+      for (int n = 1; n <= kTileTokens; ++n)
+        for (int run = 0; run < 3; ++run) {
+          std::vector<float> s(size_t(nh * n)), M(static_cast<size_t>(nh)), S(static_cast<size_t>(nh));
+          for (float& x : s) x = score(rng);
+          for (int h = 0; h < nh; ++h) M[size_t(h)] = run == 0 ? -INFINITY : score(rng) * 0.3f, S[size_t(h)] = run == 0 ? 0.f : 1.5f;
+          auto wantM = M, wantS = S, gotM = M, gotS = S;
+          std::vector<float> wantms(s.size()), wantvs(s.size()), gotms(s.size(), -1.f), gotvs(s.size(), -1.f);
+          const float scale = 0.088388f;
+          for (int h = 0; h < nh; ++h)
+            for (int u = 0; u < n; ++u) {
+              const size_t at = size_t(u * nh + h);
+              const float x = s[at] * scale;
+              const bool up = x > wantM[size_t(h)];
+              const float e = expf_reference(up ? wantM[size_t(h)] - x : x - wantM[size_t(h)]);
+              if (up) wantM[size_t(h)] = x;
+              wantms[at] = up ? e : 1.f;
+              wantvs[at] = up ? 1.f : e;
+              const volatile float scaled = wantS[size_t(h)] * wantms[at];  // two roundings, never an fma
+              wantS[size_t(h)] = scaled + wantvs[at];
+            }
+          path().attend_softmax(s.data(), nh, n, scale, gotM.data(), gotS.data(), gotms.data(), gotvs.data());
+          const std::string where = "heads " + std::to_string(nh) + " keys " + std::to_string(n) + " run " + std::to_string(run);
+          for (int h = 0; h < nh; ++h) {
+            EXPECT_EQ(gotM[size_t(h)], wantM[size_t(h)]) << where << " head " << h;
+            EXPECT_EQ(gotS[size_t(h)], wantS[size_t(h)]) << where << " head " << h;
+          }
+          for (size_t i = 0; i < s.size(); ++i) {
+            EXPECT_EQ(gotms[i], wantms[i]) << where << " at " << i;
+            EXPECT_EQ(gotvs[i], wantvs[i]) << where << " at " << i;
+          }
+        }
   }
 
   // attend_values: per head, a run of keys equals scale_f32 + one fma per element, key by key
@@ -220,7 +259,7 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
       for (int keys = 1; keys <= kTileTokens; ++keys) {
         std::vector<float> ms(size_t(nh * keys)), vs(size_t(nh * keys));
         for (size_t i = 0; i < ms.size(); ++i) {  // a mix of rescales (first key: 0) and plain updates
-          ms[i] = i % size_t(keys) == 0 ? 0.f : (i * 7 % 3 == 0 ? 0.75f + 0.01f * float(i % 5) : 1.f);
+          ms[i] = i < size_t(nh) ? 0.f : (i * 7 % 3 == 0 ? 0.75f + 0.01f * float(i % 5) : 1.f);
           vs[i] = ms[i] != 1.f ? 1.f : 0.01f + 0.1f * float(i % 9);
         }
         const size_t y_stride = size_t(d) + 2;
@@ -228,7 +267,7 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
         for (int h = 0; h < nh; ++h) {
           float* yh = want.data() + size_t(h) * y_stride;
           for (int u = 0; u < keys; ++u) {
-            const size_t at = size_t(h * keys + u);
+            const size_t at = size_t(u * nh + h);
             if (ms[at] != 1.f) scalar_kernels().scale_f32(ms[at], yh, d);
             for (int64_t i = 0; i < d; ++i) yh[i] = std::fma(vs[at], vptr[size_t(u)][i], yh[i]);
           }

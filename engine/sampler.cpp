@@ -16,55 +16,66 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   if (p_.repeat_penalty != 1.f) {
     // Penalise each distinct recent token once: shrink positive logits, push negative ones further.
     const size_t from = history.size() > size_t(p_.repeat_last_n) ? history.size() - size_t(p_.repeat_last_n) : 0;
-    std::vector<int32_t> recent(history.begin() + long(from), history.end());
-    std::sort(recent.begin(), recent.end());
-    recent.erase(std::unique(recent.begin(), recent.end()), recent.end());
-    for (int32_t t : recent)
+    recent_.assign(history.begin() + long(from), history.end());
+    std::sort(recent_.begin(), recent_.end());
+    recent_.erase(std::unique(recent_.begin(), recent_.end()), recent_.end());
+    for (int32_t t : recent_)
       if (t >= 0 && t < n) logits[size_t(t)] = logits[size_t(t)] > 0 ? logits[size_t(t)] / p_.repeat_penalty : logits[size_t(t)] * p_.repeat_penalty;
   }
   if (p_.temperature <= 0.f) return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
 
-  cand_.clear();
-  for (int32_t i = 0; i < n; ++i) cand_.push_back({logits[size_t(i)], i});
+  // Candidates are put in order (highest logit first, ties by id) only as far as a cut needs: top-k
+  // takes a partial sort of k; top-p and min-p extend the sorted prefix in growing steps until the cut
+  // is found, which on a 152k vocabulary is usually within the first few hundred. A full sort of the
+  // vocabulary cost ~20 ms per token, more than a decode step of a 3B-active model.
+  cand_.resize(size_t(n));
+  for (int32_t i = 0; i < n; ++i) cand_[size_t(i)] = {logits[size_t(i)], i};
   auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-  size_t keep = cand_.size();
-  if (p_.top_k > 0 && size_t(p_.top_k) < keep) keep = size_t(p_.top_k);
-  std::partial_sort(cand_.begin(), cand_.begin() + long(keep), cand_.end(), by_logit);
-  cand_.resize(keep);
+  size_t keep = cand_.size(), sorted = 0;
+  auto sort_through = [&](size_t i) {  // cand_[0..i] in order
+    if (i < sorted) return;
+    const size_t upto = std::min(keep, std::max(i + 1, 4 * sorted + 64));
+    std::partial_sort(cand_.begin() + long(sorted), cand_.begin() + long(upto), cand_.begin() + long(keep), by_logit);
+    sorted = upto;
+  };
+  if (p_.top_k > 0 && size_t(p_.top_k) < keep) {
+    keep = size_t(p_.top_k);
+    std::partial_sort(cand_.begin(), cand_.begin() + long(keep), cand_.end(), by_logit);
+    sorted = keep;
+  }
 
   // Probabilities at temperature 1 decide the top-p/min-p cut; the temperature then reshapes what is kept.
-  const float mx = cand_[0].first;
-  std::vector<double> prob(cand_.size());
+  float mx = -INFINITY;
+  for (size_t i = 0; i < keep; ++i) mx = std::max(mx, cand_[i].first);
   double sum = 0;
-  for (size_t i = 0; i < cand_.size(); ++i) sum += (prob[i] = std::exp(double(cand_[i].first - mx)));
-  size_t cut = cand_.size();
-  if (p_.top_p < 1.f) {
+  for (size_t i = 0; i < keep; ++i) sum += std::exp(double(cand_[i].first - mx));
+  size_t cut = keep;
+  if (p_.top_p < 1.f || p_.min_p > 0.f) {
     double acc = 0;
-    for (size_t i = 0; i < cand_.size(); ++i) {
-      acc += prob[i] / sum;
-      if (acc >= p_.top_p) {
+    for (size_t i = 0; i < keep; ++i) {
+      sort_through(i);
+      const double prob = std::exp(double(cand_[i].first - mx));  // the first is the max: 1
+      if (p_.min_p > 0.f && i > 0 && prob < p_.min_p) {
+        cut = i;
+        break;
+      }
+      acc += prob / sum;
+      if (p_.top_p < 1.f && acc >= p_.top_p) {
         cut = i + 1;
         break;
       }
     }
   }
-  if (p_.min_p > 0.f)
-    for (size_t i = 1; i < cut; ++i)
-      if (prob[i] < p_.min_p * prob[0]) {
-        cut = i;
-        break;
-      }
-  cand_.resize(cut);
 
-  std::vector<double> w(cand_.size());
+  weight_.resize(cut);
   double total = 0;
-  for (size_t i = 0; i < cand_.size(); ++i) total += (w[i] = std::exp(double(cand_[i].first - mx) / p_.temperature));
+  for (size_t i = 0; i < cut; ++i) total += (weight_[i] = std::exp(double(cand_[i].first - mx) / p_.temperature));
   double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
-  for (size_t i = 0; i < cand_.size(); ++i) {
-    if (r < w[i]) return cand_[i].second;
-    r -= w[i];
+  for (size_t i = 0; i < cut; ++i) {
+    if (r < weight_[i]) return cand_[i].second;
+    r -= weight_[i];
   }
-  return cand_.back().second;
+  return cand_[cut - 1].second;
 }
 
 }  // namespace flashfix

@@ -28,7 +28,10 @@ class Sampler {
  private:
   SamplerParams p_;
   std::mt19937_64 rng_;
-  std::vector<std::pair<float, int32_t>> cand_;  // reused candidate buffer
+  // Buffers reused from token to token, so sampling allocates nothing once they have grown.
+  std::vector<std::pair<float, int32_t>> cand_;
+  std::vector<double> weight_;
+  std::vector<int32_t> recent_;
 };
 
 }  // namespace flashfix

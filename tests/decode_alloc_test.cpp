@@ -8,6 +8,7 @@
 
 #include "engine/backend.h"
 #include "engine/draft.h"
+#include "engine/sampler.h"
 #include "golden.h"
 
 namespace {
@@ -74,4 +75,20 @@ TEST(DecodeAllocations, NoneInMtpDraftingAfterWarmup) {
   for (int i = 0; i < 8; ++i) step();
   EXPECT_EQ(g_allocations.load() - before, 0);
   EXPECT_EQ(run.size(), 4u);
+}
+
+// Sampling a token from a full Qwen3-sized vocabulary (top-p, min-p, repetition penalty) reuses the
+// sampler's buffers once they have grown.
+TEST(DecodeAllocations, NoneInSamplingAfterWarmup) {
+  Sampler s({.temperature = 0.8f, .top_k = 0, .top_p = 0.9f, .min_p = 0.01f, .repeat_penalty = 1.1f, .seed = 1});
+  std::vector<float> logits(151936);
+  std::vector<int32_t> history(200);
+  for (size_t i = 0; i < history.size(); ++i) history[i] = int32_t(i * 7 % 500);
+  auto fill = [&](int step) {
+    for (size_t i = 0; i < logits.size(); ++i) logits[i] = float((i * 2654435761u + size_t(step)) % 1000) * 0.01f;
+  };
+  for (int i = 0; i < 2; ++i) fill(i), s.sample(logits, history);
+  const long before = g_allocations.load();
+  for (int i = 2; i < 10; ++i) fill(i), s.sample(logits, history);
+  EXPECT_EQ(g_allocations.load() - before, 0);
 }

@@ -97,10 +97,14 @@ TEST(EngineBackend, ForcedCallsAreConstrainedToTheSchema) {
     EXPECT_TRUE(first.call.arguments["speed"] == "fast" || first.call.arguments["speed"] == "slow") << first.call.arguments.dump();
     expect_calls_parse(t, turn);
     EXPECT_GT(t.stats.generated_tokens, 0);
+    // The conversation goes on with the turn's complete calls: one the length limit cut (before its
+    // name, possibly) has no rendering; the agent loop answers it with its error instead.
     ChatMessage assistant{.role = "assistant", .content = t.message.content, .reasoning_content = t.message.reasoning};
-    for (const ParsedCall& c : t.message.calls) assistant.tool_calls.push_back(c.call);
+    for (const ParsedCall& c : t.message.calls)
+      if (c.error.empty()) assistant.tool_calls.push_back(c.call);
     messages.push_back(assistant);
-    for (const ParsedCall& c : t.message.calls) messages.push_back({.role = "tool", .content = "ok", .tool_call_id = c.call.id});
+    for (const ParsedCall& c : t.message.calls)
+      if (c.error.empty()) messages.push_back({.role = "tool", .content = "ok", .tool_call_id = c.call.id});
   }
   ASSERT_EQ(eng.prompts.size(), 3u);
   for (size_t i = 1; i < eng.prompts.size(); ++i) expect_prefix(eng.prompts[i - 1], eng.prompts[i], i);
@@ -126,9 +130,11 @@ TEST(EngineBackend, ForcedCallsOnStep35) {
     EXPECT_EQ(t.message.calls[0].call.name, "pick");
     expect_calls_parse(t, turn);
     ChatMessage assistant{.role = "assistant", .content = t.message.content, .reasoning_content = t.message.reasoning};
-    for (const ParsedCall& c : t.message.calls) assistant.tool_calls.push_back(c.call);
+    for (const ParsedCall& c : t.message.calls)
+      if (c.error.empty()) assistant.tool_calls.push_back(c.call);
     messages.push_back(assistant);
-    for (const ParsedCall& c : t.message.calls) messages.push_back({.role = "tool", .content = "ok", .tool_call_id = c.call.id});
+    for (const ParsedCall& c : t.message.calls)
+      if (c.error.empty()) messages.push_back({.role = "tool", .content = "ok", .tool_call_id = c.call.id});
   }
   ASSERT_EQ(eng.prompts.size(), 2u);
   expect_prefix(eng.prompts[0], eng.prompts[1], 1);

@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
+#include <random>
+#include <set>
 
 #include "engine/sampler.h"
 
@@ -53,6 +56,46 @@ TEST(Sampler, FrequenciesFollowSoftmaxAndSeedReproduces) {
   EXPECT_NEAR(count[0] / double(n), 0.125, 0.015);
   EXPECT_NEAR(count[1] / double(n), 0.25, 0.015);
   EXPECT_NEAR(count[2] / double(n), 0.625, 0.015);
+}
+
+// Top-p and min-p over a large vocabulary sort only as far as the cut (in growing steps): the kept
+// set must still be exactly the one a full sort gives, here ~300 tokens, well past the first step.
+TEST(Sampler, TopPAndMinPKeepExactlyTheFullSortsSet) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> g(0.f, 1.f);
+  std::vector<float> base(8000);
+  for (float& x : base) x = g(rng);
+  for (int i = 0; i < 300; ++i) base[size_t(i) * 25] = 8.f + 0.01f * float(i % 37);  // the bulk of the mass
+  struct Case {
+    float top_p, min_p;
+  };
+  for (const Case c : {Case{0.9f, 0.f}, Case{1.f, 0.9f}, Case{0.97f, 0.5f}}) {
+    // The reference: every token by probability, top-p then min-p as the sampler documents them.
+    std::vector<std::pair<float, int32_t>> all;
+    for (int32_t i = 0; i < int32_t(base.size()); ++i) all.push_back({base[size_t(i)], i});
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    double sum = 0;
+    for (const auto& a : all) sum += std::exp(double(a.first - all[0].first));
+    std::set<int32_t> want;
+    double acc = 0;
+    for (size_t i = 0; i < all.size(); ++i) {
+      const double p = std::exp(double(all[i].first - all[0].first));
+      if (c.min_p > 0.f && i > 0 && p < c.min_p) break;
+      want.insert(all[i].second);
+      acc += p / sum;
+      if (c.top_p < 1.f && acc >= c.top_p) break;
+    }
+    ASSERT_GT(want.size(), 64u);
+    Sampler s({.temperature = 1e6f, .top_k = 0, .top_p = c.top_p, .min_p = c.min_p, .seed = 9});  // ~uniform over the kept set
+    std::set<int32_t> got;
+    for (int i = 0; i < 25 * int(want.size()); ++i) {
+      std::vector<float> l = base;
+      const int32_t t = s.sample(l, {});
+      ASSERT_TRUE(want.count(t)) << "token " << t << " is outside the kept set (top_p " << c.top_p << ", min_p " << c.min_p << ")";
+      got.insert(t);
+    }
+    EXPECT_EQ(got, want) << "top_p " << c.top_p << ", min_p " << c.min_p;
+  }
 }
 
 TEST(Sampler, RejectsNonsense) {

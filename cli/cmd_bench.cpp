@@ -22,6 +22,7 @@
 #include "engine/cpu_dot.h"
 #include "engine/cpu_kernels.h"
 #include "engine/cpu_time.h"
+#include "engine/sampler.h"
 #include "engine/thread_pool.h"
 
 namespace flashfix::cli {
@@ -43,7 +44,8 @@ const char* kUsage =
     "bandwidth, which a cuda model run also reports decode's traffic against. --kernels: one core's dot-kernel throughput per weight\n"
     "type and kernel path on L2-resident weights, per second of CPU time (so other processes on a shared\n"
     "machine do not skew it): 1 token (decode, GB/s of weights) and 8 tokens (prefill, GMAC/s); and\n"
-    "attention's score and value loops for a group of 8 query heads over 2048 cached keys.\n"
+    "attention's score and value loops for a group of 8 query heads over 2048 cached keys; and sampling\n"
+    "one token from 151936 logits.\n"
     "Kernel path: FLASHFIX_CPU=scalar|avx2|avx512 forces one.\n";
 
 using Clock = std::chrono::steady_clock;
@@ -210,14 +212,40 @@ int run_kernels(bool json) {
     }
   }
   cpu::select_cpu_path(active);
+
+  // Sampling one token from a Qwen3-sized vocabulary (151936 logits), per CPU-second: with top-k
+  // (the default) and with top-k off, where top-p alone decides how much of the vocabulary is sorted.
+  nlohmann::json sampling = nlohmann::json::array();
+  {
+    std::vector<float> base(151936);
+    std::normal_distribution<float> logit(0.f, 3.f);
+    for (float& f : base) f = logit(rng);
+    std::vector<float> logits(base.size());
+    for (const SamplerParams& sp : {SamplerParams{.temperature = 0.7f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f},
+                                    SamplerParams{.temperature = 0.7f, .top_k = 0, .top_p = 0.95f, .min_p = 0.f}}) {
+      Sampler sampler(sp);
+      double cpu_s = 0, tokens = 0;
+      for (; cpu_s < 0.2; tokens += 1) {
+        logits = base;
+        const double c0 = thread_cpu_seconds();
+        sampler.sample(logits, {});
+        cpu_s += thread_cpu_seconds() - c0;
+      }
+      sampling.push_back({{"vocab", base.size()}, {"top_k", sp.top_k}, {"top_p", sp.top_p}, {"min_p", sp.min_p},
+                          {"ms_per_token", 1e3 * cpu_s / tokens}});
+    }
+  }
   if (json) {
-    std::puts(nlohmann::json{{"kernels", results}}.dump().c_str());
+    std::puts(nlohmann::json{{"kernels", results}, {"sampling", sampling}}.dump().c_str());
   } else {
     for (const auto& r : results)  // attention's "weights" are the cached keys or values it reads
       std::printf("%-5s %-7s %-13s %2d token(s): %6.2f GB/s of weights, %6.1f GMAC/s per CPU-second\n",
                   r["type"].get<std::string>().c_str(), r["path"].get<std::string>().c_str(),
                   r["kernel"].get<std::string>().c_str(), r["tokens"].get<int>(),
                   r["weight_gb_per_cpu_s"].get<double>(), r["gmac_per_cpu_s"].get<double>());
+    for (const auto& r : sampling)
+      std::printf("sampling from %d logits, top-k %d, top-p %.2f, min-p %.2f: %.3f ms per token (CPU)\n", r["vocab"].get<int>(),
+                  r["top_k"].get<int>(), r["top_p"].get<double>(), r["min_p"].get<double>(), r["ms_per_token"].get<double>());
   }
   return 0;
 }

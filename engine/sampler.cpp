@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 namespace flashfix {
 
@@ -22,7 +23,23 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     for (int32_t t : recent_)
       if (t >= 0 && t < n) logits[size_t(t)] = logits[size_t(t)] > 0 ? logits[size_t(t)] / p_.repeat_penalty : logits[size_t(t)] * p_.repeat_penalty;
   }
-  if (p_.temperature <= 0.f) return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  // NaN or +inf logits (corrupt weights, an overflow) would make every choice below meaningless, and
+  // NaN breaks the sort's ordering; -inf is a masked token. At least one token must stay finite.
+  int32_t best = -1;
+  float best_logit = -INFINITY;
+  bool bad = false;
+  for (int32_t i = 0; i < n; ++i) {  // branch-free but for a new maximum, which is rare
+    const float l = logits[size_t(i)];
+    bad |= std::isnan(l) | (l == INFINITY);
+    if (l > best_logit) best_logit = l, best = i;
+  }
+  if (bad)
+    for (int32_t i = 0; i < n; ++i)
+      if (const float l = logits[size_t(i)]; std::isnan(l) || l == INFINITY)
+        throw std::runtime_error("sampler: the model's logit for token " + std::to_string(i) + " is " + (std::isnan(l) ? "NaN" : "+inf") +
+                                 " (corrupt weights or a numeric overflow)");
+  if (best < 0) throw std::runtime_error("sampler: every token's logit is -inf (all masked)");
+  if (p_.temperature <= 0.f) return best;
 
   // Candidates are put in order (highest logit first, ties by id) only as far as a cut needs: top-k
   // takes a partial sort of k; top-p and min-p extend the sorted prefix in growing steps until the cut

@@ -98,6 +98,19 @@ TEST(Sampler, TopPAndMinPKeepExactlyTheFullSortsSet) {
   }
 }
 
+// Logits a corrupt model can produce are a clear error, never a sort over NaN or a pick among them.
+TEST(Sampler, NonFiniteLogitsAreAnError) {
+  for (float temperature : {0.f, 0.8f}) {
+    Sampler s({.temperature = temperature, .top_k = 0, .top_p = 0.9f, .seed = 1});
+    std::vector<float> nan_logits = {0.f, 1.f, NAN, 2.f}, inf_logits = {0.f, INFINITY, 1.f}, masked = {-INFINITY, -INFINITY};
+    EXPECT_THROW(s.sample(nan_logits, {}), std::runtime_error);
+    EXPECT_THROW(s.sample(inf_logits, {}), std::runtime_error);
+    EXPECT_THROW(s.sample(masked, {}), std::runtime_error);
+    std::vector<float> partly_masked = {-INFINITY, -3.f, -INFINITY};
+    EXPECT_EQ(s.sample(partly_masked, {}), 1);
+  }
+}
+
 TEST(Sampler, RejectsNonsense) {
   EXPECT_THROW(Sampler({.temperature = NAN}), std::invalid_argument);
   EXPECT_THROW(Sampler({.temperature = 1.f, .top_p = 0.f}), std::invalid_argument);

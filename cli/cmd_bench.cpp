@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -16,6 +17,7 @@
 
 #include "cli/args.h"
 #include "cli/bench_agent_replay.h"
+#include "cli/bench_peak.h"
 #include "cli/bench_spec_oracle.h"
 #include "cli/command.h"
 #include "engine/backend.h"
@@ -45,7 +47,7 @@ const char* kUsage =
     "type and kernel path on L2-resident weights, per second of CPU time (so other processes on a shared\n"
     "machine do not skew it): 1 token (decode, GB/s of weights) and 8 tokens (prefill, GMAC/s); and\n"
     "attention's score and value loops for a group of 8 query heads over 2048 cached keys; and sampling\n"
-    "one token from 151936 logits.\n"
+    "one token from 151936 logits; against the core's int8 and f32 ceilings (AVX-512 machines).\n"
     "Kernel path: FLASHFIX_CPU=scalar|avx2|avx512 forces one.\n";
 
 using Clock = std::chrono::steady_clock;
@@ -235,9 +237,15 @@ int run_kernels(bool json) {
                           {"ms_per_token", 1e3 * cpu_s / tokens}});
     }
   }
+  const std::optional<PeakRates> peak = measure_peak_rates();
   if (json) {
-    std::puts(nlohmann::json{{"kernels", results}, {"sampling", sampling}}.dump().c_str());
+    nlohmann::json j{{"kernels", results}, {"sampling", sampling}};
+    if (peak) j["peak"] = {{"int8_gmac_per_cpu_s", peak->int8_gmac}, {"f32_gfma_per_cpu_s", peak->f32_gfma}};
+    std::puts(j.dump().c_str());
   } else {
+    if (peak)
+      std::printf("ceilings of one core: %.1f GMAC/s of int8 (512-bit vpdpbusd), %.1f GFMA/s of f32 (512-bit vfmadd) per CPU-second\n",
+                  peak->int8_gmac, peak->f32_gfma);
     for (const auto& r : results)  // attention's "weights" are the cached keys or values it reads
       std::printf("%-5s %-7s %-13s %2d token(s): %6.2f GB/s of weights, %6.1f GMAC/s per CPU-second\n",
                   r["type"].get<std::string>().c_str(), r["path"].get<std::string>().c_str(),

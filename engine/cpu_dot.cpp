@@ -182,30 +182,33 @@ float dot_q45_K(const Block* w, const block_q8_K* a, int64_t nb) {
   return kFifthBit ? acc.sum() + acc_min : acc_sum - acc_min;
 }
 
-// Q6_K: the block's exact integer sum(sc * (q - 32) * a), added as s = fma(d, block, s) (the
-// reference's order per output).
+// Q6_K: the reference's x86 vec_dot (ggml_vec_dot_q6_K_q8_K, AVX2, since it folds the - 32 into the
+// activation sums): lane i = the exact sum of sc * q * a over bytes 4i..4i+3 of every 32-byte chunk,
+// q unsigned (0..63), minus 32 * (sc_2i * bsums_2i + sc_2i+1 * bsums_2i+1), then FloatLanes. The
+// golden models' output head (4105 rows: never repacked) shows it bit for bit in every row.
 float dot_q6_K(const block_q6_K* w, const block_q8_K* a, int64_t nb) {
-  float s = 0;
+  FloatLanes acc;
   for (int64_t b = 0; b < nb; ++b) {
-    int sum = 0;
+    int32_t lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int half = 0; half < 2; ++half) {
       const uint8_t* ql = w[b].ql + 64 * half;
       const uint8_t* qh = w[b].qh + 32 * half;
       const int8_t* sc = w[b].scales + 8 * half;
       const int8_t* q8 = a[b].qs + 128 * half;
-      int part[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // per 16-element sub-block
-      for (int l = 0; l < 32; ++l) {
-        const int is = l / 16;
-        part[is + 0] += (((ql[l] & 15) | ((qh[l] >> 0 & 3) << 4)) - 32) * q8[l];
-        part[is + 2] += (((ql[l + 32] & 15) | ((qh[l] >> 2 & 3) << 4)) - 32) * q8[l + 32];
-        part[is + 4] += (((ql[l] >> 4) | ((qh[l] >> 4 & 3) << 4)) - 32) * q8[l + 64];
-        part[is + 6] += (((ql[l + 32] >> 4) | ((qh[l] >> 6 & 3) << 4)) - 32) * q8[l + 96];
+      for (int k = 0; k < 4; ++k) {  // the 32-byte chunk of elements 128 half + 32k ..: sub-blocks 2k, 2k + 1
+        int32_t p[32];
+        for (int l = 0; l < 32; ++l) {
+          const int low = k < 2 ? ql[l + 32 * (k & 1)] & 15 : ql[l + 32 * (k & 1)] >> 4;
+          p[l] = sc[2 * k + l / 16] * ((low | ((qh[l] >> (2 * k) & 3) << 4)) * q8[32 * k + l]);
+        }
+        FloatLanes::fold(p, lane);
       }
-      for (int k = 0; k < 8; ++k) sum += sc[k] * part[k];
     }
-    s = std::fma(a[b].d * fp16_to_fp32(w[b].d), float(sum), s);
+    for (int i = 0; i < 8; ++i)
+      lane[i] -= 32 * (w[b].scales[2 * i] * a[b].bsums[2 * i] + w[b].scales[2 * i + 1] * a[b].bsums[2 * i + 1]);
+    acc.add(a[b].d * fp16_to_fp32(w[b].d), lane);
   }
-  return s;
+  return acc.sum();
 }
 
 float dot_iq4_xs(const block_iq4_xs* w, const block_q8_K* a, int64_t nb) {

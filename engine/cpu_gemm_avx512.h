@@ -226,104 +226,122 @@ struct GemmQ8_0 {
   }
 };
 
-// Q6_K, 16 rows per group. Per 256-element block: d as 16 floats, the 16 signed scales as 4 x 16
-// dwords, then ql's 32 and qh's 16 dwords, each transposed across the group's rows like Q4_K's.
-// Byte l of ql dword 16h + v (8 + v) and bit pair 2j of qh dword 8h + v give element 128h + 32j + 4v + l
-// for j = 0, 2 (1, 3): 6-bit unsigned, so vpdpbusd takes them as they are, and the - 32 comes back as
-// - 32 * sum_k sc_k * (a's sum over 16-element sub-block k), as in the oracle's exact block integer.
+// Q6_K, 16 rows per group as 8 pairs, like Q8_0 (the oracle keeps 8 int32 lanes per output: lane i
+// = bytes 4i..4i+3 of every 32-byte chunk). Per 256-element block: d as 16 floats; per pair its two
+// rows' 16 signed scales as int16 (row 2p in the low 256 bits, 2p + 1 in the high); then per pair and
+// 32-element chunk c the two rows' weights as unsigned 6-bit bytes (unpacked once here, not per token).
 //
-// Per output: s = fma(a.d * d, float(block integer), s): cpu_dot.cpp dot_q6_K's order.
+// Per output: lane i = sum_c sc_{2c + i / 4} * (q * a over the chunk's bytes 4i..4i+3), vpmaddubsw +
+// vpdpwssd with the chunk's scales as int16, minus 32 * (sc_2i * bsums_2i + sc_2i+1 * bsums_2i+1) (one
+// vpdpwssd of the scales against the token's bsums); acc_i = fma(a.d * d, float(lane_i), acc_i), then
+// hsum: cpu_dot.cpp dot_q6_K's order.
 struct GemmQ6K {
-  static constexpr size_t kBlock = 64 + 4 * 64 + 48 * 64;
+  static constexpr int kPairs = 4, kTokens = 4;  // register block: 4 pairs x 4 tokens of 16 float lanes
+  static constexpr size_t kScales = 64, kWeights = 64 + (kGemmRows / 2) * 64;
+  static constexpr size_t kBlock = kWeights + (kGemmRows / 2) * 8 * 64;
 
   static size_t packed_bytes(int64_t n) { return size_t(n / QK_K) * kBlock; }
 
   static void pack(const uint8_t* rows, size_t row_bytes, int nrows, int64_t n, void* dst) {
     uint8_t* out = static_cast<uint8_t*>(dst);
-    for (int64_t b = 0; b < n / QK_K; ++b, out += kBlock) {
-      const size_t at = size_t(b) * sizeof(block_q6_K);
-      // d sits in the last 2 bytes of the block: read the dword ending there, not one past it.
-      const __m512i tail = gather_rows(rows, row_bytes, nrows, at + offsetof(block_q6_K, d) - 2);
-      _mm512_storeu_ps(out, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(tail, 16))));
-      for (int k = 0; k < 4; ++k)
-        _mm512_storeu_si512(out + 64 + 64 * k, gather_rows(rows, row_bytes, nrows, at + offsetof(block_q6_K, scales) + 4 * size_t(k)));
-      for (int k = 0; k < 48; ++k)  // ql then qh: contiguous at the start of the block
-        _mm512_storeu_si512(out + 320 + 64 * k, gather_rows(rows, row_bytes, nrows, at + 4 * size_t(k)));
-    }
+    for (int64_t b = 0; b < n / QK_K; ++b, out += kBlock)
+      for (int r = 0; r < kGemmRows; ++r) {
+        __m256i sc = _mm256_setzero_si256(), q[8];
+        float d = 0;
+        for (__m256i& v : q) v = _mm256_setzero_si256();
+        if (r < nrows) {  // missing rows are packed as zeros
+          const block_q6_K& w = reinterpret_cast<const block_q6_K*>(rows + size_t(r) * row_bytes)[b];
+          d = h2f(w.d);
+          sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
+          unpack_q6_K(w, q);
+        }
+        __builtin_memcpy(out + 4 * r, &d, 4);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + kScales + 64 * (r / 2) + 32 * (r % 2)), sc);
+        for (int c = 0; c < 8; ++c)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + kWeights + 64 * (8 * (r / 2) + c) + 32 * (r % 2)), q[c]);
+      }
   }
 
   template <int NT>
   static void run(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int nrows) {
+    for (int pair0 = 0; 2 * pair0 < nrows; pair0 += kPairs)
+      for (int t0 = 0; t0 < NT; t0 += kTokens) {
+        constexpr int kLeft = NT < kTokens ? NT : kTokens;
+        if (NT - t0 >= kTokens || NT < kTokens)
+          block<kLeft>(pv, act_row<uint8_t>(av, as, t0), as, n, y + size_t(t0) * ys, ys, pair0, nrows);
+        else
+          tail(pv, act_row<uint8_t>(av, as, t0), as, NT - t0, n, y + size_t(t0) * ys, ys, pair0, nrows);
+      }
+  }
+
+  static void tail(const void* pv, const void* av, size_t as, int nt, int64_t n, float* y, size_t ys, int pair0, int nrows) {
+    switch (nt) {
+      case 1: return block<1>(pv, av, as, n, y, ys, pair0, nrows);
+      case 2: return block<2>(pv, av, as, n, y, ys, pair0, nrows);
+      default: return block<3>(pv, av, as, n, y, ys, pair0, nrows);
+    }
+  }
+
+  // Rows 2 * pair0 .. 2 * (pair0 + kPairs) - 1 (those below nrows) x NT tokens.
+  template <int NT>
+  static void block(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int pair0, int nrows) {
     const uint8_t* p = static_cast<const uint8_t*>(pv);
-    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
-    __m512 acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < n / QK_K; ++b, p += kBlock) {
-      const uint8_t* ql = p + 320;
-      const uint8_t* qh = p + 320 + 32 * 64;
-      __m512i sum[NT];
-      #pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
-      #pragma GCC unroll 1
-      for (int h = 0; h < 2; ++h)
-        #pragma GCC unroll 1
-        for (int j = 0; j < 4; ++j)
-          #pragma GCC unroll 2
-          for (int half = 0; half < 2; ++half) {  // sub-block k = 8h + 2j + half: elements 128h + 32j + 16 half ..
-            __m512i part[NT];
-            #pragma GCC unroll 8
-            for (int t = 0; t < NT; ++t) part[t] = _mm512_setzero_si512();
-            #pragma GCC unroll 4
-            for (int v = 4 * half; v < 4 * half + 4; ++v) {
-              const __m512i l = load64(ql + 64 * (16 * h + 8 * (j & 1) + v)), hb = load64(qh + 64 * (8 * h + v));
-              const __m512i low = j < 2 ? _mm512_and_si512(l, m4) : _mm512_and_si512(_mm512_srli_epi16(l, 4), m4);
-              const __m512i high = _mm512_and_si512(j == 0 ? _mm512_slli_epi16(hb, 4)
-                                                    : j == 1 ? _mm512_slli_epi16(hb, 2)
-                                                    : j == 2 ? hb
-                                                             : _mm512_srli_epi16(hb, 2),
-                                                    m30);
-              const __m512i q = _mm512_or_si512(low, high);
-              #pragma GCC unroll 8
-              for (int t = 0; t < NT; ++t) {
-                const int8_t* a = act_row<block_q8_K>(av, as, t)[b].qs + 128 * h + 32 * j + 4 * v;
-                part[t] = _mm512_dpbusd_epi32(part[t], q, _mm512_set1_epi32(load_i32(a)));
-              }
-            }
-            const int k = 8 * h + 2 * j + half;  // its signed scale, sign-extended from byte k % 4 of dword k / 4
-            const __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(load64(p + 64 + 64 * (k / 4)), 24 - 8 * (k % 4)), 24);
-            #pragma GCC unroll 8
-            for (int t = 0; t < NT; ++t) sum[t] = _mm512_add_epi32(sum[t], _mm512_mullo_epi32(part[t], sc));
-          }
-      // The - 32 term: sum_k sc_k * bsums_k, as int16 pairs (sc_{4m}, sc_{4m+2}) and (sc_{4m+1}, sc_{4m+3})
-      // from scale dword m, against the matching pairs of bsums.
-      __m512i sc_even[4], sc_odd[4];
+    // vpermw index of chunk c's scales: words 0-7 (lanes 0-3 of the low row) take scale 2c, words 8-15
+    // scale 2c + 1, and the high row's words the same from its 16 scales at word 16.
+    const __m512i scale_pick = _mm512_set_epi64(0x0011001100110011, 0x0011001100110011, 0x0010001000100010, 0x0010001000100010,
+                                                0x0001000100010001, 0x0001000100010001, 0x0000000000000000, 0x0000000000000000);
+    __m512 acc[kPairs][NT];
+    #pragma GCC unroll 4
+    for (int k = 0; k < kPairs; ++k)
       #pragma GCC unroll 4
-      for (int m = 0; m < 4; ++m) {
-        const __m512i w = load64(p + 64 + 64 * m);
-        sc_even[m] = _mm512_srai_epi16(_mm512_slli_epi16(w, 8), 8);
-        sc_odd[m] = _mm512_srai_epi16(w, 8);
+      for (int t = 0; t < NT; ++t) acc[k][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; ++b, p += kBlock) {
+      const block_q8_K* a[NT];
+      __m512i bsums[NT];
+      __m512 ad[NT];
+      #pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        a[t] = &act_row<block_q8_K>(av, as, t)[b];
+        bsums[t] = _mm512_broadcast_i64x4(loadu(a[t]->bsums));
+        ad[t] = _mm512_set1_ps(a[t]->d);
       }
       const __m512 d = _mm512_loadu_ps(p);
-      #pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) {
-        const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
-        const __m128i pick = _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
-        const __m128i lo = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)), pick);
-        const __m128i hi = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)), pick);
-        __m512i bias = _mm512_setzero_si512();
+      #pragma GCC unroll 1
+      for (int k = 0; k < kPairs; ++k) {
+        const int pair = pair0 + k;
+        const __m512i sc = load64(p + kScales + 64 * pair);
+        const uint8_t* q = p + kWeights + 64 * 8 * size_t(pair);
+        __m512i lanes[NT];
         #pragma GCC unroll 4
-        for (int m = 0; m < 4; ++m) {
-          const __m128i src = m < 2 ? lo : hi;
-          const int even = m % 2 == 0 ? _mm_extract_epi32(src, 0) : _mm_extract_epi32(src, 2);
-          const int odd = m % 2 == 0 ? _mm_extract_epi32(src, 1) : _mm_extract_epi32(src, 3);
-          bias = _mm512_dpwssd_epi32(bias, sc_even[m], _mm512_set1_epi32(even));
-          bias = _mm512_dpwssd_epi32(bias, sc_odd[m], _mm512_set1_epi32(odd));
+        for (int t = 0; t < NT; ++t) lanes[t] = _mm512_setzero_si512();
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c) {
+          const __m512i w = load64(q + 64 * c);
+          const __m512i scale16 = _mm512_permutexvar_epi16(_mm512_add_epi16(scale_pick, _mm512_set1_epi16(short(2 * c))), sc);
+          #pragma GCC unroll 4
+          for (int t = 0; t < NT; ++t) {
+            const __m512i x = _mm512_broadcast_i64x4(loadu(a[t]->qs + 32 * c));
+            lanes[t] = _mm512_dpwssd_epi32(lanes[t], _mm512_maddubs_epi16(w, x), scale16);
+          }
         }
-        const __m512i block = _mm512_sub_epi32(sum[t], _mm512_slli_epi32(bias, 5));
-        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(a.d), d), _mm512_cvtepi32_ps(block), acc[t]);
+        const __m512i lanes_of = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_set1_epi32(2 * pair));
+        const __m512 dpair = _mm512_permutexvar_ps(lanes_of, d);  // d of row 2 * pair, then of row 2 * pair + 1
+        #pragma GCC unroll 4
+        for (int t = 0; t < NT; ++t) {
+          const __m512i bias = _mm512_slli_epi32(_mm512_dpwssd_epi32(_mm512_setzero_si512(), sc, bsums[t]), 5);
+          acc[k][t] = _mm512_fmadd_ps(_mm512_mul_ps(dpair, ad[t]), _mm512_cvtepi32_ps(_mm512_sub_epi32(lanes[t], bias)), acc[k][t]);
+        }
       }
     }
-    for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + size_t(t) * ys, row_mask(nrows), acc[t]);
+    #pragma GCC unroll 4
+    for (int k = 0; k < kPairs; ++k)
+      #pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        const int r = 2 * (pair0 + k);
+        if (r < nrows) y[size_t(t) * ys + size_t(r)] = hsum(_mm512_castps512_ps256(acc[k][t]));
+        if (r + 1 < nrows)
+          y[size_t(t) * ys + size_t(r) + 1] = hsum(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[k][t]), 1)));
+      }
   }
 };
 

@@ -18,10 +18,10 @@
 // Q8_0/Q4_0/MXFP4 and Q5_K keep exact int32 lanes per block, acc = fma(d, float(lane), acc) per token
 // and one horizontal sum per row (the reference's vec_dot kernels; Q5_K mins as described there);
 // Q4_K follows the reference's repacked q4_K_8x8 GEMV (two chains of whole-block integers, Q45K below);
-// Q6_K and IQ4_XS reduce each block to its exact integer and chain s = fma(d, block, s) (Q6_K: the
-// golden models' output head shows the reference uses neither this nor its plain AVX2 vec_dot order,
-// see docs/ENGINE.md; this one keeps step35 Q6_K exact longest). fma1 keeps every scalar fma an
-// FMA instruction: contraction left to the compiler would differ between builds.
+// Q6_K keeps 8 lanes too, its - 32 folded in per lane from the activation sums (the reference's newer
+// vec_dot, Q6K below); IQ4_XS reduces each block to its exact integer and chains s = fma(d, block, s).
+// fma1 keeps every scalar fma an FMA instruction: contraction left to the compiler would differ
+// between builds.
 
 #if FF_VNNI
 inline __m256i dot_us(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
@@ -226,26 +226,32 @@ struct Q45K {
   }
 };
 
-// Q6_K: sum (q - 32) * a * sc = sum sc * q * a - 32 * sum_k sc_k * bsums_k, the block's exact integer,
-// then s = fma(d, float(block), s): the reference's order (its repacked kernels' order, per output).
+// Q6_K: sum (q - 32) * a * sc = sum sc * q * a - 32 * sum_k sc_k * bsums_k with q unsigned, kept as 8
+// int32 lanes: lane i = the bytes 4i..4i+3 of every 32-byte chunk minus 32 * (sc_2i * bsums_2i +
+// sc_2i+1 * bsums_2i+1), then acc = fma(d, float(lane), acc) and one hsum per row: the reference's
+// vec_dot (cpu_dot.cpp dot_q6_K).
+// A Q6_K block's 256 weights as unsigned 6-bit bytes in element order: q[c] = elements 32c .. 32c + 31.
+inline void unpack_q6_K(const block_q6_K& w, __m256i q[8]) {
+  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+  #pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    const __m256i l0 = loadu(w.ql + 64 * h), l1 = loadu(w.ql + 64 * h + 32), hb = loadu(w.qh + 32 * h);
+    q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+    q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+    q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+    q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+  }
+}
+
 struct Q6K {
   template <int NT>
   static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
     const block_q6_K* w = static_cast<const block_q6_K*>(wv);
-    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
-    float s[NT];
-    for (int t = 0; t < NT; ++t) s[t] = 0;
+    __m256 acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; ++b) {
-      __m256i q[8];  // q[4h + k]: elements 128h + 32k .. +31
-      #pragma GCC unroll 8
-      for (int h = 0; h < 2; ++h) {
-        const __m256i l0 = loadu(w[b].ql + 64 * h), l1 = loadu(w[b].ql + 64 * h + 32), hb = loadu(w[b].qh + 32 * h);
-        q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-        q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-        q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
-        q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                       _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-      }
+      __m256i q[8];
+      unpack_q6_K(w[b], q);
       const int8_t* sc = w[b].scales;
       const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
       __m256i scale16[8];  // vector j: sc[2j] for its low 16 bytes, sc[2j+1] for its high 16
@@ -265,12 +271,12 @@ struct Q6K {
           even = add_scaled_dot(even, q[j], loadu(a.qs + 32 * j), scale16[j]);
           odd = add_scaled_dot(odd, q[j + 1], loadu(a.qs + 32 * j + 32), scale16[j + 1]);
         }
-        const __m256i sum = _mm256_add_epi32(even, odd);
-        const int bias = hsum_i32(_mm256_madd_epi16(loadu(a.bsums), sc16));
-        s[t] = fma1(a.d * wd, float(hsum_i32(sum) - 32 * bias), s[t]);
+        const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(loadu(a.bsums), sc16), 5);
+        const __m256i lanes = _mm256_sub_epi32(_mm256_add_epi32(even, odd), bias);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * wd), _mm256_cvtepi32_ps(lanes), acc[t]);
       }
     }
-    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = s[t];
+    for (int t = 0; t < NT; ++t) y[size_t(t) * ys] = hsum(acc[t]);
   }
 };
 

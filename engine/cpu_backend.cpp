@@ -422,6 +422,7 @@ void CpuBackend::run_ffn_groups() {
   }
   matmul_jobs(pool_, jobs_);
 
+  const CpuKernels& kern = kernels();
   pool_.parallel_for(group_rows_.back(), [&](int64_t r0, int64_t r1, int) {
     size_t g = size_t(std::upper_bound(group_rows_.begin(), group_rows_.end(), r0) - group_rows_.begin()) - 1;
     for (int64_t r = r0; r < r1; ++r) {
@@ -430,8 +431,9 @@ void CpuBackend::run_ffn_groups() {
       const int64_t F = grp.gate.n_out, local = r - group_rows_[g];
       float* hg = hid_gate_.data() + hid_off_[g] + local * F;
       const float* hu = hid_up_.data() + hid_off_[g] + local * F;
+      kern.silu_f32(hg, hg, F);
       for (int64_t i = 0; i < F; ++i) {
-        float a = silu(hg[i]), u = hu[i];
+        float a = hg[i], u = hu[i];
         if (grp.clamp > 0.f) {
           a = std::min(a, grp.clamp);
           u = std::clamp(u, -grp.clamp, grp.clamp);

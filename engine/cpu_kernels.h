@@ -56,6 +56,8 @@ struct CpuKernels {
   void (*scale_f32)(float alpha, float* y, int64_t n);  // y *= alpha
   // y[i] = expf_reference(x[i]) (cpu_expf.h), the same bits on every path.
   void (*exp_f32)(const float* x, float* y, int64_t n);
+  // y[i] = silu(x[i]) (cpu_ops.h, the reference's SwiGLU activation), the same bits on every path.
+  void (*silu_f32)(const float* x, float* y, int64_t n);
   // Attention over one run of keys (n <= kTileTokens, rows k + u * k_stride) for nh <= kAttendHeads
   // query heads that share them (one GQA group; rows q + h * q_stride): s[u * nh + h] = the bits of
   // dot_f32(q_h, k_u, d). Doing a group at once lets each key be loaded once for all its heads.

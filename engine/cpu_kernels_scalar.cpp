@@ -6,6 +6,7 @@
 #include "engine/cpu_dot.h"
 #include "engine/cpu_expf.h"
 #include "engine/cpu_kernels.h"
+#include "engine/cpu_silu.h"
 
 namespace flashfix::cpu {
 
@@ -33,6 +34,18 @@ float expf_reference(float x) {
   double y = std::fma(r, kC2, 1.0);
   y = std::fma(z, r2, y);
   return float(y * s);
+}
+
+float silu(float x) {
+  using namespace silu_consts;
+  const float neg = 0.f - x;
+  const float k = std::fma(neg, kLog2e, kShift) - kShift;
+  const float b = std::fma(-k, kLn2Lo, std::fma(-k, kLn2Hi, neg));
+  const float u = b * b;
+  const float poly = std::fma(std::fma(std::fma(kP5, b, kP4), u, std::fma(kP3, b, kP2)), u, std::fma(kP1, b, 1.f));
+  // ldexp rounds once, like vscalefps, also into the subnormals; NaN takes the inf branch.
+  const float e = std::fabs(k) <= kLimit ? std::ldexp(poly, int(k)) : k <= 0.f ? 0.f : INFINITY;
+  return x / (1.f + e);
 }
 
 namespace {
@@ -68,6 +81,10 @@ void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
 
 void scale_f32(float alpha, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
+}
+
+void silu_f32(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = silu(x[i]);
 }
 
 void exp_f32(const float* x, float* y, int64_t n) {
@@ -130,7 +147,7 @@ const GemmKernel* no_gemm(TensorType) { return nullptr; }  // the oracle compute
 
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
-                            dot_f32,         scale_f32,     exp_f32,       attend_scores, attend_softmax, attend_values,
+                            dot_f32,         scale_f32,     exp_f32,       silu_f32,      attend_scores, attend_softmax, attend_values,
                             stream_read,     no_gemm};
   return k;
 }

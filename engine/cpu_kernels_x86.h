@@ -530,6 +530,33 @@ void exp_f32_x86(const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = expf_reference(x[i]);
 }
 
+// cpu_silu.h's silu, 8 lanes at a time with the same fmas; 2^k from the exponent bits where k is in
+// [-126, 127] (then j * 2^k rounds once, as vscalefps), other lanes redone by the scalar definition.
+void silu_f32_x86(const float* x, float* y, int64_t n) {
+  using namespace silu_consts;
+  const __m256 shift = _mm256_set1_ps(kShift), one = _mm256_set1_ps(1.f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + i), neg = _mm256_sub_ps(_mm256_setzero_ps(), xv);
+    const __m256 k = _mm256_sub_ps(_mm256_fmadd_ps(neg, _mm256_set1_ps(kLog2e), shift), shift);
+    const __m256 b = _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Lo), _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Hi), neg));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 poly = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(kP5), b, _mm256_set1_ps(kP4)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(kP3), b, _mm256_set1_ps(kP2))),
+        u, _mm256_fmadd_ps(_mm256_set1_ps(kP1), b, one));
+    const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    const __m256 e = _mm256_mul_ps(poly, _mm256_castsi256_ps(exponent));
+    _mm256_storeu_ps(y + i, _mm256_div_ps(xv, _mm256_add_ps(one, e)));
+    const __m256 in_range = _mm256_and_ps(_mm256_cmp_ps(k, _mm256_set1_ps(-126.f), _CMP_GE_OQ),
+                                          _mm256_cmp_ps(k, _mm256_set1_ps(127.f), _CMP_LE_OQ));
+    if (const int out = ~_mm256_movemask_ps(in_range) & 0xff)
+      for (int l = 0; l < 8; ++l)
+        if (out >> l & 1) y[i + l] = silu(x[i + l]);
+  }
+  for (; i < n; ++i) y[i] = silu(x[i]);
+}
+
 uint64_t stream_read_x86(const void* data, size_t bytes) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};

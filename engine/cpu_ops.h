@@ -6,6 +6,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/cpu_silu.h"  // silu
 #include "engine/model.h"
 #include "engine/thread_pool.h"
 
@@ -80,7 +81,6 @@ void yarn_corr_dims(const RopeConfig& rope, float dims[2]);
 
 void embed_row(Weight table, int32_t token, float* out);
 
-inline float silu(float x) { return x / (1.f + __builtin_expf(-x)); }
 inline float sigmoid(float x) { return 1.f / (1.f + __builtin_expf(-x)); }
 
 }  // namespace flashfix::cpu

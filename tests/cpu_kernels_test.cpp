@@ -13,6 +13,7 @@
 #include "engine/cpu_dot.h"
 #include "engine/cpu_expf.h"
 #include "engine/cpu_kernels.h"
+#include "engine/cpu_silu.h"
 #include "engine/quant_blocks.h"
 
 using namespace flashfix;
@@ -280,6 +281,43 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   std::vector<uint8_t> buf(1 << 16);
   for (size_t i = 0; i < buf.size(); ++i) buf[i] = uint8_t(i * 31 + 7);
   EXPECT_EQ(path().stream_read(buf.data(), buf.size()), scalar_kernels().stream_read(buf.data(), buf.size()));
+}
+
+// silu_f32 against the scalar definition: the FFN's range, both sides of the thresholds where 2^k
+// leaves the normal exponents (k -126 / 127, |k| 192: x near -/+87.3, 88.0, 133), infinities, NaN,
+// and an odd count for the tail.
+TEST_P(KernelPath, SiluMatchesScalar) {
+  std::vector<float> xs = {-INFINITY, INFINITY, NAN, 0.f, -0.f, 87.3f, 87.4f, -88.0f, -88.1f, -88.8f, 88.8f,
+                           -89.f, 103.9f, 104.f, 133.f, 134.f, -133.f, -134.f, 1e-30f, -1e-30f, 1e-8f, 20.f};
+  std::mt19937 rng(11);
+  std::normal_distribution<float> gauss(0.f, 3.f);
+  std::uniform_real_distribution<float> wide(-150.f, 150.f);
+  for (int i = 0; i < 20001; ++i) xs.push_back(i % 4 ? gauss(rng) : wide(rng));
+  std::vector<float> got(xs.size());
+  path().silu_f32(xs.data(), got.data(), int64_t(xs.size()));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float want = silu(xs[i]);
+    if (std::isnan(want)) EXPECT_TRUE(std::isnan(got[i])) << xs[i];
+    else EXPECT_EQ(0, std::memcmp(&want, &got[i], 4)) << std::hexfloat << xs[i] << " " << want << " " << got[i];
+  }
+}
+
+// The definition is the reference's approximation of x / (1 + e^-x): within a few ulps of the exact
+// value (not libm's expf, which it differs from in the last bit for some inputs), exact at 0 and for
+// large x, -0 for x -> -inf as the reference's x / inf.
+TEST(Silu, CloseToTheExactFunction) {
+  int differs_from_libm = 0;
+  for (float x = -80.f; x <= 80.f; x += 0.01f) {
+    const double exact = double(x) / (1.0 + std::exp(-double(x)));
+    const float got = silu(x);
+    EXPECT_LE(std::fabs(got - exact), 4 * (std::nextafter(std::fabs(float(exact)), INFINITY) - std::fabs(float(exact))) + 1e-45)
+        << std::hexfloat << x;
+    differs_from_libm += got != x / (1.f + std::exp(-x));
+  }
+  EXPECT_GT(differs_from_libm, 0) << "the reference's exp is not libm's: some last bits must differ";
+  EXPECT_EQ(silu(0.f), 0.f);
+  EXPECT_EQ(silu(100.f), 100.f);
+  EXPECT_EQ(silu(-200.f), -0.f);
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, KernelPath, ::testing::Values(CpuPath::Scalar, CpuPath::Avx2, CpuPath::Avx512),

@@ -58,6 +58,11 @@ struct CpuKernels {
   void (*exp_f32)(const float* x, float* y, int64_t n);
   // y[i] = silu(x[i]) (cpu_ops.h, the reference's SwiGLU activation), the same bits on every path.
   void (*silu_f32)(const float* x, float* y, int64_t n);
+  // NEOX rotation of pairs (i, i + n_rot/2) by cos_sin[2i], cos_sin[2i + 1]: x0' = fma(-x1, s, x0 * c),
+  // x1' = fma(x1, c, x0 * s). The reference's C loop (x0*c - x1*s, x0*s + x1*c) is compiled with FMA
+  // and GCC's default contraction, which fuses the second product of each; the plain products
+  // differ in the last bit, and on step35 Q6_K that moved argmax at 5 of 72 positions.
+  void (*rope_f32)(float* head, const float* cos_sin, int n_rot);
   // Attention over one run of keys (n <= kTileTokens, rows k + u * k_stride) for nh <= kAttendHeads
   // query heads that share them (one GQA group; rows q + h * q_stride): s[u * nh + h] = the bits of
   // dot_f32(q_h, k_u, d). Doing a group at once lets each key be loaded once for all its heads.

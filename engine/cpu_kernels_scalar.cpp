@@ -87,6 +87,15 @@ void silu_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = silu(x[i]);
 }
 
+void rope_f32(float* head, const float* cs, int n_rot) {
+  const int half = n_rot / 2;
+  for (int i = 0; i < half; ++i) {
+    const float c = cs[2 * i], s = cs[2 * i + 1], x0 = head[i], x1 = head[i + half];
+    head[i] = std::fma(-x1, s, x0 * c);
+    head[i + half] = std::fma(x1, c, x0 * s);
+  }
+}
+
 void exp_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = expf_reference(x[i]);
 }
@@ -147,7 +156,7 @@ const GemmKernel* no_gemm(TensorType) { return nullptr; }  // the oracle compute
 
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
-                            dot_f32,         scale_f32,     exp_f32,       silu_f32,      attend_scores, attend_softmax, attend_values,
+                            dot_f32,         scale_f32,     exp_f32,       silu_f32,      rope_f32,      attend_scores, attend_softmax, attend_values,
                             stream_read,     no_gemm};
   return k;
 }

@@ -557,6 +557,16 @@ void silu_f32_x86(const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = silu(x[i]);
 }
 
+// The scalar rope_f32 with the fmas as instructions (fma1), which the compiler may vectorize.
+void rope_f32_x86(float* head, const float* cs, int n_rot) {
+  const int half = n_rot / 2;
+  for (int i = 0; i < half; ++i) {
+    const float c = cs[2 * i], s = cs[2 * i + 1], x0 = head[i], x1 = head[i + half];
+    head[i] = fma1(-x1, s, x0 * c);
+    head[i + half] = fma1(x1, c, x0 * s);
+  }
+}
+
 uint64_t stream_read_x86(const void* data, size_t bytes) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};

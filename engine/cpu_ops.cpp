@@ -179,15 +179,7 @@ void rope_table(int64_t pos, const RopeConfig& p, const float* freq_factors, flo
   }
 }
 
-void rope_apply(float* head, const float* cs, int n_rot) {
-  const int half = n_rot / 2;
-  for (int i = 0; i < half; ++i) {
-    const float c = cs[2 * i], s = cs[2 * i + 1];
-    const float x0 = head[i], x1 = head[i + half];
-    head[i] = x0 * c - x1 * s;
-    head[i + half] = x0 * s + x1 * c;
-  }
-}
+void rope_apply(float* head, const float* cs, int n_rot) { kernels().rope_f32(head, cs, n_rot); }
 
 void embed_row(Weight table, int32_t token, float* out) {
   const uint8_t* src = table->data + size_t(token) * table->row_bytes();

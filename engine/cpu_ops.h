@@ -72,7 +72,8 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 
 // NEOX rotation of the first rope.n_rot dims of a head at position pos: pairs (i, i + n_rot/2).
 // rope_table writes the n_rot/2 (cos, sin) pairs of one position once (freq_factors: n_rot/2
-// divisors of theta, or null); rope_apply rotates any number of heads with it.
+// divisors of theta, or null); rope_apply rotates any number of heads with it (the kernel table's
+// rope_f32: the reference's rounding, see cpu_kernels.h).
 void rope_table(int64_t pos, const RopeConfig& rope, const float* freq_factors, float* cos_sin);
 void rope_apply(float* head, const float* cos_sin, int n_rot);
 // YaRN correction range (used when rope.ext_factor != 0): the rotary pairs blended between

@@ -302,6 +302,24 @@ TEST_P(KernelPath, SiluMatchesScalar) {
   }
 }
 
+// rope_f32 against the scalar kernel for the rotary widths the models use, and against the formula
+// the reference's compiler makes of x0*c - x1*s, x0*s + x1*c (the second product of each fused).
+TEST_P(KernelPath, RopeMatchesScalar) {
+  for (int n_rot : {32, 64, 128, 6}) {
+    auto head = gaussian(size_t(n_rot) + 5, 70 + uint32_t(n_rot)), cs = gaussian(size_t(n_rot), 80 + uint32_t(n_rot));
+    auto want = head, got = head;
+    scalar_kernels().rope_f32(want.data(), cs.data(), n_rot);
+    path().rope_f32(got.data(), cs.data(), n_rot);
+    for (size_t i = 0; i < head.size(); ++i) EXPECT_EQ(0, std::memcmp(&want[i], &got[i], 4)) << "n_rot " << n_rot << " element " << i;
+    for (int i = 0; i < n_rot / 2; ++i) {
+      const float c = cs[size_t(2 * i)], s = cs[size_t(2 * i + 1)], x0 = head[size_t(i)], x1 = head[size_t(i + n_rot / 2)];
+      EXPECT_EQ(got[size_t(i)], std::fma(-x1, s, x0 * c));
+      EXPECT_EQ(got[size_t(i + n_rot / 2)], std::fma(x1, c, x0 * s));
+    }
+    for (size_t i = size_t(n_rot); i < head.size(); ++i) EXPECT_EQ(got[i], head[i]) << "past n_rot";
+  }
+}
+
 // The definition is the reference's approximation of x / (1 + e^-x): within a few ulps of the exact
 // value (not libm's expf, which it differs from in the last bit for some inputs), exact at 0 and for
 // large x, -0 for x -> -inf as the reference's x / inf.

@@ -13,9 +13,13 @@
 
 namespace flashfix::test {
 
-// Quantized models whose agreement meets the README's full bar (docs/ENGINE.md: the qwen3moe Q4_K_M
-// and step35 Q6_K quants still route some tokens differently from the reference).
-inline bool meets_readme_bar(const std::string& name) { return name == "tiny-qwen3moe-s11-Q8_0"; }
+// Quantized models whose agreement meets the README's full bar, per backend. The CPU engine follows
+// the reference's float order (docs/ENGINE.md; the qwen3moe Q4_K_M quant still misses the median);
+// the CUDA backend keeps its own order (docs/CUDA.md), so only Q8_0 is held to it there.
+inline bool meets_readme_bar_on_cpu(const std::string& name) {
+  return name == "tiny-qwen3moe-s11-Q8_0" || name == "tiny-step35-s11-Q6_K";
+}
+inline bool meets_readme_bar_on_cuda(const std::string& name) { return name == "tiny-qwen3moe-s11-Q8_0"; }
 
 inline std::vector<float> prompt_logits(Backend& be, const std::vector<int32_t>& tokens, int64_t n_vocab) {
   auto seq = be.new_sequence(256);
@@ -38,9 +42,10 @@ inline std::vector<int32_t> greedy(Backend& be, const std::vector<int32_t>& prom
 }
 
 // Asserts the README's bar for `ours` (prompt logits) and `gen` (greedy continuation) of g; `label`
-// names the backend or kernel path in the printed summary.
+// names the backend or kernel path in the printed summary; full_bar: the model meets the quantized
+// bar in full on this backend (meets_readme_bar_on_*), so all of it is asserted.
 inline void expect_matches_reference(const Golden& g, const std::vector<float>& ours, const std::vector<int32_t>& gen,
-                                     const std::string& label) {
+                                     const std::string& label, bool full_bar) {
   const size_t n = g.tokens.size();
   std::vector<double> rel(n);
   size_t argmax_same = 0;
@@ -77,7 +82,7 @@ inline void expect_matches_reference(const Golden& g, const std::vector<float>& 
   // The README's full quantized bar (median <= 1e-2, argmax >= 95%, first 8 greedy tokens): asserted
   // for the models that meet it on every path, reported for the others.
   bool greedy8 = std::equal(g.greedy.begin(), g.greedy.begin() + 8, gen.begin());
-  if (meets_readme_bar(g.name)) {
+  if (full_bar) {
     EXPECT_LE(median, 1e-2) << "median rel";
     EXPECT_GE(double(argmax_same), 0.95 * double(n)) << "argmax agreement";
     EXPECT_TRUE(greedy8) << "first 8 greedy tokens";

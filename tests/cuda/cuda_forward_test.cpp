@@ -76,7 +76,7 @@ TEST_P(CudaForward, MatchesReference) {
   auto model = Model::load(g.model_path);
   auto be = make_cuda_backend(*model);
   expect_matches_reference(g, prompt_logits(*be, g.tokens, g.n_vocab), greedy(*be, g.tokens, g.n_vocab, int(g.greedy.size())),
-                           "cuda");
+                           "cuda", meets_readme_bar_on_cuda(g.name));
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, CudaForward, ::testing::ValuesIn(golden_models()),

@@ -135,6 +135,41 @@ struct GemmQ4K {
   }
 };
 
+// The GEMMs that keep the oracle's 8 float lanes per output (Q8_0, Q6_K) hold two rows' lanes per
+// 512-bit vector, row 2p in the low half and 2p + 1 in the high. K::block<NT>(.., pair0, nrows)
+// computes rows 2 * pair0 .. 2 * (pair0 + kBlockPairs) - 1 (those below nrows) x NT <= kBlockTokens
+// tokens in registers; run_pair_blocks covers a tile with such blocks and store_pair_sums writes a
+// block's outputs (each half's hsum, FloatLanes::sum's order).
+constexpr int kBlockPairs = 4, kBlockTokens = 4;  // register block: 4 pairs x 4 tokens of 16 float lanes
+
+template <class K, int NT>
+void run_pair_blocks(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int nrows) {
+  for (int pair0 = 0; 2 * pair0 < nrows; pair0 += kBlockPairs)
+    for (int t0 = 0; t0 < NT; t0 += kBlockTokens) {
+      const void* a = act_row<uint8_t>(av, as, t0);
+      float* yt = y + size_t(t0) * ys;
+      switch (NT - t0 < kBlockTokens ? NT - t0 : kBlockTokens) {
+        case 1: K::template block<1>(pv, a, as, n, yt, ys, pair0, nrows); break;
+        case 2: K::template block<2>(pv, a, as, n, yt, ys, pair0, nrows); break;
+        case 3: K::template block<3>(pv, a, as, n, yt, ys, pair0, nrows); break;
+        default: K::template block<kBlockTokens>(pv, a, as, n, yt, ys, pair0, nrows);
+      }
+    }
+}
+
+template <int NT>
+void store_pair_sums(const __m512 (&acc)[kBlockPairs][NT], float* y, size_t ys, int pair0, int nrows) {
+  #pragma GCC unroll 4
+  for (int k = 0; k < kBlockPairs; ++k)
+    #pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) {
+      const int r = 2 * (pair0 + k);
+      if (r < nrows) y[size_t(t) * ys + size_t(r)] = hsum(_mm512_castps512_ps256(acc[k][t]));
+      if (r + 1 < nrows)
+        y[size_t(t) * ys + size_t(r) + 1] = hsum(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[k][t]), 1)));
+    }
+}
+
 // Q8_0, 16 rows per group as 8 pairs. Per 32-element block: d as 16 floats, then per pair 64 bytes,
 // the two rows' weights + 128 as unsigned bytes (the oracle keeps 8 float lanes per output, so a
 // 512-bit vector holds two outputs' lanes, not 16 outputs). w * a = (w + 128) * a - 128 * a: the
@@ -145,7 +180,6 @@ struct GemmQ4K {
 // acc_i), then FloatLanes::sum's order (hsum): cpu_dot.cpp dot_q32.
 struct GemmQ8_0 {
   static constexpr size_t kBlock = 64 + 8 * 64;
-  static constexpr int kPairs = 4, kTokens = 4;  // register block: 4 pairs x 4 tokens of 16 float lanes
 
   static size_t packed_bytes(int64_t n) { return size_t(n / QK8_0) * kBlock; }
 
@@ -164,32 +198,16 @@ struct GemmQ8_0 {
 
   template <int NT>
   static void run(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int nrows) {
-    for (int pair0 = 0; 2 * pair0 < nrows; pair0 += kPairs)
-      for (int t0 = 0; t0 < NT; t0 += kTokens) {
-        constexpr int kLeft = NT < kTokens ? NT : kTokens;
-        if (NT - t0 >= kTokens || NT < kTokens)
-          block<kLeft>(pv, act_row<uint8_t>(av, as, t0), as, n, y + size_t(t0) * ys, ys, pair0, nrows);
-        else
-          tail(pv, act_row<uint8_t>(av, as, t0), as, NT - t0, n, y + size_t(t0) * ys, ys, pair0, nrows);
-      }
+    run_pair_blocks<GemmQ8_0, NT>(pv, av, as, n, y, ys, nrows);
   }
 
-  static void tail(const void* pv, const void* av, size_t as, int nt, int64_t n, float* y, size_t ys, int pair0, int nrows) {
-    switch (nt) {
-      case 1: return block<1>(pv, av, as, n, y, ys, pair0, nrows);
-      case 2: return block<2>(pv, av, as, n, y, ys, pair0, nrows);
-      default: return block<3>(pv, av, as, n, y, ys, pair0, nrows);
-    }
-  }
-
-  // Rows 2 * pair0 .. 2 * (pair0 + kPairs) - 1 (those below nrows) x NT tokens.
   template <int NT>
   static void block(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int pair0, int nrows) {
     const uint8_t* p = static_cast<const uint8_t*>(pv);
     const __m512i bias = _mm512_set1_epi8(char(0x80));
-    __m512 acc[kPairs][NT];
+    __m512 acc[kBlockPairs][NT];
     #pragma GCC unroll 4
-    for (int k = 0; k < kPairs; ++k)
+    for (int k = 0; k < kBlockPairs; ++k)
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) acc[k][t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QK8_0; ++b, p += kBlock) {
@@ -204,7 +222,7 @@ struct GemmQ8_0 {
       }
       const __m512 d = _mm512_loadu_ps(p);
       #pragma GCC unroll 4
-      for (int k = 0; k < kPairs; ++k) {
+      for (int k = 0; k < kBlockPairs; ++k) {
         const int pair = pair0 + k;
         const __m512i u = load64(p + 64 + 64 * pair);
         const __m512i lanes = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_set1_epi32(2 * pair));
@@ -214,15 +232,7 @@ struct GemmQ8_0 {
           acc[k][t] = _mm512_fmadd_ps(_mm512_mul_ps(dpair, ad[t]), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed[t], u, act[t])), acc[k][t]);
       }
     }
-    #pragma GCC unroll 4
-    for (int k = 0; k < kPairs; ++k)
-      #pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) {
-        const int r = 2 * (pair0 + k);
-        if (r < nrows) y[size_t(t) * ys + size_t(r)] = hsum(_mm512_castps512_ps256(acc[k][t]));
-        if (r + 1 < nrows)
-          y[size_t(t) * ys + size_t(r) + 1] = hsum(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[k][t]), 1)));
-      }
+    store_pair_sums<NT>(acc, y, ys, pair0, nrows);
   }
 };
 
@@ -236,7 +246,6 @@ struct GemmQ8_0 {
 // vpdpwssd of the scales against the token's bsums); acc_i = fma(a.d * d, float(lane_i), acc_i), then
 // hsum: cpu_dot.cpp dot_q6_K's order.
 struct GemmQ6K {
-  static constexpr int kPairs = 4, kTokens = 4;  // register block: 4 pairs x 4 tokens of 16 float lanes
   static constexpr size_t kScales = 64, kWeights = 64 + (kGemmRows / 2) * 64;
   static constexpr size_t kBlock = kWeights + (kGemmRows / 2) * 8 * 64;
 
@@ -264,25 +273,9 @@ struct GemmQ6K {
 
   template <int NT>
   static void run(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int nrows) {
-    for (int pair0 = 0; 2 * pair0 < nrows; pair0 += kPairs)
-      for (int t0 = 0; t0 < NT; t0 += kTokens) {
-        constexpr int kLeft = NT < kTokens ? NT : kTokens;
-        if (NT - t0 >= kTokens || NT < kTokens)
-          block<kLeft>(pv, act_row<uint8_t>(av, as, t0), as, n, y + size_t(t0) * ys, ys, pair0, nrows);
-        else
-          tail(pv, act_row<uint8_t>(av, as, t0), as, NT - t0, n, y + size_t(t0) * ys, ys, pair0, nrows);
-      }
+    run_pair_blocks<GemmQ6K, NT>(pv, av, as, n, y, ys, nrows);
   }
 
-  static void tail(const void* pv, const void* av, size_t as, int nt, int64_t n, float* y, size_t ys, int pair0, int nrows) {
-    switch (nt) {
-      case 1: return block<1>(pv, av, as, n, y, ys, pair0, nrows);
-      case 2: return block<2>(pv, av, as, n, y, ys, pair0, nrows);
-      default: return block<3>(pv, av, as, n, y, ys, pair0, nrows);
-    }
-  }
-
-  // Rows 2 * pair0 .. 2 * (pair0 + kPairs) - 1 (those below nrows) x NT tokens.
   template <int NT>
   static void block(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int pair0, int nrows) {
     const uint8_t* p = static_cast<const uint8_t*>(pv);
@@ -290,9 +283,9 @@ struct GemmQ6K {
     // scale 2c + 1, and the high row's words the same from its 16 scales at word 16.
     const __m512i scale_pick = _mm512_set_epi64(0x0011001100110011, 0x0011001100110011, 0x0010001000100010, 0x0010001000100010,
                                                 0x0001000100010001, 0x0001000100010001, 0x0000000000000000, 0x0000000000000000);
-    __m512 acc[kPairs][NT];
+    __m512 acc[kBlockPairs][NT];
     #pragma GCC unroll 4
-    for (int k = 0; k < kPairs; ++k)
+    for (int k = 0; k < kBlockPairs; ++k)
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) acc[k][t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; ++b, p += kBlock) {
@@ -307,7 +300,7 @@ struct GemmQ6K {
       }
       const __m512 d = _mm512_loadu_ps(p);
       #pragma GCC unroll 1
-      for (int k = 0; k < kPairs; ++k) {
+      for (int k = 0; k < kBlockPairs; ++k) {
         const int pair = pair0 + k;
         const __m512i sc = load64(p + kScales + 64 * pair);
         const uint8_t* q = p + kWeights + 64 * 8 * size_t(pair);
@@ -333,15 +326,7 @@ struct GemmQ6K {
         }
       }
     }
-    #pragma GCC unroll 4
-    for (int k = 0; k < kPairs; ++k)
-      #pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) {
-        const int r = 2 * (pair0 + k);
-        if (r < nrows) y[size_t(t) * ys + size_t(r)] = hsum(_mm512_castps512_ps256(acc[k][t]));
-        if (r + 1 < nrows)
-          y[size_t(t) * ys + size_t(r) + 1] = hsum(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[k][t]), 1)));
-      }
+    store_pair_sums<NT>(acc, y, ys, pair0, nrows);
   }
 };
 

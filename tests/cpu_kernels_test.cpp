@@ -169,6 +169,18 @@ TEST_P(KernelPath, RepackedGemmsMatchScalar) {
   }
 }
 
+// An elementwise kernel over xs against its scalar definition, bit for bit (any NaN for a NaN).
+void expect_elementwise_bits(void (*kernel)(const float*, float*, int64_t), float (*definition)(float),
+                             const std::vector<float>& xs) {
+  std::vector<float> got(xs.size());
+  kernel(xs.data(), got.data(), int64_t(xs.size()));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const float want = definition(xs[i]);
+    if (std::isnan(want)) EXPECT_TRUE(std::isnan(got[i])) << xs[i];
+    else EXPECT_EQ(0, std::memcmp(&want, &got[i], 4)) << std::hexfloat << xs[i] << " " << want << " " << got[i];
+  }
+}
+
 TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   auto a = gaussian(131, 1), b = gaussian(131, 2);
   EXPECT_EQ(path().dot_f32(a.data(), b.data(), 131), scalar_kernels().dot_f32(a.data(), b.data(), 131));
@@ -183,13 +195,7 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   std::mt19937 rng(9);
   std::uniform_real_distribution<float> range(-110.f, 5.f);
   for (int i = 0; i < 20001; ++i) xs.push_back(i % 3 ? range(rng) : -std::ldexp(range(rng) * range(rng), -10));
-  std::vector<float> got(xs.size());
-  path().exp_f32(xs.data(), got.data(), int64_t(xs.size()));
-  for (size_t i = 0; i < xs.size(); ++i) {
-    const float want = expf_reference(xs[i]);
-    if (std::isnan(want)) EXPECT_TRUE(std::isnan(got[i])) << xs[i];
-    else EXPECT_EQ(0, std::memcmp(&want, &got[i], 4)) << std::hexfloat << xs[i] << " " << want << " " << got[i];
-  }
+  expect_elementwise_bits(path().exp_f32, expf_reference, xs);
   EXPECT_EQ(expf_reference(0.f), 1.f);
   EXPECT_EQ(expf_reference(-INFINITY), 0.f);
   EXPECT_NEAR(expf_reference(-1.f), 0.36787944f, 1e-7f);
@@ -293,13 +299,7 @@ TEST_P(KernelPath, SiluMatchesScalar) {
   std::normal_distribution<float> gauss(0.f, 3.f);
   std::uniform_real_distribution<float> wide(-150.f, 150.f);
   for (int i = 0; i < 20001; ++i) xs.push_back(i % 4 ? gauss(rng) : wide(rng));
-  std::vector<float> got(xs.size());
-  path().silu_f32(xs.data(), got.data(), int64_t(xs.size()));
-  for (size_t i = 0; i < xs.size(); ++i) {
-    const float want = silu(xs[i]);
-    if (std::isnan(want)) EXPECT_TRUE(std::isnan(got[i])) << xs[i];
-    else EXPECT_EQ(0, std::memcmp(&want, &got[i], 4)) << std::hexfloat << xs[i] << " " << want << " " << got[i];
-  }
+  expect_elementwise_bits(path().silu_f32, silu, xs);
 }
 
 // rope_f32 against the scalar kernel for the rotary widths the models use, and against the formula

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "engine/cpu_silu.h"
+
 namespace flashfix::cuda {
 
 constexpr int kWarpSize = 32;
@@ -41,6 +43,16 @@ __device__ __forceinline__ float bf2f(uint16_t h) { return __uint_as_float(uint3
 
 // The CPU's scalar expressions, without contraction into fused multiply-adds where it matters.
 __device__ __forceinline__ float sigmoid_f(float x) { return 1.f / (1.f + expf(-x)); }
-__device__ __forceinline__ float silu_f(float x) { return x / (1.f + expf(-x)); }
+// silu: the CPU's (engine/cpu_silu.h, the reference's exp approximation), every rounding explicit.
+__device__ __forceinline__ float silu_f(float x) {
+  using namespace cpu::silu_consts;
+  const float neg = __fsub_rn(0.f, x);
+  const float k = __fsub_rn(__fmaf_rn(neg, kLog2e, kShift), kShift);
+  const float b = __fmaf_rn(-k, kLn2Lo, __fmaf_rn(-k, kLn2Hi, neg));
+  const float u = __fmul_rn(b, b);
+  const float poly = __fmaf_rn(__fmaf_rn(__fmaf_rn(kP5, b, kP4), u, __fmaf_rn(kP3, b, kP2)), u, __fmaf_rn(kP1, b, 1.f));
+  const float e = fabsf(k) <= kLimit ? ldexpf(poly, int(k)) : k <= 0.f ? 0.f : INFINITY;
+  return __fdiv_rn(x, __fadd_rn(1.f, e));
+}
 
 }  // namespace flashfix::cuda

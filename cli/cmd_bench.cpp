@@ -115,8 +115,8 @@ int run_membw(const Args& args, int threads, bool json) {
 }
 
 // Dot-tile throughput of one core: 2 MB of weight rows (L2/L3-resident, so this is the compute
-// ceiling, not memory) against 1 and kTileTokens quantized activation rows, and the repacked GEMM's
-// where the path has one.
+// ceiling, not memory) against 1 and kTileTokens quantized activation rows, and the decode GEMV's and
+// the repacked GEMM's where the path has them.
 int run_kernels(bool json) {
   const int64_t n = 1024, rows = 2048;
   std::mt19937 rng(1);
@@ -148,6 +148,22 @@ int run_kernels(bool json) {
                            {"kernel", "dot_tile"}, {"tokens", nt},
                            {"weight_gb_per_cpu_s", passes * double(w.size()) / cpu_s / 1e9},
                            {"gmac_per_cpu_s", passes * double(rows * n * nt) / cpu_s / 1e9}});
+      }
+      // The decode GEMV over the same rows, a row group per call, for 1..kGemvTokens tokens.
+      if (const cpu::GemvFn gemv = cpu::gemv_for(wt)) {
+        for (int nt = 1; nt <= cpu::kGemvTokens; ++nt) {
+          float y[cpu::kGemvTokens * cpu::kGemmRows];
+          double cpu_s = 0, passes = 0;
+          for (; cpu_s < 0.2; passes += 1) {
+            const double c0 = thread_cpu_seconds();
+            for (int64_t r = 0; r < rows; r += cpu::kGemmRows) gemv(&w[size_t(r) * rb], rb, acts.data(), ab, nt, n, y, cpu::kGemmRows);
+            cpu_s += thread_cpu_seconds() - c0;
+          }
+          results.push_back({{"type", std::string(type_traits(wt).name)}, {"path", std::string(cpu::cpu_path_name(p))},
+                             {"kernel", "gemv"}, {"tokens", nt},
+                             {"weight_gb_per_cpu_s", passes * double(w.size()) / cpu_s / 1e9},
+                             {"gmac_per_cpu_s", passes * double(rows * n * nt) / cpu_s / 1e9}});
+        }
       }
       // The repacked GEMM as matmul_jobs runs it: each group of rows packed once, then kGemmTiles
       // tiles of kTileTokens tokens (a 64-token batch, an average expert's share of a 512-token

@@ -21,6 +21,41 @@ inline int32_t load_i32(const void* p) {
 }
 inline __mmask16 row_mask(int nrows) { return __mmask16((1u << nrows) - 1u); }
 
+// get_scale_min_k4 on 16 rows at once, from the block's three scale dwords of each row (w0, w1, w2,
+// row r in int32 lane r): byte j of lane r of sc03 is row r's scale j, of sc47 its scale 4 + j, and
+// likewise m03, m47 for the mins. The GEMM and the decode GEMV (cpu_gemv_avx512.h) share it.
+struct K4Scales16 {
+  __m512i sc03, sc47, m03, m47;
+};
+inline K4Scales16 k4_scales_16(__m512i w0, __m512i w1, __m512i w2) {
+  const __m512i low6 = _mm512_set1_epi32(0x3f3f3f3f), low4 = _mm512_set1_epi32(0x0f0f0f0f), low2 = _mm512_set1_epi32(0x03030303);
+  return {_mm512_and_si512(w0, low6),
+          _mm512_or_si512(_mm512_and_si512(w2, low4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), low2), 4)),
+          _mm512_and_si512(w1, low6),
+          _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), low4),
+                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), low2), 4))};
+}
+
+// The mins term sum_j m_j * (a's sum over sub-block j) of 16 rows against one token, exact in int32.
+struct K4Mins16 {
+  __m512i pair[4];  // the mins as int16 pairs for vpdpwssd: (m0, m2), (m1, m3), (m4, m6), (m5, m7)
+  explicit K4Mins16(const K4Scales16& s) {
+    const __m512i bytes02 = _mm512_set1_epi32(0x00ff00ff);
+    pair[0] = _mm512_and_si512(s.m03, bytes02), pair[1] = _mm512_and_si512(_mm512_srli_epi32(s.m03, 8), bytes02);
+    pair[2] = _mm512_and_si512(s.m47, bytes02), pair[3] = _mm512_and_si512(_mm512_srli_epi32(s.m47, 8), bytes02);
+  }
+  __m512i times(const block_q8_K& a) const {
+    // Sub-block sums S0..S7 as int16, regrouped to dwords (S0, S2), (S1, S3), (S4, S6), (S5, S7).
+    const __m128i s8 = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)));
+    const __m128i pairs = _mm_shuffle_epi8(s8, _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15));
+    __m512i mins = _mm512_setzero_si512();
+    #pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) mins = _mm512_dpwssd_epi32(mins, pair[k], _mm512_set1_epi32(_mm_extract_epi32(pairs, k)));
+    return mins;
+  }
+};
+
 // Dword k (k < dwords) of block b of each of the group's rows, row r in int32 lane r; missing rows 0.
 inline __m512i gather_rows(const uint8_t* rows, size_t row_bytes, int nrows, size_t offset) {
   const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -75,21 +110,12 @@ struct GemmQ4K {
     __m512 acc[NT], acc_min[NT];
     for (int t = 0; t < NT; ++t) acc[t] = acc_min[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; ++b, p += kBlock) {
-      // get_scale_min_k4 on 16 rows at once: lane r, byte j of sc03 is row r's scale j, and so on.
-      const __m512i w0 = load64(p + 128), w1 = load64(p + 192), w2 = load64(p + 256);
-      const __m512i low6 = _mm512_set1_epi32(0x3f3f3f3f), low4 = _mm512_set1_epi32(0x0f0f0f0f), low2 = _mm512_set1_epi32(0x03030303);
-      const __m512i sc03 = _mm512_and_si512(w0, low6), m03 = _mm512_and_si512(w1, low6);
-      const __m512i sc47 = _mm512_or_si512(_mm512_and_si512(w2, low4),
-                                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w0, 6), low2), 4));
-      const __m512i m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w2, 4), low4),
-                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w1, 6), low2), 4));
-      const __m512i byte0 = _mm512_set1_epi32(0xff), bytes02 = _mm512_set1_epi32(0x00ff00ff);
+      const K4Scales16 scales = k4_scales_16(load64(p + 128), load64(p + 192), load64(p + 256));
+      const K4Mins16 mins(scales);
+      const __m512i byte0 = _mm512_set1_epi32(0xff);
       __m512i sc[8];
       #pragma GCC unroll 8
-      for (int s = 0; s < 8; ++s) sc[s] = _mm512_and_si512(_mm512_srli_epi32(s < 4 ? sc03 : sc47, 8 * (s % 4)), byte0);
-      // Mins as int16 pairs for vpdpwssd: (m0, m2), (m1, m3), (m4, m6), (m5, m7).
-      const __m512i mpair[4] = {_mm512_and_si512(m03, bytes02), _mm512_and_si512(_mm512_srli_epi32(m03, 8), bytes02),
-                                _mm512_and_si512(m47, bytes02), _mm512_and_si512(_mm512_srli_epi32(m47, 8), bytes02)};
+      for (int s = 0; s < 8; ++s) sc[s] = _mm512_and_si512(_mm512_srli_epi32(s < 4 ? scales.sc03 : scales.sc47, 8 * (s % 4)), byte0);
       __m512i sum[NT];
       #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
@@ -119,16 +145,9 @@ struct GemmQ4K {
       #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
-        // Sub-block sums S0..S7 as int16, regrouped to dwords (S0, S2), (S1, S3), (S4, S6), (S5, S7).
-        const __m128i s8 = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)),
-                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)));
-        const __m128i pairs = _mm_shuffle_epi8(s8, _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15));
-        __m512i mins = _mm512_setzero_si512();
-        #pragma GCC unroll 4
-        for (int k = 0; k < 4; ++k) mins = _mm512_dpwssd_epi32(mins, mpair[k], _mm512_set1_epi32(_mm_extract_epi32(pairs, k)));
         const __m512 ad = _mm512_set1_ps(a.d);
         acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, d), _mm512_cvtepi32_ps(sum[t]), acc[t]);
-        acc_min[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, dmin), _mm512_cvtepi32_ps(mins), acc_min[t]);
+        acc_min[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, dmin), _mm512_cvtepi32_ps(mins.times(a)), acc_min[t]);
       }
     }
     for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + size_t(t) * ys, row_mask(nrows), _mm512_sub_ps(acc[t], acc_min[t]));

@@ -102,6 +102,8 @@ DotTileFn dot_tile_for(TensorType t) {
 
 const GemmKernel* gemm_for(TensorType t) { return kernels().gemm(t); }
 
+GemvFn gemv_for(TensorType t) { return kernels().gemv(t); }
+
 void quantize_activation_fast(TensorType at, const float* x, void* dst, int64_t n) {
   switch (at) {
     case TensorType::Q8_0: return kernels().quantize_q8_0(x, dst, n);

@@ -46,6 +46,14 @@ struct GemmKernel {
   void (*tile)(const void* packed, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride, int nrows);
 };
 
+// Decode GEMV: kGemmRows rows read in place (row r at w + r * row_bytes, n elements) against 1 to
+// kGemvTokens activation rows: y[t * y_stride + r] = dot(row r, activation row t). It shares each
+// block's activation and unpacking work among the rows (and a verify pass's tokens) without the
+// GEMM's repacking, which a single token cannot pay for; bit-identical to dot_tile.
+inline constexpr int kGemvTokens = 3;
+using GemvFn = void (*)(const uint8_t* w, size_t row_bytes, const void* a, size_t a_stride, int nt, int64_t n, float* y,
+                        size_t y_stride);
+
 struct CpuKernels {
   CpuPath path;
   std::string_view name;
@@ -77,6 +85,7 @@ struct CpuKernels {
   void (*attend_values)(float* y, size_t y_stride, int nh, int64_t d, int keys, const float* const* v, const float* ms, const float* vs);
   uint64_t (*stream_read)(const void* data, size_t bytes);  // reads every byte once; returns a checksum
   const GemmKernel* (*gemm)(TensorType weight_type);        // null: no repacked GEMM for the type here
+  GemvFn (*gemv)(TensorType weight_type);                   // null: no decode GEMV for the type here
 };
 
 const CpuKernels& scalar_kernels();
@@ -97,6 +106,8 @@ std::string_view cpu_path_name(CpuPath path);
 DotTileFn dot_tile_for(TensorType weight_type);
 // The active path's repacked GEMM for a weight type, or null (then dot_tile does the work).
 const GemmKernel* gemm_for(TensorType weight_type);
+// The active path's decode GEMV for a weight type, or null (then dot_tile does the work).
+GemvFn gemv_for(TensorType weight_type);
 // Converts n floats to `act_type` (an activation_type) with the active path's quantizers.
 void quantize_activation_fast(TensorType act_type, const float* x, void* dst, int64_t n);
 

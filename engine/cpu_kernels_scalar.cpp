@@ -151,13 +151,14 @@ uint64_t stream_read(const void* data, size_t bytes) {
 }
 
 const GemmKernel* no_gemm(TensorType) { return nullptr; }  // the oracle computes every output by vec_dot
+GemvFn no_gemv(TensorType) { return nullptr; }
 
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
                             dot_f32,         scale_f32,     exp_f32,       silu_f32,      rope_f32,      attend_scores, attend_softmax, attend_values,
-                            stream_read,     no_gemm};
+                            stream_read,     no_gemm,       no_gemv};
   return k;
 }
 

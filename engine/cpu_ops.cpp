@@ -76,6 +76,14 @@ void rows_by_dot_tile(const MatmulJob& job, DotTileFn dot, int64_t r0, int64_t r
   }
 }
 
+// A block of rows for 1..kGemvTokens tokens: a full row group through the GEMV, a matrix's last,
+// shorter one through dot_tile.
+void rows_by_gemv(const MatmulJob& job, GemvFn gemv, DotTileFn dot, int64_t r0, int64_t r1) {
+  if (r1 - r0 < kGemmRows) return rows_by_dot_tile(job, dot, r0, r1);
+  gemv(job.w.data + size_t(r0) * job.w.row_bytes, job.w.row_bytes, job.a.data, job.a.row_bytes, int(job.a.n_tok),
+       job.w.n_in, job.y + r0, size_t(job.w.n_out));
+}
+
 // packed: the calling thread's buffer, at least gemm.packed_bytes(job.w.n_in) long.
 void rows_by_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t r0, int64_t r1, CacheLine* packed) {
   const int nrows = int(r1 - r0);
@@ -95,20 +103,24 @@ void matmul_jobs(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   thread_local std::vector<int64_t> first_item_tls;
   thread_local std::vector<DotTileFn> fns_tls;
   thread_local std::vector<const GemmKernel*> gemms_tls;
+  thread_local std::vector<GemvFn> gemvs_tls;
   thread_local std::vector<std::vector<CacheLine>> packed_tls;
   std::vector<int64_t>& first_item = first_item_tls;  // prefix sums of each job's row blocks
   std::vector<DotTileFn>& fns = fns_tls;
-  std::vector<const GemmKernel*>& gemms = gemms_tls;  // null: the job goes through dot_tile
+  std::vector<const GemmKernel*>& gemms = gemms_tls;  // null: the job goes through the GEMV or dot_tile
+  std::vector<GemvFn>& gemvs = gemvs_tls;              // null: the job goes through the GEMM or dot_tile
   std::vector<std::vector<CacheLine>>& packed = packed_tls;  // one repacked row group per pool thread
   first_item.assign(1, 0);
   fns.clear();
   gemms.clear();
+  gemvs.clear();
   size_t packed_lines = 0;
   for (const MatmulJob& j : jobs) {
     if (j.a.type != activation_type(j.w.type)) throw std::logic_error("matmul: activations converted for another type");
     first_item.push_back(first_item.back() + (j.w.n_out + kRowBlock - 1) / kRowBlock);
     fns.push_back(dot_tile_for(j.w.type));
     gemms.push_back(j.a.n_tok >= kGemmMinTokens ? gemm_for(j.w.type) : nullptr);
+    gemvs.push_back(j.a.n_tok <= kGemvTokens ? gemv_for(j.w.type) : nullptr);
     if (gemms.back()) packed_lines = std::max(packed_lines, (gemms.back()->packed_bytes(j.w.n_in) + sizeof(CacheLine) - 1) / sizeof(CacheLine));
   }
   // Every thread's buffer grows here, before the loop: which threads run GEMM items varies from call
@@ -125,6 +137,8 @@ void matmul_jobs(ThreadPool& pool, std::span<const MatmulJob> jobs) {
       const int64_t r0 = (item - first_item[j]) * kRowBlock, r1 = std::min(job.w.n_out, r0 + kRowBlock);
       if (gemms[j])
         rows_by_gemm(job, *gemms[j], r0, r1, packed[size_t(thread)].data());
+      else if (gemvs[j])
+        rows_by_gemv(job, gemvs[j], fns[j], r0, r1);
       else
         rows_by_dot_tile(job, fns[j], r0, r1);
     }

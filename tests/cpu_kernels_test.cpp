@@ -169,6 +169,46 @@ TEST_P(KernelPath, RepackedGemmsMatchScalar) {
   }
 }
 
+// The decode GEMVs against the scalar dot, output by output: 1..kGemvTokens tokens, one to several
+// blocks per row, rows neither adjacent nor aligned; nothing outside the row group's outputs written.
+TEST_P(KernelPath, GemvsMatchScalar) {
+  for (TensorType wt : {TensorType::Q4_K, TensorType::Q8_0}) {
+    const GemvFn gemv = path().gemv(wt);
+    if (!gemv) continue;  // this path computes the type by dot_tile or the GEMM only (checked above)
+    const TensorType at = activation_type(wt);
+    for (int64_t n : {256, 512, 1280}) {
+      const size_t rb = row_bytes(wt, n) + 6;
+      std::vector<uint8_t> rows(rb * size_t(kGemmRows));
+      for (int r = 0; r < kGemmRows; ++r) {
+        const auto w = weight_row(wt, n, 9000 + uint32_t(r) + uint32_t(n));
+        std::memcpy(rows.data() + size_t(r) * rb, w.data(), w.size());
+      }
+      const size_t arow = row_bytes(at, n), stride = arow + 32;
+      std::vector<uint8_t> acts(stride * kGemvTokens);
+      for (int t = 0; t < kGemvTokens; ++t) {
+        auto x = gaussian(size_t(n), 800 + uint32_t(t), t % 2 ? 1e-3f : 1.f);
+        quantize_activation(at, x.data(), acts.data() + size_t(t) * stride, n);
+      }
+      for (int nt = 1; nt <= kGemvTokens; ++nt) {
+        const size_t ys = kGemmRows + 5;
+        std::vector<float> y(ys * kGemvTokens, -777.f);
+        gemv(rows.data(), rb, acts.data(), stride, nt, n, y.data(), ys);
+        for (int t = 0; t < kGemvTokens; ++t)
+          for (int r = 0; r < int(ys); ++r) {
+            const std::string where = std::string(type_traits(wt).name) + " n " + std::to_string(n) + " tokens " +
+                                      std::to_string(nt) + " token " + std::to_string(t) + " row " + std::to_string(r);
+            if (t >= nt || r >= kGemmRows) {
+              EXPECT_EQ(y[size_t(t) * ys + size_t(r)], -777.f) << where << " written outside the group";
+              continue;
+            }
+            const float want = vec_dot(wt, rows.data() + size_t(r) * rb, acts.data() + size_t(t) * stride, n);
+            EXPECT_EQ(y[size_t(t) * ys + size_t(r)], want) << where;
+          }
+      }
+    }
+  }
+}
+
 // An elementwise kernel over xs against its scalar definition, bit for bit (any NaN for a NaN).
 void expect_elementwise_bits(void (*kernel)(const float*, float*, int64_t), float (*definition)(float),
                              const std::vector<float>& xs) {

@@ -71,55 +71,58 @@ struct GemvQ4K {
         sc[h][2] = _mm512_and_si512(_mm512_rolv_epi32(s47, rot_lo), mask_lo);
         sc[h][3] = _mm512_and_si512(_mm512_rolv_epi32(s47, rot_hi), mask_hi);
       }
-      __m512i act[NT][4];
+      // act[t][k][0]: token t's activations for part k; [1]: the same with adjacent dwords swapped.
+      __m512i act[NT][4][2];
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
         const int8_t* q = act_row<block_q8_K>(av, as, t)[b].qs;
         #pragma GCC unroll 4
-        for (int k = 0; k < 4; ++k)  // part k: a.qs[64 (k / 2) * 2 + 32 (k % 2) ..] then 64 bytes further
-          act[t][k] = _mm512_inserti64x4(_mm512_castsi256_si512(loadu(q + 128 * (k / 2) + 32 * (k % 2))),
-                                         loadu(q + 128 * (k / 2) + 32 * (k % 2) + 64), 1);
+        for (int k = 0; k < 4; ++k) {  // part k: a.qs[128 (k / 2) + 32 (k % 2) ..] then 64 bytes further
+          const int8_t* at = q + 128 * (k / 2) + 32 * (k % 2);
+          act[t][k][0] = _mm512_inserti64x4(_mm512_castsi256_si512(loadu(at)), loadu(at + 64), 1);
+          act[t][k][1] = _mm512_shuffle_epi32(act[t][k][0], _MM_PERM_CDAB);
+        }
       }
       __m512i isum[NT][2];  // 16 x the block integer of rows 8h..8h+7, twice (lanes i and 8 + i)
-      #pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h) {
-        __m512i quad[2][NT][4];
+      #pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
+      #pragma GCC unroll 1
+      for (int c = 0; c < 2; ++c)  // qs bytes 64c..64c+63 of every row: parts 2c (low nibbles), 2c + 1
         #pragma GCC unroll 2
-        for (int qd = 0; qd < 2; ++qd) {
-          __m512i pair[2][NT][4];
+        for (int h = 0; h < 2; ++h) {
+          __m512i quad[2][NT][2];
           #pragma GCC unroll 2
-          for (int pr = 0; pr < 2; ++pr) {
-            __m512i part[2][NT][4];
+          for (int qd = 0; qd < 2; ++qd) {
+            __m512i pair[2][NT][2];
             #pragma GCC unroll 2
-            for (int rr = 0; rr < 2; ++rr) {
-              const uint8_t* qs = blk + size_t(8 * h + 4 * qd + 2 * pr + rr) * rb + offsetof(block_q4_K, qs);
-              const __m512i raw0 = load64(qs), raw1 = load64(qs + 64);
-              const __m512i nib[4] = {_mm512_and_si512(raw0, low), _mm512_and_si512(raw0, high),
-                                      _mm512_and_si512(raw1, low), _mm512_and_si512(raw1, high)};
+            for (int pr = 0; pr < 2; ++pr) {
+              // The tree's first level happens in the dot itself: lane l of `same` holds row A's (l even)
+              // or B's (l odd) bytes of lane l, lane l of `other` that row's bytes of lane l ^ 1, which
+              // meet the swapped activations; so one accumulator sums both lanes of the pair per row.
+              const uint8_t* qs = blk + size_t(8 * h + 4 * qd + 2 * pr) * rb + offsetof(block_q4_K, qs) + 64 * size_t(c);
+              const __m512i row_a = load64(qs), row_b = load64(qs + rb);
+              const __m512i same = _mm512_mask_blend_epi32(0xAAAA, row_a, row_b);
+              const __m512i other = _mm512_shuffle_epi32(_mm512_mask_blend_epi32(0xAAAA, row_b, row_a), _MM_PERM_CDAB);
+              const __m512i nib[2][2] = {{_mm512_and_si512(same, low), _mm512_and_si512(other, low)},
+                                         {_mm512_and_si512(same, high), _mm512_and_si512(other, high)}};
               #pragma GCC unroll 4
               for (int t = 0; t < NT; ++t)
-                #pragma GCC unroll 4
-                for (int k = 0; k < 4; ++k) part[rr][t][k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nib[k], act[t][k]);
+                #pragma GCC unroll 2
+                for (int kk = 0; kk < 2; ++kk)
+                  pair[pr][t][kk] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), nib[kk][0], act[t][2 * c + kk][0]),
+                                                        nib[kk][1], act[t][2 * c + kk][1]);
             }
             #pragma GCC unroll 4
             for (int t = 0; t < NT; ++t)
-              #pragma GCC unroll 4
-              for (int k = 0; k < 4; ++k) pair[pr][t][k] = fold_lanes<1>(part[0][t][k], part[1][t][k]);
+              #pragma GCC unroll 2
+              for (int kk = 0; kk < 2; ++kk) quad[qd][t][kk] = fold_lanes<2>(pair[0][t][kk], pair[1][t][kk]);
           }
           #pragma GCC unroll 4
           for (int t = 0; t < NT; ++t)
-            #pragma GCC unroll 4
-            for (int k = 0; k < 4; ++k) quad[qd][t][k] = fold_lanes<2>(pair[0][t][k], pair[1][t][k]);
+            #pragma GCC unroll 2
+            for (int kk = 0; kk < 2; ++kk)
+              isum[t][h] = _mm512_add_epi32(isum[t][h], _mm512_mullo_epi32(fold_lanes<4>(quad[0][t][kk], quad[1][t][kk]), sc[h][2 * c + kk]));
         }
-        #pragma GCC unroll 4
-        for (int t = 0; t < NT; ++t) {
-          __m512i s = _mm512_mullo_epi32(fold_lanes<4>(quad[0][t][0], quad[1][t][0]), sc[h][0]);
-          #pragma GCC unroll 4
-          for (int k = 1; k < 4; ++k)
-            s = _mm512_add_epi32(s, _mm512_mullo_epi32(fold_lanes<4>(quad[0][t][k], quad[1][t][k]), sc[h][k]));
-          isum[t][h] = s;
-        }
-      }
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];

@@ -33,6 +33,17 @@ inline __m512i fold_lanes(__m512i a, __m512i b) {
   else return _mm512_add_epi32(keep, _mm512_shuffle_i32x4(move, move, 0xB1));
 }
 
+// Decode streams the weights from DRAM, and 16 rows read block by block are 16 interleaved streams,
+// more than the hardware prefetchers follow (without this the kernel reads ~4 GB/s from DRAM on one
+// core, with it ~15); so each block step requests the matching share of the next 16 rows (rows are
+// adjacent in a matrix, and a thread's chunk of row groups is contiguous) into L2, in address order.
+// Into L1 (T0) is 2x slower, all of the next group at once 2x slower, two groups ahead no better.
+inline void prefetch_next_group(const uint8_t* w, size_t rb, int64_t b, int64_t nb) {
+  const size_t share = size_t(kGemmRows) * rb / size_t(nb);  // bytes of the next group per block step
+  const char* next = reinterpret_cast<const char*>(w) + size_t(kGemmRows) * rb + size_t(b) * share;
+  for (size_t at = 0; at < share; at += 64) _mm_prefetch(next + at, _MM_HINT_T1);
+}
+
 // Q4_K, 16 rows. Per block: the rows' 16-byte headers (d, dmin, 12 scale bytes) are transposed into
 // dword vectors (lane r = row r); each row's 128 nibble bytes are two 64-byte loads, i.e. four vpdpbusd
 // per token ("part" k: 0 = low nibbles of bytes 0..63 = sub-blocks 0 | 2, 1 = high nibbles there =
@@ -47,6 +58,7 @@ struct GemvQ4K {
     for (int t = 0; t < NT; ++t) acc[t] = acc_min[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; ++b) {
       const uint8_t* blk = w + size_t(b) * sizeof(block_q4_K);
+      prefetch_next_group(w, rb, b, n / QK_K);
       __m512i hdr[4];
       header_dwords(blk, rb, hdr);
       const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hdr[0]));

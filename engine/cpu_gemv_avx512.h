@@ -177,7 +177,9 @@ void gemv_rows(const uint8_t* w, size_t rb, const void* a, size_t as, int nt, in
   switch (nt) {
     case 1: return K::template run<1>(w, rb, a, as, n, y, ys);
     case 2: return K::template run<2>(w, rb, a, as, n, y, ys);
-    default: return K::template run<3>(w, rb, a, as, n, y, ys);
+    case 3: return K::template run<3>(w, rb, a, as, n, y, ys);
+    case 4: return K::template run<4>(w, rb, a, as, n, y, ys);
+    default: return K::template run<5>(w, rb, a, as, n, y, ys);
   }
 }
 

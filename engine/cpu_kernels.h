@@ -48,9 +48,9 @@ struct GemmKernel {
 
 // Decode GEMV: kGemmRows rows read in place (row r at w + r * row_bytes, n elements) against 1 to
 // kGemvTokens activation rows: y[t * y_stride + r] = dot(row r, activation row t). It shares each
-// block's activation and unpacking work among the rows (and a verify pass's tokens) without the
-// GEMM's repacking, which a single token cannot pay for; bit-identical to dot_tile.
-inline constexpr int kGemvTokens = 3;
+// block's activation and unpacking work among the rows (and a speculative verify pass's tokens)
+// without the GEMM's repacking, which a few tokens cannot pay for; bit-identical to dot_tile.
+inline constexpr int kGemvTokens = 5;
 using GemvFn = void (*)(const uint8_t* w, size_t row_bytes, const void* a, size_t a_stride, int nt, int64_t n, float* y,
                         size_t y_stride);
 

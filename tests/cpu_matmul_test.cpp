@@ -1,0 +1,69 @@
+// matmul on every kernel path against the scalar dot, output by output, for every token count that
+// picks a different route (dot_tile, the decode GEMV for 1..kGemvTokens tokens, the repacked GEMM
+// above): row counts with and without a partial last row group, one and several blocks per row.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/cpu_dot.h"
+#include "engine/cpu_kernels.h"
+#include "engine/cpu_ops.h"
+#include "engine/quant_blocks.h"
+#include "engine/thread_pool.h"
+
+using namespace flashfix;
+using namespace flashfix::cpu;
+
+namespace {
+
+class MatmulPath : public ::testing::TestWithParam<CpuPath> {
+ protected:
+  void SetUp() override {
+    if (!cpu_path_supported(GetParam())) GTEST_SKIP() << "this CPU lacks " << cpu_path_name(GetParam());
+    previous_ = kernels().path;
+    select_cpu_path(GetParam());
+  }
+  void TearDown() override { select_cpu_path(previous_); }
+  CpuPath previous_ = CpuPath::Scalar;
+};
+
+TEST_P(MatmulPath, EveryRouteMatchesScalarDot) {
+  ThreadPool pool(2);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> gauss(0.f, 1.f);
+  for (TensorType wt : {TensorType::Q4_K, TensorType::Q8_0}) {
+    for (int64_t n_in : {256, 1024}) {
+      for (int64_t n_out : {int64_t(3 * kGemmRows), int64_t(3 * kGemmRows + 5), int64_t(7)}) {
+        const size_t rb = row_bytes(wt, n_in);
+        std::vector<uint8_t> w(rb * size_t(n_out));
+        std::vector<float> row(static_cast<size_t>(n_in));
+        for (int64_t r = 0; r < n_out; ++r) {
+          for (float& v : row) v = 0.05f * gauss(rng);
+          quantize_row(wt, row.data(), w.data() + size_t(r) * rb, n_in);
+        }
+        const MatView m{wt, n_in, n_out, w.data(), rb};
+        const TensorType at = activation_type(wt);
+        for (int64_t n_tok = 1; n_tok <= kGemvTokens + 2; ++n_tok) {
+          std::vector<float> x(size_t(n_tok * n_in)), y(size_t(n_tok * n_out), -777.f);
+          for (float& v : x) v = gauss(rng);
+          matmul(pool, m, x.data(), n_tok, y.data());
+          std::vector<uint8_t> a(row_bytes(at, n_in));
+          for (int64_t t = 0; t < n_tok; ++t) {
+            quantize_activation(at, x.data() + t * n_in, a.data(), n_in);
+            for (int64_t r = 0; r < n_out; ++r)
+              ASSERT_EQ(y[size_t(t * n_out + r)], vec_dot(wt, w.data() + size_t(r) * rb, a.data(), n_in))
+                  << type_traits(wt).name << " n_in " << n_in << " n_out " << n_out << " tokens " << n_tok << " token " << t
+                  << " row " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, MatmulPath, ::testing::Values(CpuPath::Scalar, CpuPath::Avx2, CpuPath::Avx512),
+                         [](const auto& info) { return std::string(cpu_path_name(info.param)); });
+
+}  // namespace

@@ -10,8 +10,10 @@
 //    block and token to match the nibble layout (the low nibbles of qs bytes 0..63 are sub-blocks 0
 //    and 2, so their activation vector is a.qs[0..31] then a.qs[64..95]); high nibbles are taken as
 //    they sit (byte & 0xf0, i.e. 16 x the nibble), and the factor 16 is taken out of the block integer;
-//  - the int32 lanes of the 16 rows are reduced by one transposed add tree (three levels of masked
-//    shuffles and adds) to one lane per (row, sub-block), not 16 horizontal sums;
+//  - the int32 lanes of the 16 rows are reduced by one transposed tree to one lane per (row,
+//    sub-block), not 16 horizontal sums; its first two levels happen inside the dots (four rows'
+//    bytes blended and permuted against activations permuted alike, see below), the third is one
+//    128-bit swap and add per 8 rows, so a verify pass's extra tokens cost little more than their dots;
 //  - the sub-block scales and mins are unpacked for 16 rows at once from the rows' block headers
 //    (transposed in registers), and applied after the reduction with one vpmulld per 16 outputs;
 //  - the float chains of 16 rows sit in the lanes of one register: one vfmadd per block and token.
@@ -20,17 +22,12 @@
 // blocks in order, result acc - acc_min: cpu_dot.cpp dot_q45_K's order for Q4_K, so the results are
 // bit-identical to the scalar oracle, dot_tile and the GEMM.
 
-// One level of the transposed reduction: a and b hold 16 int32 lanes each; lanes whose bit kBit (1, 2
-// or 4) is clear get a's sum of the lane pair (l, l ^ kBit), the others b's. After the levels 1, 2 and
-// 4, lane l of the result sums lanes l & 8 .. (l & 8) + 7 of one of the 8 inputs (input index = l & 7).
-template <int kBit>
-inline __m512i fold_lanes(__m512i a, __m512i b) {
-  constexpr __mmask16 high = kBit == 1 ? 0xAAAA : kBit == 2 ? 0xCCCC : 0xF0F0;
-  const __m512i keep = _mm512_mask_blend_epi32(high, a, b);  // a's lanes where the bit is clear, b's where set
-  const __m512i move = _mm512_mask_blend_epi32(high, b, a);  // the partners, still in the wrong lanes
-  if constexpr (kBit == 1) return _mm512_add_epi32(keep, _mm512_shuffle_epi32(move, _MM_PERM_CDAB));
-  else if constexpr (kBit == 2) return _mm512_add_epi32(keep, _mm512_shuffle_epi32(move, _MM_PERM_BADC));
-  else return _mm512_add_epi32(keep, _mm512_shuffle_i32x4(move, move, 0xB1));
+// The last level of the transposed reduction: a and b hold 16 int32 lanes each; lanes whose bit 2 is
+// clear get a's sum of the lane pair (l, l ^ 4), the others b's (one 128-bit swap, two blends, an add).
+inline __m512i fold_quads(__m512i a, __m512i b) {
+  const __m512i keep = _mm512_mask_blend_epi32(0xF0F0, a, b);  // a's lanes where bit 2 is clear, b's where set
+  const __m512i move = _mm512_mask_blend_epi32(0xF0F0, b, a);  // the partners, still in the wrong lanes
+  return _mm512_add_epi32(keep, _mm512_shuffle_i32x4(move, move, 0xB1));
 }
 
 // Decode streams the weights from DRAM, and 16 rows read block by block are 16 interleaved streams,
@@ -83,8 +80,8 @@ struct GemvQ4K {
         sc[h][2] = _mm512_and_si512(_mm512_rolv_epi32(s47, rot_lo), mask_lo);
         sc[h][3] = _mm512_and_si512(_mm512_rolv_epi32(s47, rot_hi), mask_hi);
       }
-      // act[t][k][0]: token t's activations for part k; [1]: the same with adjacent dwords swapped.
-      __m512i act[NT][4][2];
+      // act[t][k][s]: token t's activations for part k, dword l moved to lane l ^ s (s = 0..3).
+      __m512i act[NT][4][4];
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
         const int8_t* q = act_row<block_q8_K>(av, as, t)[b].qs;
@@ -93,6 +90,8 @@ struct GemvQ4K {
           const int8_t* at = q + 128 * (k / 2) + 32 * (k % 2);
           act[t][k][0] = _mm512_inserti64x4(_mm512_castsi256_si512(loadu(at)), loadu(at + 64), 1);
           act[t][k][1] = _mm512_shuffle_epi32(act[t][k][0], _MM_PERM_CDAB);
+          act[t][k][2] = _mm512_shuffle_epi32(act[t][k][0], _MM_PERM_BADC);
+          act[t][k][3] = _mm512_shuffle_epi32(act[t][k][0], _MM_PERM_ABCD);
         }
       }
       __m512i isum[NT][2];  // 16 x the block integer of rows 8h..8h+7, twice (lanes i and 8 + i)
@@ -105,35 +104,39 @@ struct GemvQ4K {
           __m512i quad[2][NT][2];
           #pragma GCC unroll 2
           for (int qd = 0; qd < 2; ++qd) {
-            __m512i pair[2][NT][2];
-            #pragma GCC unroll 2
-            for (int pr = 0; pr < 2; ++pr) {
-              // The tree's first level happens in the dot itself: lane l of `same` holds row A's (l even)
-              // or B's (l odd) bytes of lane l, lane l of `other` that row's bytes of lane l ^ 1, which
-              // meet the swapped activations; so one accumulator sums both lanes of the pair per row.
-              const uint8_t* qs = blk + size_t(8 * h + 4 * qd + 2 * pr) * rb + offsetof(block_q4_K, qs) + 64 * size_t(c);
-              const __m512i row_a = load64(qs), row_b = load64(qs + rb);
-              const __m512i same = _mm512_mask_blend_epi32(0xAAAA, row_a, row_b);
-              const __m512i other = _mm512_shuffle_epi32(_mm512_mask_blend_epi32(0xAAAA, row_b, row_a), _MM_PERM_CDAB);
-              const __m512i nib[2][2] = {{_mm512_and_si512(same, low), _mm512_and_si512(other, low)},
-                                         {_mm512_and_si512(same, high), _mm512_and_si512(other, high)}};
-              #pragma GCC unroll 4
-              for (int t = 0; t < NT; ++t)
-                #pragma GCC unroll 2
-                for (int kk = 0; kk < 2; ++kk)
-                  pair[pr][t][kk] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), nib[kk][0], act[t][2 * c + kk][0]),
-                                                        nib[kk][1], act[t][2 * c + kk][1]);
+            // The tree's first two levels happen in the dot itself. Output lane l belongs to row
+            // i = l & 3 of the four and must sum that row's lanes l ^ s, s = 0..3: vector s holds in
+            // lane l row i's bytes of lane l ^ s (rows blended so that lane m holds row (m & 3) ^ s,
+            // then dwords permuted by ^ s), which meet the activations permuted the same way.
+            const uint8_t* qs = blk + size_t(8 * h + 4 * qd) * rb + offsetof(block_q4_K, qs) + 64 * size_t(c);
+            const __m512i rows[4] = {load64(qs), load64(qs + rb), load64(qs + 2 * rb), load64(qs + 3 * rb)};
+            __m512i nib[4][2];  // [s][low, high nibbles]
+            #pragma GCC unroll 4
+            for (int sw = 0; sw < 4; ++sw) {
+              __m512i v = rows[sw];
+              v = _mm512_mask_blend_epi32(0x2222, v, rows[1 ^ sw]);
+              v = _mm512_mask_blend_epi32(0x4444, v, rows[2 ^ sw]);
+              v = _mm512_mask_blend_epi32(0x8888, v, rows[3 ^ sw]);
+              if (sw == 1) v = _mm512_shuffle_epi32(v, _MM_PERM_CDAB);
+              if (sw == 2) v = _mm512_shuffle_epi32(v, _MM_PERM_BADC);
+              if (sw == 3) v = _mm512_shuffle_epi32(v, _MM_PERM_ABCD);
+              nib[sw][0] = _mm512_and_si512(v, low), nib[sw][1] = _mm512_and_si512(v, high);
             }
             #pragma GCC unroll 4
             for (int t = 0; t < NT; ++t)
               #pragma GCC unroll 2
-              for (int kk = 0; kk < 2; ++kk) quad[qd][t][kk] = fold_lanes<2>(pair[0][t][kk], pair[1][t][kk]);
+              for (int kk = 0; kk < 2; ++kk) {
+                __m512i d4 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nib[0][kk], act[t][2 * c + kk][0]);
+                #pragma GCC unroll 3
+                for (int sw = 1; sw < 4; ++sw) d4 = _mm512_dpbusd_epi32(d4, nib[sw][kk], act[t][2 * c + kk][sw]);
+                quad[qd][t][kk] = d4;
+              }
           }
           #pragma GCC unroll 4
           for (int t = 0; t < NT; ++t)
             #pragma GCC unroll 2
             for (int kk = 0; kk < 2; ++kk)
-              isum[t][h] = _mm512_add_epi32(isum[t][h], _mm512_mullo_epi32(fold_lanes<4>(quad[0][t][kk], quad[1][t][kk]), sc[h][2 * c + kk]));
+              isum[t][h] = _mm512_add_epi32(isum[t][h], _mm512_mullo_epi32(fold_quads(quad[0][t][kk], quad[1][t][kk]), sc[h][2 * c + kk]));
         }
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {

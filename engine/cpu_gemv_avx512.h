@@ -1,6 +1,7 @@
 // The decode GEMVs (cpu_kernels.h GemvFn), AVX-512 VNNI only: kGemmRows rows read in place from the
-// file's layout against 1..kGemvTokens tokens (a decode step, a speculative verify pass). Include only
-// from cpu_kernels_avx512.cpp, inside its anonymous namespace, after cpu_gemm_avx512.h (same rules).
+// file's layout against 1..kGemvTokens tokens (a decode step, a speculative verify pass, an expert's
+// few tokens in a prefill batch). Include only from cpu_kernels_avx512.cpp, inside its anonymous
+// namespace, after cpu_gemm_avx512.h (same rules).
 //
 // Why: dot_tile works one row at a time, so every row pays its own scale unpacking, a shuffle per
 // sub-block scale, two multiplies per 32 products (maddubs + dpwssd), a horizontal sum and two scalar
@@ -182,7 +183,10 @@ void gemv_rows(const uint8_t* w, size_t rb, const void* a, size_t as, int nt, in
     case 2: return K::template run<2>(w, rb, a, as, n, y, ys);
     case 3: return K::template run<3>(w, rb, a, as, n, y, ys);
     case 4: return K::template run<4>(w, rb, a, as, n, y, ys);
-    default: return K::template run<5>(w, rb, a, as, n, y, ys);
+    case 5: return K::template run<5>(w, rb, a, as, n, y, ys);
+    case 6: return K::template run<6>(w, rb, a, as, n, y, ys);
+    case 7: return K::template run<7>(w, rb, a, as, n, y, ys);
+    default: return K::template run<8>(w, rb, a, as, n, y, ys);
   }
 }
 

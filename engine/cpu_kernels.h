@@ -50,7 +50,7 @@ struct GemmKernel {
 // kGemvTokens activation rows: y[t * y_stride + r] = dot(row r, activation row t). It shares each
 // block's activation and unpacking work among the rows (and a speculative verify pass's tokens)
 // without the GEMM's repacking, which a few tokens cannot pay for; bit-identical to dot_tile.
-inline constexpr int kGemvTokens = 5;
+inline constexpr int kGemvTokens = kTileTokens;
 using GemvFn = void (*)(const uint8_t* w, size_t row_bytes, const void* a, size_t a_stride, int nt, int64_t n, float* y,
                         size_t y_stride);
 

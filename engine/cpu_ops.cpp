@@ -57,10 +57,10 @@ constexpr int64_t kRowBlock = 16;
 static_assert(kRowBlock == kGemmRows);
 
 // From this many tokens a matrix goes through the repacked GEMM where the path has one, below it
-// through the GEMV (1..kGemvTokens tokens) where the path has one, else through dot_tile. Packing a
-// row group costs about 3 tokens of GEMM work (5% of a 64-token batch, docs/BENCHMARKS.md); per
-// CPU-second on Q4_K rows (1024 inputs, L3-resident) pack + GEMM reads 7.4 / 6.4 / 5.9 GB/s of
-// weights at 2 / 4 / 5 tokens, the GEMV 19.8 / 10.3 / 7.8, so the GEMV takes verify passes up to 5.
+// through the GEMV where the path has one, else through dot_tile. Packing a row group costs about 3
+// tokens of GEMM work (5% of a 64-token batch, docs/BENCHMARKS.md); per CPU-second on Q4_K rows
+// (1024 inputs, L3-resident) pack + GEMM reads 7.6 / 6.7 / 5.6 / 5.1 GB/s of weights at 2 / 4 / 6 /
+// 8 tokens, the GEMV 21.4 / 12.6 / 7.6 / 5.8, so the GEMV takes up to one tile of tokens.
 constexpr int64_t kGemmMinTokens = kGemvTokens + 1;
 
 // One row group repacked for the GEMM; cache-line aligned so its 64-byte loads never split lines.

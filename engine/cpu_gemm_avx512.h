@@ -65,16 +65,7 @@ inline __m512i gather_rows(const uint8_t* rows, size_t row_bytes, int nrows, siz
 
 template <class K>
 void gemm_tile(const void* packed, const void* a, size_t as, int nt, int64_t n, float* y, size_t ys, int nrows) {
-  switch (nt) {
-    case 1: return K::template run<1>(packed, a, as, n, y, ys, nrows);
-    case 2: return K::template run<2>(packed, a, as, n, y, ys, nrows);
-    case 3: return K::template run<3>(packed, a, as, n, y, ys, nrows);
-    case 4: return K::template run<4>(packed, a, as, n, y, ys, nrows);
-    case 5: return K::template run<5>(packed, a, as, n, y, ys, nrows);
-    case 6: return K::template run<6>(packed, a, as, n, y, ys, nrows);
-    case 7: return K::template run<7>(packed, a, as, n, y, ys, nrows);
-    default: return K::template run<8>(packed, a, as, n, y, ys, nrows);
-  }
+  run_for_tokens<K>(nt, packed, a, as, n, y, ys, nrows);
 }
 
 // Q4_K, 16 rows per group. Per 256-element block: d and dmin as 16 floats (exact fp16 widening),

@@ -178,16 +178,7 @@ struct GemvQ4K {
 
 template <class K>
 void gemv_rows(const uint8_t* w, size_t rb, const void* a, size_t as, int nt, int64_t n, float* y, size_t ys) {
-  switch (nt) {
-    case 1: return K::template run<1>(w, rb, a, as, n, y, ys);
-    case 2: return K::template run<2>(w, rb, a, as, n, y, ys);
-    case 3: return K::template run<3>(w, rb, a, as, n, y, ys);
-    case 4: return K::template run<4>(w, rb, a, as, n, y, ys);
-    case 5: return K::template run<5>(w, rb, a, as, n, y, ys);
-    case 6: return K::template run<6>(w, rb, a, as, n, y, ys);
-    case 7: return K::template run<7>(w, rb, a, as, n, y, ys);
-    default: return K::template run<8>(w, rb, a, as, n, y, ys);
-  }
+  run_for_tokens<K>(nt, w, rb, a, as, n, y, ys);
 }
 
 GemvFn gemv_avx512(TensorType t) {

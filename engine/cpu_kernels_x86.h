@@ -100,19 +100,26 @@ inline const Block* act_row(const void* a, size_t stride, int t) {
   return reinterpret_cast<const Block*>(static_cast<const uint8_t*>(a) + size_t(t) * stride);
 }
 
+// Calls K::run<nt>(args...) for nt in 1..kTileTokens: the kernels take the token count at compile
+// time, so their loops over tokens unroll and keep per-token state in registers.
+template <class K, class... Args>
+void run_for_tokens(int nt, Args... args) {
+  switch (nt) {
+    case 1: return K::template run<1>(args...);
+    case 2: return K::template run<2>(args...);
+    case 3: return K::template run<3>(args...);
+    case 4: return K::template run<4>(args...);
+    case 5: return K::template run<5>(args...);
+    case 6: return K::template run<6>(args...);
+    case 7: return K::template run<7>(args...);
+    default: return K::template run<8>(args...);
+  }
+}
+
 // Turns a kernel with a compile-time token count into a DotTileFn.
 template <class K>
 void tile(const void* w, const void* a, size_t as, int nt, int64_t n, float* y, size_t ys) {
-  switch (nt) {
-    case 1: return K::template run<1>(w, a, as, n, y, ys);
-    case 2: return K::template run<2>(w, a, as, n, y, ys);
-    case 3: return K::template run<3>(w, a, as, n, y, ys);
-    case 4: return K::template run<4>(w, a, as, n, y, ys);
-    case 5: return K::template run<5>(w, a, as, n, y, ys);
-    case 6: return K::template run<6>(w, a, as, n, y, ys);
-    case 7: return K::template run<7>(w, a, as, n, y, ys);
-    default: return K::template run<8>(w, a, as, n, y, ys);
-  }
+  run_for_tokens<K>(nt, w, a, as, n, y, ys);
 }
 
 // 32-element formats against Q8_0 activations. Decode gives the signed weights of block b as int8.

@@ -86,6 +86,7 @@ int run_spec_oracle(const Args& args, bool json) {
   for (int64_t i = 0; i < P; ++i) req.prompt.push_back(int32_t((i * 7919 + 13) % V));
   req.max_tokens = G;
   req.sampling.temperature = 0;
+  req.ignore_eog = true;  // random weights reach an end token anywhere; the oracle needs G tokens
   const std::vector<int32_t> want = plain->generate(req).tokens;  // also warms the weights up
   if (want.size() < 8) throw std::runtime_error("the model ended its greedy output after " + std::to_string(want.size()) + " tokens");
   const Run step = run_once(*plain, req, nullptr);

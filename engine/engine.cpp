@@ -473,7 +473,7 @@ class BatchEngine final : public Engine {
         const int32_t tok = s.sampler->sample(logits, s.tokens);
         if (s.shadowed_by >= 0) s.control->record(s.shadowed_by, 1, 1, tok == s.shadow[0], s.propose_s);
         if (job.result.tokens.empty() && job.result.ttft_ms == 0) job.result.ttft_ms = ms_since(job.submitted);
-        const bool end = tokenizer_->is_eog(tok) || std::ranges::find(r.stop_tokens, tok) != r.stop_tokens.end();
+        const bool end = (!r.ignore_eog && tokenizer_->is_eog(tok)) || std::ranges::find(r.stop_tokens, tok) != r.stop_tokens.end();
         if (r.on_token && !r.on_token(tok)) return finish(it, FinishReason::Cancelled, true);
         if (end) {
           job.result.stop_token = tok;

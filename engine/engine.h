@@ -50,6 +50,9 @@ struct Request {
   int64_t max_tokens = 256;
   SamplerParams sampling{};
   std::vector<int32_t> stop_tokens{};  // end the request besides the model's end-of-generation tokens
+  // Generate max_tokens even past the model's end-of-generation tokens (benchmarks on random-weight
+  // models, whose greedy output may reach one at any point); stop_tokens still end the request.
+  bool ignore_eog = false;
   // Called on an engine thread before each sampling step; may set logits to -inf (constrained
   // decoding). Must not block. With speculation one pass samples several tokens: the calls still come
   // one token at a time, in order, each after on_token of the token before, so a constraint that

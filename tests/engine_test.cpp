@@ -69,6 +69,24 @@ TEST(Engine, CallbacksSeeEveryTokenAndCanCancel) {
   EXPECT_EQ(stopped.stop_token, g.greedy[1]);
   EXPECT_EQ(stopped.tokens, std::vector<int32_t>{g.greedy[0]});
 
+  // A forced end-of-generation token ends the request, unless it asks to run past them (benchmarks);
+  // its own stop tokens still end it then.
+  const int32_t eog = 4098;  // <|im_end|>
+  Request forced = greedy_request(g.tokens, 5);
+  forced.constrain = [&](std::span<float> logits) {
+    for (size_t i = 0; i < logits.size(); ++i)
+      if (int32_t(i) != eog) logits[i] = -INFINITY;
+  };
+  Result ended = engine->generate(forced);
+  EXPECT_EQ(ended.finish, FinishReason::Stop);
+  EXPECT_TRUE(ended.tokens.empty());
+  forced.ignore_eog = true;
+  Result past = engine->generate(forced);
+  EXPECT_EQ(past.finish, FinishReason::Length);
+  EXPECT_EQ(past.tokens, std::vector<int32_t>(5, eog));
+  forced.stop_tokens = {eog};
+  EXPECT_EQ(engine->generate(forced).finish, FinishReason::Stop);
+
   std::stop_source src;
   src.request_stop();
   Request pre = greedy_request(g.tokens, 4);

@@ -27,7 +27,7 @@ struct EngineOptions {
   int max_sequences = 8;       // requests decoded together; more wait in the queue
   uint64_t kv_budget_bytes = 0;  // KV memory for all sequences and the prefix cache; 0: 2 x n_ctx positions
   bool prefix_cache = true;    // false: every request computes its whole prompt
-  std::string cache_dir;       // non-empty: prefix blocks persist there across processes
+  std::string cache_dir{};     // non-empty: prefix blocks persist there across processes
   uint64_t cache_dir_max_bytes = uint64_t(8) << 30;  // the cache directory is trimmed to this size
   // Speculative decoding (draft.h): which sources draft, and the most tokens one pass verifies per
   // sequence beyond its own (0: none). Auto uses every source the model supports, each only while it

@@ -47,7 +47,9 @@ TEST(Speculative, GreedyWithContextDraftsIsPlainGreedy) {
     auto plain = Engine::open(g.model_path, options(DraftMode::None));
     auto spec = Engine::open(g.model_path, options(DraftMode::Context));
     Result r = spec->generate(greedy_request(g.tokens, int64_t(g.greedy.size())));
-    if (!g.quantized()) EXPECT_EQ(r.tokens, g.greedy);
+    if (!g.quantized()) {
+      EXPECT_EQ(r.tokens, g.greedy);
+    }
     EXPECT_EQ(r.tokens, plain->generate(greedy_request(g.tokens, int64_t(g.greedy.size()))).tokens);
 
     // Long (step35's window of 16 slides far) and repetitive: the prompt, the model's own continuation
@@ -85,8 +87,12 @@ TEST(Speculative, ReplayedDraftsAtAnyAccuracyGivePlainGreedy) {
       EXPECT_EQ(got.tokens, want.tokens);
       const DraftStats& d = only_source(got);
       EXPECT_EQ(d.source, "oracle");
-      if (accuracy == 1.0) EXPECT_EQ(d.accepted, d.drafted);
-      if (accuracy == 0.0) EXPECT_EQ(d.accepted, 0);
+      if (accuracy == 1.0) {
+        EXPECT_EQ(d.accepted, d.drafted);
+      }
+      if (accuracy == 0.0) {
+        EXPECT_EQ(d.accepted, 0);
+      }
       // Every pass yields its accepted drafts plus one token (an end token is not in tokens).
       EXPECT_EQ(int64_t(got.tokens.size()) + (got.finish == FinishReason::Stop), got.sampling_passes + d.accepted);
     }

@@ -65,8 +65,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   }
 
   // Probabilities at temperature 1 decide the top-p/min-p cut; the temperature then reshapes what is kept.
-  float mx = -INFINITY;
-  for (size_t i = 0; i < keep; ++i) mx = std::max(mx, cand_[i].first);
+  const float mx = best_logit;  // the largest logit is in the kept set, whatever top-k keeps
   double sum = 0;
   for (size_t i = 0; i < keep; ++i) sum += std::exp(double(cand_[i].first - mx));
   size_t cut = keep;

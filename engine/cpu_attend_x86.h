@@ -1,5 +1,5 @@
-// Attention's two inner loops for one run of keys and the query heads of one GQA group (cpu_kernels.h
-// attend_scores / attend_values), x86. Included by cpu_kernels_avx2.cpp and cpu_kernels_avx512.cpp
+// Attention's inner loops for one run of keys and the query heads of one GQA group (cpu_kernels.h
+// attend_scores / attend_softmax / attend_values), x86. Included by cpu_kernels_avx2.cpp and cpu_kernels_avx512.cpp
 // after cpu_kernels_x86.h, inside their anonymous namespaces (see the rules there).
 //
 // Every score must be the bits of a lone dot_f32 (16-element lanes, the lanes folded by hsum's tree,
@@ -146,8 +146,11 @@ void attend_softmax_x86(const float* s, int nh, int n, float scale, float* M, fl
   // arg is zeroed only because the compiler cannot see that the masked stores cover [0, nh * n).
   float arg[kAttendHeads * kTileTokens] = {}, e[kAttendHeads * kTileTokens], raised[kAttendHeads * kTileTokens];
   const __m256 sc = _mm256_set1_ps(scale), one = _mm256_set1_ps(1.f);
+  auto heads_from = [nh](int h0) {  // the mask of lanes h0 + 0..7 that are heads
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(nh - h0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  };
   for (int h0 = 0; h0 < nh; h0 += 8) {
-    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(nh - h0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i lanes = heads_from(h0);
     __m256 m = _mm256_maskload_ps(M + h0, lanes);
     for (int u = 0; u < n; ++u) {
       const int at = u * nh + h0;
@@ -161,7 +164,7 @@ void attend_softmax_x86(const float* s, int nh, int n, float scale, float* M, fl
   }
   exp_f32_x86(arg, e, int64_t(nh) * n);
   for (int h0 = 0; h0 < nh; h0 += 8) {
-    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(nh - h0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i lanes = heads_from(h0);
     __m256 sum = _mm256_maskload_ps(S + h0, lanes);
     for (int u = 0; u < n; ++u) {
       const int at = u * nh + h0;

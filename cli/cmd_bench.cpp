@@ -114,6 +114,24 @@ int run_membw(const Args& args, int threads, bool json) {
   return 0;
 }
 
+// Passes of `pass` per second of this thread's CPU time, over at least 0.2 s of it (so other processes
+// on a shared machine do not skew it); `untimed` runs before each pass and is not counted.
+template <class Pass, class Untimed>
+double passes_per_cpu_second(Pass&& pass, Untimed&& untimed) {
+  double cpu_s = 0, passes = 0;
+  for (; cpu_s < 0.2; passes += 1) {
+    untimed();
+    const double c0 = thread_cpu_seconds();
+    pass();
+    cpu_s += thread_cpu_seconds() - c0;
+  }
+  return passes / cpu_s;
+}
+template <class Pass>
+double passes_per_cpu_second(Pass&& pass) {
+  return passes_per_cpu_second(pass, [] {});
+}
+
 // Dot-tile throughput of one core: 2 MB of weight rows (L2/L3-resident, so this is the compute
 // ceiling, not memory) against 1 and kTileTokens quantized activation rows, and the decode GEMV's and
 // the repacked GEMM's where the path has them.
@@ -124,6 +142,11 @@ int run_kernels(bool json) {
   std::vector<float> x(static_cast<size_t>(n * rows));
   for (float& v : x) v = gauss(rng);
   nlohmann::json results = nlohmann::json::array();
+  // One row: a kernel's rate given the bytes it reads and the multiply-adds it does per pass.
+  auto record = [&](std::string_view type, cpu::CpuPath p, const char* kernel, int tokens, double bytes, double macs, double rate) {
+    results.push_back({{"type", std::string(type)}, {"path", std::string(cpu::cpu_path_name(p))}, {"kernel", kernel}, {"tokens", tokens},
+                       {"weight_gb_per_cpu_s", rate * bytes / 1e9}, {"gmac_per_cpu_s", rate * macs / 1e9}});
+  };
   const cpu::CpuPath active = cpu::kernels().path;
   for (TensorType wt : {TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
     const size_t rb = row_bytes(wt, n);
@@ -138,31 +161,19 @@ int run_kernels(bool json) {
       const cpu::DotTileFn dot = cpu::dot_tile_for(wt);
       for (int nt : {1, cpu::kTileTokens}) {
         float y[cpu::kTileTokens];
-        double cpu_s = 0, passes = 0;
-        for (; cpu_s < 0.2; passes += 1) {  // at least 0.2 s of CPU time per measurement
-          const double c0 = thread_cpu_seconds();
+        const double rate = passes_per_cpu_second([&] {
           for (int64_t r = 0; r < rows; ++r) dot(&w[size_t(r) * rb], acts.data(), ab, nt, n, y, 1);
-          cpu_s += thread_cpu_seconds() - c0;
-        }
-        results.push_back({{"type", std::string(type_traits(wt).name)}, {"path", std::string(cpu::cpu_path_name(p))},
-                           {"kernel", "dot_tile"}, {"tokens", nt},
-                           {"weight_gb_per_cpu_s", passes * double(w.size()) / cpu_s / 1e9},
-                           {"gmac_per_cpu_s", passes * double(rows * n * nt) / cpu_s / 1e9}});
+        });
+        record(type_traits(wt).name, p, "dot_tile", nt, double(w.size()), double(rows * n * nt), rate);
       }
       // The decode GEMV over the same rows, a row group per call, for 1..kGemvTokens tokens.
       if (const cpu::GemvFn gemv = cpu::gemv_for(wt)) {
         for (int nt = 1; nt <= cpu::kGemvTokens; ++nt) {
           float y[cpu::kGemvTokens * cpu::kGemmRows];
-          double cpu_s = 0, passes = 0;
-          for (; cpu_s < 0.2; passes += 1) {
-            const double c0 = thread_cpu_seconds();
+          const double rate = passes_per_cpu_second([&] {
             for (int64_t r = 0; r < rows; r += cpu::kGemmRows) gemv(&w[size_t(r) * rb], rb, acts.data(), ab, nt, n, y, cpu::kGemmRows);
-            cpu_s += thread_cpu_seconds() - c0;
-          }
-          results.push_back({{"type", std::string(type_traits(wt).name)}, {"path", std::string(cpu::cpu_path_name(p))},
-                             {"kernel", "gemv"}, {"tokens", nt},
-                             {"weight_gb_per_cpu_s", passes * double(w.size()) / cpu_s / 1e9},
-                             {"gmac_per_cpu_s", passes * double(rows * n * nt) / cpu_s / 1e9}});
+          });
+          record(type_traits(wt).name, p, "gemv", nt, double(w.size()), double(rows * n * nt), rate);
         }
       }
       // The repacked GEMM as matmul_jobs runs it: each group of rows packed once, then kGemmTiles
@@ -173,21 +184,15 @@ int run_kernels(bool json) {
         std::vector<uint8_t> packed(gemm->packed_bytes(n) + 64);
         void* aligned = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
         float y[cpu::kTileTokens * cpu::kGemmRows];
-        double cpu_s = 0, passes = 0;
-        for (; cpu_s < 0.2; passes += 1) {
-          const double c0 = thread_cpu_seconds();
+        const double rate = passes_per_cpu_second([&] {
           for (int64_t r = 0; r < rows; r += cpu::kGemmRows) {
             gemm->pack(&w[size_t(r) * rb], rb, cpu::kGemmRows, n, aligned);
             for (int k = 0; k < kGemmTiles; ++k)
               gemm->tile(aligned, acts.data(), ab, cpu::kTileTokens, n, y, cpu::kGemmRows, cpu::kGemmRows);
           }
-          cpu_s += thread_cpu_seconds() - c0;
-        }
+        });
         const int tokens = kGemmTiles * cpu::kTileTokens;
-        results.push_back({{"type", std::string(type_traits(wt).name)}, {"path", std::string(cpu::cpu_path_name(p))},
-                           {"kernel", "gemm"}, {"tokens", tokens},
-                           {"weight_gb_per_cpu_s", passes * double(w.size()) / cpu_s / 1e9},
-                           {"gmac_per_cpu_s", passes * double(rows * n * tokens) / cpu_s / 1e9}});
+        record(type_traits(wt).name, p, "gemm", tokens, double(w.size()), double(rows * n * tokens), rate);
       }
     }
   }
@@ -207,26 +212,18 @@ int run_kernels(bool json) {
     for (cpu::CpuPath p : cpu::supported_cpu_paths()) {
       cpu::select_cpu_path(p);
       const cpu::CpuKernels& kern = cpu::kernels();
-      for (const char* which : {"attend_scores", "attend_values"}) {
-        const bool values = which[7] == 'v';
-        double cpu_s = 0, passes = 0;
-        for (; cpu_s < 0.2; passes += 1) {
-          const double c0 = thread_cpu_seconds();
-          for (int64_t j = 0; j < keys; j += cpu::kTileTokens) {
-            if (values) {
-              const float* rows[cpu::kTileTokens];
-              for (int u = 0; u < cpu::kTileTokens; ++u) rows[u] = &v[size_t((j + u) * d)];
-              kern.attend_values(out.data(), size_t(d), kHeads, d, cpu::kTileTokens, rows, ms, vs);
-            } else {
-              kern.attend_scores(q.data(), size_t(d), kHeads, &k[size_t(j * d)], size_t(d), cpu::kTileTokens, d, scores);
-            }
-          }
-          cpu_s += thread_cpu_seconds() - c0;
-        }
-        results.push_back({{"type", "f32"}, {"path", std::string(cpu::cpu_path_name(p))}, {"kernel", which}, {"tokens", 1},
-                           {"weight_gb_per_cpu_s", passes * double(keys * d) * sizeof(float) / cpu_s / 1e9},
-                           {"gmac_per_cpu_s", passes * double(kHeads * keys * d) / cpu_s / 1e9}});
-      }
+      const double bytes = double(keys * d) * sizeof(float), macs = double(kHeads * keys * d);
+      record("f32", p, "attend_scores", 1, bytes, macs, passes_per_cpu_second([&] {
+               for (int64_t j = 0; j < keys; j += cpu::kTileTokens)
+                 kern.attend_scores(q.data(), size_t(d), kHeads, &k[size_t(j * d)], size_t(d), cpu::kTileTokens, d, scores);
+             }));
+      record("f32", p, "attend_values", 1, bytes, macs, passes_per_cpu_second([&] {
+               for (int64_t j = 0; j < keys; j += cpu::kTileTokens) {
+                 const float* rows[cpu::kTileTokens];
+                 for (int u = 0; u < cpu::kTileTokens; ++u) rows[u] = &v[size_t((j + u) * d)];
+                 kern.attend_values(out.data(), size_t(d), kHeads, d, cpu::kTileTokens, rows, ms, vs);
+               }
+             }));
     }
   }
   cpu::select_cpu_path(active);
@@ -242,15 +239,9 @@ int run_kernels(bool json) {
     for (const SamplerParams& sp : {SamplerParams{.temperature = 0.7f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f},
                                     SamplerParams{.temperature = 0.7f, .top_k = 0, .top_p = 0.95f, .min_p = 0.f}}) {
       Sampler sampler(sp);
-      double cpu_s = 0, tokens = 0;
-      for (; cpu_s < 0.2; tokens += 1) {
-        logits = base;
-        const double c0 = thread_cpu_seconds();
-        sampler.sample(logits, {});
-        cpu_s += thread_cpu_seconds() - c0;
-      }
+      const double tokens_per_s = passes_per_cpu_second([&] { sampler.sample(logits, {}); }, [&] { logits = base; });
       sampling.push_back({{"vocab", base.size()}, {"top_k", sp.top_k}, {"top_p", sp.top_p}, {"min_p", sp.min_p},
-                          {"ms_per_token", 1e3 * cpu_s / tokens}});
+                          {"ms_per_token", 1e3 / tokens_per_s}});
     }
   }
   const std::optional<PeakRates> peak = measure_peak_rates();

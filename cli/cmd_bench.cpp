@@ -203,25 +203,27 @@ int run_kernels(bool json) {
   {
     constexpr int kHeads = 8;
     const int64_t d = 128, keys = 2048;
-    std::vector<float> q(size_t(kHeads * d)), k(size_t(keys * d)), v(size_t(keys * d)), out(size_t(kHeads * d));
+    std::vector<float> q(size_t(kHeads * d)), k(size_t(keys * d)), v(size_t(keys * d)), lanes(size_t(kHeads * cpu::kAttendLanes * d));
     for (float& f : q) f = gauss(rng);
     for (float& f : k) f = gauss(rng);
     for (float& f : v) f = gauss(rng);
-    float scores[kHeads * cpu::kTileTokens], ms[kHeads * cpu::kTileTokens], vs[kHeads * cpu::kTileTokens];
-    for (int i = 0; i < kHeads * cpu::kTileTokens; ++i) ms[i] = i % 7 ? 1.f : 0.5f, vs[i] = 0.01f;
+    float scores[kHeads * cpu::kTileTokens], weights[kHeads * cpu::kTileTokens];
+    for (float& w : weights) w = 0.01f;
     for (cpu::CpuPath p : cpu::supported_cpu_paths()) {
       cpu::select_cpu_path(p);
       const cpu::CpuKernels& kern = cpu::kernels();
       const double bytes = double(keys * d) * sizeof(float), macs = double(kHeads * keys * d);
       record("f32", p, "attend_scores", 1, bytes, macs, passes_per_cpu_second([&] {
                for (int64_t j = 0; j < keys; j += cpu::kTileTokens)
-                 kern.attend_scores(q.data(), size_t(d), kHeads, &k[size_t(j * d)], size_t(d), cpu::kTileTokens, d, scores);
+                 kern.attend_scores(q.data(), size_t(d), kHeads, &k[size_t(j * d)], size_t(d), cpu::kTileTokens, d, scores,
+                                    cpu::kTileTokens);
              }));
       record("f32", p, "attend_values", 1, bytes, macs, passes_per_cpu_second([&] {
                for (int64_t j = 0; j < keys; j += cpu::kTileTokens) {
                  const float* rows[cpu::kTileTokens];
                  for (int u = 0; u < cpu::kTileTokens; ++u) rows[u] = &v[size_t((j + u) * d)];
-                 kern.attend_values(out.data(), size_t(d), kHeads, d, cpu::kTileTokens, rows, ms, vs);
+                 kern.attend_values(lanes.data(), cpu::kAttendLanes * size_t(d), kHeads, d, int(j % cpu::kAttendLanes),
+                                    cpu::kTileTokens, rows, weights, cpu::kTileTokens);
                }
              }));
     }

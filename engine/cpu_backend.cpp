@@ -19,6 +19,15 @@ namespace {
 
 using namespace cpu;
 
+// The sum of kAttendLanes floats (at x, x + stride, ...) folded as a 16-lane register: lane l + (l + 8),
+// then + (l + 4), then (0 + 2) + (1 + 3).
+float fold_lanes(const float* x, size_t stride) {
+  float h8[8], h4[4];
+  for (int l = 0; l < 8; ++l) h8[l] = x[size_t(l) * stride] + x[size_t(l + 8) * stride];
+  for (int l = 0; l < 4; ++l) h4[l] = h8[l] + h8[l + 4];
+  return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+}
+
 // Block storage: per layer kind, one K and one V array per layer of that kind, indexed by
 // (block * kKvBlockTokens + offset) rows; Full blocks also keep the trunk's final hidden state.
 // MTP layers keep their rows in Full blocks even when their attention is windowed: the engine
@@ -167,6 +176,7 @@ class CpuBackend final : public Backend {
   // Scratch reused across calls: sized on first use, never shrunk, so a decode step allocates nothing.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, sel_, hid_gate_, hid_up_, moe_out_, shexp_out_;
   std::vector<float> rope_tables_;  // [pool thread][n_rot]: each thread's (cos, sin) table
+  std::vector<float> attend_scratch_;  // [pool thread][weights | value lanes] of attention()
   std::vector<uint8_t> gathered_gate_, gathered_up_, hid_q_;
   ActivationCache acts_;
   std::vector<MatmulJob> jobs_;
@@ -339,49 +349,76 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
     }
   });
 
-  // Streaming per (token, head): one pass over the keys keeps the running max M, the sum S of
-  // exp(s - M) and the unnormalised output, rescaled when M grows, so nothing grows with the
-  // context. This is the order of operations of the reference's CPU flash attention, key by key; on
-  // quantized models a different order (scores first, then a normalised weighted sum) changes last
-  // bits, which move 8-bit activations across rounding boundaries and route tokens differently sooner.
-  // A task takes a token, a KV head and a slice of the query heads that share it, and walks the keys
-  // once for the slice: each run of keys and values is loaded once for all of the slice's heads (per
-  // head the operations are unchanged). Slices are whole groups whenever there is a task per thread:
-  // splitting a group makes every head of it read the keys again, which at long contexts costs more
-  // than an idle thread (decode at 4096 positions: 16.4 tok/s with single-head slices, 24.4 with
-  // whole groups, 2 threads).
+  // The reference's attention for a prompt, in its order of float operations (its KQ product, soft
+  // max and KQV product; /work/notes/kernel-order.md): per head, the scores are dot_f32_vec(q, k) *
+  // scale; the weights expf_vector(x - max) / their sum, where the sum adds the 16-key chunks (keys
+  // 16c..16c+15 by position) each folded like a 16-lane register, in double, and the weights are then
+  // multiplied by float(1 / sum); the output element d sums p * v over the keys in 16 lanes (key j
+  // in lane j % 16, one fma per key), folded once at the end. On quantized models a last-bit
+  // difference here moves 8-bit activations across rounding boundaries and routes tokens differently.
+  // A task takes a token, a KV head and a slice of the query heads that share it: each run of keys
+  // and values is loaded once for all of the slice's heads. Slices are whole groups whenever there is
+  // a task per thread: splitting a group makes every head of it read the keys again.
   const CpuKernels& kern = kernels();
   const float scale = 1.f / std::sqrt(float(hd));
   const int64_t group = H / Hkv;
   const int64_t slice = T * Hkv >= pool_.size() ? std::min<int64_t>(group, kAttendHeads) : 1;
   const int64_t slices = (group + slice - 1) / slice;
+  // Scratch per pool thread, sized before the loop (decode must not allocate once warmed up): the
+  // slice's weights for every key position of the longest window here, rounded up so that a growing
+  // context regrows it rarely, and its 16 value lanes.
+  int64_t most_keys = 0;
+  for (const UbatchToken& m : meta)
+    most_keys = std::max(most_keys, m.pos + 1 - std::max(first_key, L.sliding ? m.pos - c_.sliding_window + 1 : 0));
+  const size_t key_room = size_t((most_keys + 2 * kAttendLanes + 511) / 512 * 512);
+  const size_t weight_floats = size_t(slice) * key_room, lane_floats = size_t(slice) * kAttendLanes * size_t(vd);
+  if (attend_scratch_.size() < (weight_floats + lane_floats) * size_t(pool_.size()))
+    attend_scratch_.resize((weight_floats + lane_floats) * size_t(pool_.size()));
   att_.resize(size_t(T * H * vd));
-  pool_.parallel_for(T * Hkv * slices, [&](int64_t i0, int64_t i1, int) {
-    float M[kAttendHeads], S[kAttendHeads];
-    // Per key u and head h of a run, at [u * nh + h]: scores, then the rescale ms and weight vs of
-    // the value update.
-    float scores[kAttendHeads * kTileTokens], ms[kAttendHeads * kTileTokens], vs[kAttendHeads * kTileTokens];
+  pool_.parallel_for(T * Hkv * slices, [&](int64_t i0, int64_t i1, int thread) {
+    float* const weights = &attend_scratch_[(weight_floats + lane_floats) * size_t(thread)];
+    float* const lanes = weights + weight_floats;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / (Hkv * slices), kvh = i / slices % Hkv, h0 = kvh * group + i % slices * slice;
       const int nh = int(std::min(slice, (kvh + 1) * group - h0));
       const int64_t pos = meta[size_t(t)].pos;
       const std::vector<int32_t>& blocks = table(t);
       const int64_t start = std::max(first_key, L.sliding ? pos - c_.sliding_window + 1 : 0);
+      // Head h's weight for the key at position j sits at weights[h * key_room + j - chunk0]: whole
+      // 16-key chunks, the positions outside [start, pos] zero.
+      const int64_t chunk0 = start / kAttendLanes * kAttendLanes, n = pos + 1 - chunk0;
+      const int64_t padded = (n + kAttendLanes - 1) / kAttendLanes * kAttendLanes;
       const float* q = &q_[size_t(t * qw + h0 * hd)];
-      float* out = &att_[size_t(t * H * vd + h0 * vd)];
-      std::fill_n(out, size_t(nh * vd), 0.f);
-      std::fill_n(M, nh, -INFINITY);
-      std::fill_n(S, nh, 0.f);
       for (int64_t j0 = start; j0 <= pos;) {
-        const int n = int(keys_in_run(j0, std::min<int64_t>(kTileTokens, pos + 1 - j0)));
-        const float* values[kTileTokens];
-        for (int u = 0; u < n; ++u) values[u] = value_at(blocks, j0 + u, kvh);
-        kern.attend_scores(q, size_t(hd), nh, key_at(blocks, j0, kvh), size_t(kw), n, hd, scores);
-        kern.attend_softmax(scores, nh, n, scale, M, S, ms, vs);
-        kern.attend_values(out, size_t(vd), nh, vd, n, values, ms, vs);  // out *= ms, out += vs * v, key by key
-        j0 += n;
+        const int run = int(keys_in_run(j0, std::min<int64_t>(kTileTokens, pos + 1 - j0)));
+        kern.attend_scores(q, size_t(hd), nh, key_at(blocks, j0, kvh), size_t(kw), run, hd, weights + (j0 - chunk0), key_room);
+        j0 += run;
       }
-      for (int h = 0; h < nh; ++h) kern.scale_f32(1.f / S[h], out + h * vd, vd);
+      for (int h = 0; h < nh; ++h) {
+        float* x = weights + size_t(h) * key_room;
+        const int64_t first = start - chunk0;
+        float mx = -INFINITY;
+        for (int64_t j = first; j < n; ++j) mx = std::max(mx, x[j] *= scale);
+        for (int64_t j = first; j < n; ++j) x[j] -= mx;
+        kern.exp_vector_f32(x + first, x + first, n - first);
+        std::fill(x, x + first, 0.f);
+        std::fill(x + n, x + padded, 0.f);
+        double sum = 0;
+        for (int64_t c = 0; c < padded; c += kAttendLanes) sum += double(fold_lanes(x + c, 1));
+        kern.scale_f32(float(1.0 / sum), x + first, n - first);
+      }
+      std::fill_n(lanes, size_t(nh) * kAttendLanes * size_t(vd), 0.f);
+      for (int64_t j0 = start; j0 <= pos;) {
+        const int run = int(keys_in_run(j0, std::min<int64_t>(kTileTokens, pos + 1 - j0)));
+        const float* values[kTileTokens];
+        for (int u = 0; u < run; ++u) values[u] = value_at(blocks, j0 + u, kvh);
+        kern.attend_values(lanes, kAttendLanes * size_t(vd), nh, vd, int(j0 % kAttendLanes), run, values, weights + (j0 - chunk0),
+                           key_room);
+        j0 += run;
+      }
+      float* out = &att_[size_t(t * H * vd + h0 * vd)];
+      for (int h = 0; h < nh; ++h)
+        for (int64_t d = 0; d < vd; ++d) out[h * vd + d] = fold_lanes(lanes + size_t(h) * kAttendLanes * size_t(vd) + d, size_t(vd));
     }
   });
 
@@ -468,6 +505,7 @@ int64_t CpuBackend::route(int il, int64_t T) {
   jobs_.assign(1, {mat(lw.ffn_gate_inp), acts_.get(pool_, lw.ffn_gate_inp->type), router_.data()});
   matmul_jobs(pool_, jobs_);
   const float* bias = lw.exp_probs_b ? reinterpret_cast<const float*>(lw.exp_probs_b->data) : nullptr;
+  const CpuKernels& kern = kernels();
   sel_.resize(size_t(X));
   order_.resize(size_t(T * K));  // selected experts per token, in rank order
   token_weight_.resize(size_t(T * K));
@@ -475,9 +513,17 @@ int64_t CpuBackend::route(int il, int64_t T) {
   for (int64_t t = 0; t < T; ++t) {
     float* p = &router_[size_t(t * X)];
     if (c_.router == RouterKind::Softmax) {
-      float mx = *std::max_element(p, p + X), sum = 0;
-      for (int64_t e = 0; e < X; ++e) sum += (p[e] = std::exp(p[e] - mx));
-      for (int64_t e = 0; e < X; ++e) p[e] /= sum;
+      // The reference's soft_max: whole 16-value chunks by its vector exp, each folded like a 16-lane
+      // register, the rest by expf; the sum in double; then a multiply by float(1 / sum).
+      const float mx = *std::max_element(p, p + X);
+      for (int64_t e = 0; e < X; ++e) p[e] -= mx;
+      const int64_t body = X / kAttendLanes * kAttendLanes;
+      kern.exp_vector_f32(p, p, body);
+      kern.exp_f32(p + body, p + body, X - body);
+      double sum = 0;
+      for (int64_t e = 0; e < body; e += kAttendLanes) sum += double(fold_lanes(p + e, 1));
+      for (int64_t e = body; e < X; ++e) sum += double(p[e]);
+      kern.scale_f32(float(1.0 / sum), p, X);
     } else {
       for (int64_t e = 0; e < X; ++e) p[e] = sigmoid(p[e]);
     }
@@ -485,12 +531,17 @@ int64_t CpuBackend::route(int il, int64_t T) {
     std::iota(rank_.begin(), rank_.end(), 0);
     std::partial_sort(rank_.begin(), rank_.begin() + K, rank_.end(),
                       [&](int64_t a, int64_t b) { return sel_[size_t(a)] > sel_[size_t(b)] || (sel_[size_t(a)] == sel_[size_t(b)] && a < b); });
-    float wsum = 0;
-    for (int64_t k = 0; k < K; ++k) wsum += p[rank_[size_t(k)]];
-    const float norm = c_.router_renorm ? 1.f / std::max(wsum, 6.103515625e-5f) : 1.f;
+    // The reference's weights: the selected probabilities summed in double, clamped, divided by (not
+    // multiplied by the inverse), then scaled where the model scales.
+    double wsum = 0;
+    for (int64_t k = 0; k < K; ++k) wsum += double(p[rank_[size_t(k)]]);
+    const float norm = std::max(float(wsum), 6.103515625e-5f);
     for (int64_t k = 0; k < K; ++k) {
       order_[size_t(t * K + k)] = rank_[size_t(k)];
-      token_weight_[size_t(t * K + k)] = p[rank_[size_t(k)]] * norm * c_.expert_weights_scale;
+      float w = p[rank_[size_t(k)]];
+      if (c_.router_renorm) w /= norm;
+      if (c_.expert_weights_scale != 1.f) w *= c_.expert_weights_scale;
+      token_weight_[size_t(t * K + k)] = w;
     }
   }
   // Counting sort of (token, rank) pairs by expert keeps tokens ascending within each expert.

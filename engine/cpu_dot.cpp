@@ -182,6 +182,27 @@ float dot_q45_K(const Block* w, const block_q8_K* a, int64_t nb) {
   return kFifthBit ? acc.sum() + acc_min : acc_sum - acc_min;
 }
 
+float dot_q4_K_pairs_blocks(const block_q4_K* w, const block_q8_K* a, int64_t nb) {
+  float acc_sum = 0, acc_min = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const float d = a[b].d * fp16_to_fp32(w[b].d), dmin = a[b].d * fp16_to_fp32(w[b].dmin);
+    const int16_t* bs = a[b].bsums;
+    for (int c = 0; c < 4; ++c) {
+      uint8_t sc0, m0, sc1, m1;
+      get_scale_min_k4(2 * c, w[b].scales, &sc0, &m0);
+      get_scale_min_k4(2 * c + 1, w[b].scales, &sc1, &m1);
+      const uint8_t* q = w[b].qs + 32 * c;
+      const int8_t* a0 = a[b].qs + 64 * c;
+      int32_t sum = 0;
+      for (int l = 0; l < 32; ++l) sum += sc0 * (q[l] & 15) * a0[l] + sc1 * (q[l] >> 4) * a0[32 + l];
+      const int32_t mins = m0 * (bs[4 * c] + bs[4 * c + 1]) + m1 * (bs[4 * c + 2] + bs[4 * c + 3]);
+      acc_sum = std::fma(d, float(sum), acc_sum);
+      acc_min = std::fma(dmin, float(mins), acc_min);
+    }
+  }
+  return acc_sum - acc_min;
+}
+
 // Q6_K: the reference's x86 vec_dot (ggml_vec_dot_q6_K_q8_K, AVX2, since it folds the - 32 into the
 // activation sums): lane i = the exact sum of sc * q * a over bytes 4i..4i+3 of every 32-byte chunk,
 // q unsigned (0..63), minus 32 * (sc_2i * bsums_2i + sc_2i+1 * bsums_2i+1), then FloatLanes. The
@@ -242,6 +263,25 @@ void quantize_activation(TensorType t, const float* x, void* dst, int64_t n) {
     case TensorType::Q8_K: return quantize_q8_K(x, static_cast<block_q8_K*>(dst), n);
     default: throw std::invalid_argument("not an activation type: " + std::string(type_traits(t).name));
   }
+}
+
+float dot_f32_vec(const float* w, const float* a, int64_t n) {
+  float acc[4][16] = {};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int j = 0; j < 4; ++j)
+      for (int l = 0; l < 16; ++l) acc[j][l] = std::fma(w[i + 16 * j + l], a[i + 16 * j + l], acc[j][l]);
+  float lane[16], h8[8], h4[4];
+  for (int l = 0; l < 16; ++l) lane[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+  for (int l = 0; l < 8; ++l) h8[l] = lane[l] + lane[l + 8];
+  for (int l = 0; l < 4; ++l) h4[l] = h8[l] + h8[l + 4];
+  float s = (h4[0] + h4[2]) + (h4[1] + h4[3]);
+  for (; i < n; ++i) s = std::fma(w[i], a[i], s);
+  return s;
+}
+
+float dot_q4_K_pairs(const void* w, const void* a, int64_t n) {
+  return dot_q4_K_pairs_blocks(static_cast<const block_q4_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
 }
 
 float vec_dot(TensorType t, const void* w, const void* a, int64_t n) {

@@ -17,5 +17,12 @@ TensorType activation_type(TensorType weight_type);
 void quantize_activation(TensorType act_type, const float* x, void* dst, int64_t n);
 // sum_i w[i] * a[i] for a weight row of `weight_type` and an activation row in activation_type(weight_type).
 float vec_dot(TensorType weight_type, const void* w, const void* a, int64_t n);
+// The reference's other summation orders for two kinds of matrix (cpu_kernels.h DotOrder):
+// F32 rows as its ggml_vec_dot_f32 (4 accumulators of 16 lanes over 64-element steps, added
+// (0 + 2) + (1 + 3) lane-wise, then the 16-lane tree, then the tail one fma at a time);
+float dot_f32_vec(const float* w, const float* a, int64_t n);
+// Q4_K rows (Q8_K activations) as its 4-token repacked GEMM: like vec_dot's Q4_K, two chains, but
+// one fma per pair of 32-element sub-blocks instead of one per block.
+float dot_q4_K_pairs(const void* w, const void* a, int64_t n);
 
 }  // namespace flashfix::cpu

@@ -56,6 +56,21 @@ struct K4Mins16 {
   }
 };
 
+// The mins term per pair of sub-blocks, out[c] = m_2c * S_2c + m_2c+1 * S_2c+1 (S_j: a's sum over
+// sub-block j), of 16 rows against one token: DotOrder::SubBlockPairs's chain takes one per pair.
+inline void k4_pair_mins(const K4Scales16& s, const block_q8_K& a, __m512i out[4]) {
+  const __m512i byte0 = _mm512_set1_epi32(0xff);
+  #pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    const __m512i m = c < 2 ? s.m03 : s.m47;  // byte j % 4: the min of sub-block j
+    const int j = 2 * c;
+    const __m512i m_even = _mm512_and_si512(_mm512_srli_epi32(m, 8 * (j % 4)), byte0);
+    const __m512i m_odd = _mm512_and_si512(_mm512_srli_epi32(m, 8 * (j % 4 + 1)), byte0);
+    const int s_even = a.bsums[2 * j] + a.bsums[2 * j + 1], s_odd = a.bsums[2 * j + 2] + a.bsums[2 * j + 3];
+    out[c] = _mm512_add_epi32(_mm512_mullo_epi32(m_even, _mm512_set1_epi32(s_even)), _mm512_mullo_epi32(m_odd, _mm512_set1_epi32(s_odd)));
+  }
+}
+
 // Dword k (k < dwords) of block b of each of the group's rows, row r in int32 lane r; missing rows 0.
 inline __m512i gather_rows(const uint8_t* rows, size_t row_bytes, int nrows, size_t offset) {
   const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -76,7 +91,9 @@ void gemm_tile(const void* packed, const void* a, size_t as, int nt, int64_t n, 
 //
 // Per output: sum = the block's exact integer sum_s sc_s * dot(q_s, a_s), mins = sum_s m_s * (a's sum
 // over sub-block s), then acc_sum = fma(a.d * d, float(sum), acc_sum) and acc_min likewise with dmin,
-// result acc_sum - acc_min: cpu_dot.cpp dot_q45_K's order for Q4_K.
+// result acc_sum - acc_min: cpu_dot.cpp dot_q45_K's order for Q4_K. kPairs (DotOrder::SubBlockPairs):
+// both chains take one fma per pair of sub-blocks instead (cpu_dot.cpp dot_q4_K_pairs).
+template <bool kPairs>
 struct GemmQ4K {
   static constexpr size_t kBlock = 64 + 64 + 3 * 64 + 32 * 64;
 
@@ -111,6 +128,9 @@ struct GemmQ4K {
       #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
       const uint8_t* q = p + 320;
+      __m512i pair_mins[kPairs ? NT : 1][4];
+      if constexpr (kPairs)
+        for (int t = 0; t < NT; ++t) k4_pair_mins(scales, act_row<block_q8_K>(av, as, t)[b], pair_mins[t]);
       #pragma GCC unroll 1
       for (int c = 0; c < 4; ++c) {
         __m512i lo_sum[NT], hi_sum[NT];  // sub-blocks 2c and 2c + 1
@@ -128,10 +148,18 @@ struct GemmQ4K {
           }
         }
         #pragma GCC unroll 8
-        for (int t = 0; t < NT; ++t)
-          sum[t] = _mm512_add_epi32(sum[t], _mm512_add_epi32(_mm512_mullo_epi32(lo_sum[t], sc[2 * c]),
-                                                             _mm512_mullo_epi32(hi_sum[t], sc[2 * c + 1])));
+        for (int t = 0; t < NT; ++t) {
+          const __m512i pair = _mm512_add_epi32(_mm512_mullo_epi32(lo_sum[t], sc[2 * c]), _mm512_mullo_epi32(hi_sum[t], sc[2 * c + 1]));
+          if constexpr (kPairs) {
+            const __m512 ad = _mm512_set1_ps(act_row<block_q8_K>(av, as, t)[b].d);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, _mm512_loadu_ps(p)), _mm512_cvtepi32_ps(pair), acc[t]);
+            acc_min[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, _mm512_loadu_ps(p + 64)), _mm512_cvtepi32_ps(pair_mins[t][c]), acc_min[t]);
+          } else {
+            sum[t] = _mm512_add_epi32(sum[t], pair);
+          }
+        }
       }
+      if constexpr (kPairs) continue;
       const __m512 d = _mm512_loadu_ps(p), dmin = _mm512_loadu_ps(p + 64);
       #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
@@ -341,7 +369,7 @@ struct GemmQ6K {
 };
 
 const GemmKernel* gemm_avx512(TensorType t) {
-  static const GemmKernel q4_K{GemmQ4K::packed_bytes, GemmQ4K::pack, gemm_tile<GemmQ4K>};
+  static const GemmKernel q4_K{GemmQ4K<false>::packed_bytes, GemmQ4K<false>::pack, gemm_tile<GemmQ4K<false>>};
   static const GemmKernel q8_0{GemmQ8_0::packed_bytes, GemmQ8_0::pack, gemm_tile<GemmQ8_0>};
   static const GemmKernel q6_K{GemmQ6K::packed_bytes, GemmQ6K::pack, gemm_tile<GemmQ6K>};
   switch (t) {
@@ -350,4 +378,9 @@ const GemmKernel* gemm_avx512(TensorType t) {
     case TensorType::Q6_K: return &q6_K;
     default: return nullptr;
   }
+}
+
+const GemmKernel& gemm_q4_K_pairs_avx512() {
+  static const GemmKernel k{GemmQ4K<true>::packed_bytes, GemmQ4K<true>::pack, gemm_tile<GemmQ4K<true>>};
+  return k;
 }

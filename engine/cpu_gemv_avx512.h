@@ -48,6 +48,9 @@ inline void prefetch_next_group(const uint8_t* w, size_t rb, int64_t b, int64_t 
 // sub-blocks 1 | 3, 2 and 3 likewise for bytes 64..127 = sub-blocks 4 | 6 and 5 | 7; lanes 0..7 are
 // the first sub-block's, 8..15 the second's). The tree leaves, per part and half h of the rows, lane i
 // = row 8h + i of the part's first sub-block, lane 8 + i = of its second.
+// kPairs (DotOrder::SubBlockPairs): both chains take one fma per pair of sub-blocks; qs bytes 64c..
+// hold pairs 2c (lanes 0..7 of the summed parts) and 2c + 1 (lanes 8..15).
+template <bool kPairs>
 struct GemvQ4K {
   template <int NT>
   static void run(const uint8_t* w, size_t rb, const void* av, size_t as, int64_t n, float* y, size_t ys) {
@@ -98,8 +101,13 @@ struct GemvQ4K {
       __m512i isum[NT][2];  // 16 x the block integer of rows 8h..8h+7, twice (lanes i and 8 + i)
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
+      __m512i pair_mins[kPairs ? NT : 1][4];
+      if constexpr (kPairs)
+        for (int t = 0; t < NT; ++t) k4_pair_mins(scales, act_row<block_q8_K>(av, as, t)[b], pair_mins[t]);
       #pragma GCC unroll 1
-      for (int c = 0; c < 2; ++c)  // qs bytes 64c..64c+63 of every row: parts 2c (low nibbles), 2c + 1
+      for (int c = 0; c < 2; ++c) {  // qs bytes 64c..64c+63 of every row: parts 2c (low nibbles), 2c + 1
+        if constexpr (kPairs)
+          for (int t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
         #pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
           __m512i quad[2][NT][2];
@@ -139,6 +147,20 @@ struct GemvQ4K {
             for (int kk = 0; kk < 2; ++kk)
               isum[t][h] = _mm512_add_epi32(isum[t][h], _mm512_mullo_epi32(fold_quads(quad[0][t][kk], quad[1][t][kk]), sc[h][2 * c + kk]));
         }
+        if constexpr (kPairs) {
+          #pragma GCC unroll 4
+          for (int t = 0; t < NT; ++t) {
+            const __m512 ad = _mm512_set1_ps(act_row<block_q8_K>(av, as, t)[b].d);
+            #pragma GCC unroll 2
+            for (int e = 0; e < 2; ++e) {  // pair 2c + e of row r in lane r
+              const __m512i pair16 = e ? _mm512_shuffle_i64x2(isum[t][0], isum[t][1], 0xEE) : _mm512_shuffle_i64x2(isum[t][0], isum[t][1], 0x44);
+              acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, d), _mm512_cvtepi32_ps(_mm512_srai_epi32(pair16, 4)), acc[t]);
+              acc_min[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, dmin), _mm512_cvtepi32_ps(pair_mins[t][2 * c + e]), acc_min[t]);
+            }
+          }
+        }
+      }
+      if constexpr (kPairs) continue;
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
@@ -183,7 +205,7 @@ void gemv_rows(const uint8_t* w, size_t rb, const void* a, size_t as, int nt, in
 
 GemvFn gemv_avx512(TensorType t) {
   switch (t) {
-    case TensorType::Q4_K: return gemv_rows<GemvQ4K>;
+    case TensorType::Q4_K: return gemv_rows<GemvQ4K<false>>;
     default: return nullptr;
   }
 }

@@ -95,14 +95,31 @@ std::string_view cpu_path_name(CpuPath p) {
   return "?";
 }
 
-DotTileFn dot_tile_for(TensorType t) {
-  if (DotTileFn f = kernels().dot_tile(t)) return f;
-  return scalar_kernels().dot_tile(t);
+namespace {
+DotTileFn dot_tile_in(const CpuKernels& k, TensorType t, DotOrder order) {
+  switch (order) {
+    case DotOrder::SubBlockPairs: return t == TensorType::Q4_K ? k.dot_tile_q4_K_pairs : nullptr;
+    case DotOrder::VecDotF32: return t == TensorType::F32 ? k.dot_tile_f32_vec : nullptr;
+    case DotOrder::Standard: break;
+  }
+  return k.dot_tile(t);
+}
+}  // namespace
+
+DotTileFn dot_tile_for(TensorType t, DotOrder order) {
+  if (DotTileFn f = dot_tile_in(kernels(), t, order)) return f;
+  return dot_tile_in(scalar_kernels(), t, order);
 }
 
-const GemmKernel* gemm_for(TensorType t) { return kernels().gemm(t); }
+const GemmKernel* gemm_for(TensorType t, DotOrder order) {
+  if (order == DotOrder::SubBlockPairs) return t == TensorType::Q4_K ? kernels().gemm_q4_K_pairs : nullptr;
+  return order == DotOrder::Standard ? kernels().gemm(t) : nullptr;
+}
 
-GemvFn gemv_for(TensorType t) { return kernels().gemv(t); }
+GemvFn gemv_for(TensorType t, DotOrder order) {
+  if (order == DotOrder::SubBlockPairs) return t == TensorType::Q4_K ? kernels().gemv_q4_K_pairs : nullptr;
+  return order == DotOrder::Standard ? kernels().gemv(t) : nullptr;
+}
 
 void quantize_activation_fast(TensorType at, const float* x, void* dst, int64_t n) {
   switch (at) {

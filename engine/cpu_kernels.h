@@ -26,6 +26,19 @@ inline constexpr int kTileTokens = 8;
 // Query heads one attend_scores / attend_values call takes (a whole GQA group in the models here: 4-16).
 inline constexpr int kAttendHeads = 16;
 
+// Attention's value sums keep one accumulator per key position modulo this (the reference's KQV
+// product is its 16-lane tinyBLAS GEMM over the keys), folded once per output (cpu_backend.cpp).
+inline constexpr int kAttendLanes = 16;
+
+// Which summation order a matrix's dots follow. The reference engine sums some matrices in another
+// order than its plain vec_dot (/work/notes/kernel-order.md), and its logits are reproduced bit for
+// bit only if each matrix gets its order; it is a property of the matrix, the same for every token.
+enum class DotOrder {
+  Standard,       // the weight type's order (cpu_dot.cpp vec_dot)
+  SubBlockPairs,  // Q4_K matrices it repacks (rows % 8 == 0) and multiplies as dense: one fma per pair of sub-blocks
+  VecDotF32,      // F32 matrices its tinyBLAS does not take (experts; rows % 4 != 0): ggml_vec_dot_f32
+};
+
 // y[t * y_stride] = dot(weight row w, activation row t) for t < nt (1 <= nt <= kTileTokens), where
 // activation row t starts at a + t * a_stride and is in activation_type(weight type); n elements.
 using DotTileFn = void (*)(const void* w, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride);
@@ -71,21 +84,25 @@ struct CpuKernels {
   // and GCC's default contraction, which fuses the second product of each; the plain products
   // differ in the last bit, and on step35 Q6_K that moved argmax at 5 of 72 positions.
   void (*rope_f32)(float* head, const float* cos_sin, int n_rot);
-  // Attention over one run of keys (n <= kTileTokens, rows k + u * k_stride) for nh <= kAttendHeads
-  // query heads that share them (one GQA group; rows q + h * q_stride): s[u * nh + h] = the bits of
-  // dot_f32(q_h, k_u, d). Doing a group at once lets each key be loaded once for all its heads.
-  void (*attend_scores)(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s);
-  // The online softmax's bookkeeping for the run, per head h and key u in key order (all arrays
-  // key-major, [u * nh + h]): x = s * scale; where x > M_h: ms = exp(M_h - x), vs = 1, M_h = x; else
-  // ms = 1, vs = exp(x - M_h); then S_h = S_h * ms + vs (a multiply, then an add).
-  void (*attend_softmax)(const float* s, int nh, int n, float scale, float* M, float* S, float* ms, float* vs);
-  // The value update for the run, in key order: for head h (output y + h * y_stride, d floats) and
-  // key u, y_h *= ms[u * nh + h] where that is not 1, then y_h += vs[u * nh + h] * v[u] (one fma per
-  // element). y stays in registers for the run.
-  void (*attend_values)(float* y, size_t y_stride, int nh, int64_t d, int keys, const float* const* v, const float* ms, const float* vs);
+  // y[i] = expf_vector(x[i]) (cpu_silu.h, the reference's softmax exp), the same bits on every path.
+  void (*exp_vector_f32)(const float* x, float* y, int64_t n);
+  // Attention scores for one run of keys (n <= kTileTokens, rows k + u * k_stride) and nh <=
+  // kAttendHeads query heads that share them (one GQA group; rows q + h * q_stride): s[h * s_stride +
+  // u] = the bits of dot_f32_vec(q_h, k_u, d) (cpu_dot.h). A group at once loads each key once.
+  void (*attend_scores)(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
+                        size_t s_stride);
+  // The weighted value sums for a run of keys: key u goes to lane l = (lane0 + u) % kAttendLanes, and
+  // for head h (weights p[h * p_stride + u]) acc_h,l = fma(p, v_u, acc_h,l) element by element, where
+  // acc_h,l is the d floats at acc + h * head_stride + l * d. Each value row is loaded once per run.
+  void (*attend_values)(float* acc, size_t head_stride, int nh, int64_t d, int lane0, int keys, const float* const* v,
+                        const float* p, size_t p_stride);
   uint64_t (*stream_read)(const void* data, size_t bytes);  // reads every byte once; returns a checksum
   const GemmKernel* (*gemm)(TensorType weight_type);        // null: no repacked GEMM for the type here
   GemvFn (*gemv)(TensorType weight_type);                   // null: no decode GEMV for the type here
+  // The DotOrder::SubBlockPairs (Q4_K) and DotOrder::VecDotF32 (F32) kernels; null: none on this path.
+  DotTileFn dot_tile_q4_K_pairs, dot_tile_f32_vec;
+  const GemmKernel* gemm_q4_K_pairs;
+  GemvFn gemv_q4_K_pairs;
 };
 
 const CpuKernels& scalar_kernels();
@@ -101,13 +118,13 @@ void select_cpu_path(CpuPath path);
 std::optional<CpuPath> cpu_path_from_name(std::string_view name);
 std::string_view cpu_path_name(CpuPath path);
 
-// The dot-tile kernel for a weight type on the active path, falling back to the scalar one where the
-// path has none for it (same integer arithmetic, so the fallback changes speed only).
-DotTileFn dot_tile_for(TensorType weight_type);
-// The active path's repacked GEMM for a weight type, or null (then dot_tile does the work).
-const GemmKernel* gemm_for(TensorType weight_type);
-// The active path's decode GEMV for a weight type, or null (then dot_tile does the work).
-GemvFn gemv_for(TensorType weight_type);
+// The dot-tile kernel for a weight type and order on the active path, falling back to the scalar one
+// where the path has none for it (same arithmetic, so the fallback changes speed only).
+DotTileFn dot_tile_for(TensorType weight_type, DotOrder order = DotOrder::Standard);
+// The active path's repacked GEMM for a weight type and order, or null (then dot_tile does the work).
+const GemmKernel* gemm_for(TensorType weight_type, DotOrder order = DotOrder::Standard);
+// The active path's decode GEMV for a weight type and order, or null (then dot_tile does the work).
+GemvFn gemv_for(TensorType weight_type, DotOrder order = DotOrder::Standard);
 // Converts n floats to `act_type` (an activation_type) with the active path's quantizers.
 void quantize_activation_fast(TensorType act_type, const float* x, void* dst, int64_t n);
 

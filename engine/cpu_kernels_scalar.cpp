@@ -36,17 +36,17 @@ float expf_reference(float x) {
   return float(y * s);
 }
 
-float silu(float x) {
+float expf_vector(float x) {
   using namespace silu_consts;
-  const float neg = 0.f - x;
-  const float k = std::fma(neg, kLog2e, kShift) - kShift;
-  const float b = std::fma(-k, kLn2Lo, std::fma(-k, kLn2Hi, neg));
+  const float k = std::fma(x, kLog2e, kShift) - kShift;
+  const float b = std::fma(-k, kLn2Lo, std::fma(-k, kLn2Hi, x));
   const float u = b * b;
   const float poly = std::fma(std::fma(std::fma(kP5, b, kP4), u, std::fma(kP3, b, kP2)), u, std::fma(kP1, b, 1.f));
   // ldexp rounds once, like vscalefps, also into the subnormals; NaN takes the inf branch.
-  const float e = std::fabs(k) <= kLimit ? std::ldexp(poly, int(k)) : k <= 0.f ? 0.f : INFINITY;
-  return x / (1.f + e);
+  return std::fabs(k) <= kLimit ? std::ldexp(poly, int(k)) : k <= 0.f ? 0.f : INFINITY;
 }
+
+float silu(float x) { return x / (1.f + expf_vector(0.f - x)); }
 
 namespace {
 
@@ -91,8 +91,8 @@ void rope_f32(float* head, const float* cs, int n_rot) {
   const int half = n_rot / 2;
   for (int i = 0; i < half; ++i) {
     const float c = cs[2 * i], s = cs[2 * i + 1], x0 = head[i], x1 = head[i + half];
-    head[i] = std::fma(-x1, s, x0 * c);
-    head[i + half] = std::fma(x1, c, x0 * s);
+    head[i] = std::fma(x0, c, -(x1 * s));
+    head[i + half] = std::fma(x0, s, x1 * c);
   }
 }
 
@@ -100,42 +100,30 @@ void exp_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = expf_reference(x[i]);
 }
 
-void attend_scores(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s) {
-  for (int u = 0; u < n; ++u)
-    for (int h = 0; h < nh; ++h) s[size_t(u * nh + h)] = dot_f32(q + size_t(h) * q_stride, k + size_t(u) * k_stride, d);
+void exp_vector_f32(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = expf_vector(x[i]);
 }
 
-void attend_softmax(const float* s, int nh, int n, float scale, float* M, float* S, float* ms, float* vs) {
-  // The run's exponents are found first (the running max needs none) and evaluated together.
-  float arg[kAttendHeads * kTileTokens], e[kAttendHeads * kTileTokens];
-  bool raises[kAttendHeads * kTileTokens];
-  for (int u = 0; u < n; ++u)
-    for (int h = 0; h < nh; ++h) {
-      const int at = u * nh + h;
-      const float x = s[at] * scale;
-      raises[at] = x > M[h];
-      arg[at] = raises[at] ? M[h] - x : x - M[h];
-      if (raises[at]) M[h] = x;
-    }
-  exp_f32(arg, e, nh * n);
-  for (int u = 0; u < n; ++u)
-    for (int h = 0; h < nh; ++h) {
-      const int at = u * nh + h;
-      ms[at] = raises[at] ? e[at] : 1.f;
-      vs[at] = raises[at] ? 1.f : e[at];
-      S[h] = S[h] * ms[at] + vs[at];
-    }
+void attend_scores(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
+                   size_t s_stride) {
+  for (int h = 0; h < nh; ++h)
+    for (int u = 0; u < n; ++u) s[size_t(h) * s_stride + size_t(u)] = dot_f32_vec(q + size_t(h) * q_stride, k + size_t(u) * k_stride, d);
 }
 
-void attend_values(float* y, size_t y_stride, int nh, int64_t d, int keys, const float* const* v, const float* ms, const float* vs) {
-  for (int h = 0; h < nh; ++h) {
-    float* yh = y + size_t(h) * y_stride;
-    for (int u = 0; u < keys; ++u) {
-      const size_t at = size_t(u * nh + h);
-      if (ms[at] != 1.f) scale_f32(ms[at], yh, d);
-      axpy_f32(vs[at], v[u], yh, d);
-    }
-  }
+void attend_values(float* acc, size_t head_stride, int nh, int64_t d, int lane0, int keys, const float* const* v, const float* p,
+                   size_t p_stride) {
+  for (int h = 0; h < nh; ++h)
+    for (int u = 0; u < keys; ++u)
+      axpy_f32(p[size_t(h) * p_stride + size_t(u)], v[u], acc + size_t(h) * head_stride + size_t((lane0 + u) % kAttendLanes) * size_t(d), d);
+}
+
+void dot_tile_q4_K_pairs(const void* w, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride) {
+  for (int t = 0; t < nt; ++t) y[size_t(t) * y_stride] = dot_q4_K_pairs(w, static_cast<const uint8_t*>(a) + size_t(t) * a_stride, n);
+}
+
+void dot_tile_f32_vec(const void* w, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride) {
+  for (int t = 0; t < nt; ++t)
+    y[size_t(t) * y_stride] = dot_f32_vec(static_cast<const float*>(w), reinterpret_cast<const float*>(static_cast<const uint8_t*>(a) + size_t(t) * a_stride), n);
 }
 
 uint64_t stream_read(const void* data, size_t bytes) {
@@ -156,9 +144,10 @@ GemvFn no_gemv(TensorType) { return nullptr; }
 }  // namespace
 
 const CpuKernels& scalar_kernels() {
-  static const CpuKernels k{CpuPath::Scalar, "scalar", quantize_q8_0, quantize_q8_K, dot_tile_for_type,
-                            dot_f32,         scale_f32,     exp_f32,       silu_f32,      rope_f32,      attend_scores, attend_softmax, attend_values,
-                            stream_read,     no_gemm,       no_gemv};
+  static const CpuKernels k{CpuPath::Scalar, "scalar",    quantize_q8_0,      quantize_q8_K,      dot_tile_for_type,
+                            dot_f32,         scale_f32,   exp_f32,            silu_f32,           rope_f32,
+                            exp_vector_f32,  attend_scores, attend_values,    stream_read,        no_gemm,
+                            no_gemv,         dot_tile_q4_K_pairs, dot_tile_f32_vec, nullptr,       nullptr};
   return k;
 }
 

@@ -176,7 +176,8 @@ struct DecodeMXFP4 {
 // the reference's x86 kernels (cpu_dot.cpp dot_q45_K): Q5_K (AVX2 vec_dot) scales the lanes by d in
 // float lanes reduced once per row, mins as one chain with -dmin; Q4_K (repacked q4_K_8x8 GEMV) one
 // chain of whole-block integers for the scaled sums and one for the mins, subtracted at the end.
-template <bool kFifthBit>
+// kPairs (Q4_K only, DotOrder::SubBlockPairs): both chains take one fma per pair of sub-blocks.
+template <bool kFifthBit, bool kPairs = false>
 struct Q45K {
   using Block = std::conditional_t<kFifthBit, block_q5_K, block_q4_K>;
   template <int NT>
@@ -212,6 +213,20 @@ struct Q45K {
       #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
+        if constexpr (kPairs) {
+          const __m256i bsums = loadu(a.bsums);
+          alignas(16) int32_t pair_min[4];  // lane c: the mins of sub-blocks 2c and 2c + 1
+          _mm_store_si128(reinterpret_cast<__m128i*>(pair_min),
+                          _mm_madd_epi16(mins, _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1))));
+          #pragma GCC unroll 4
+          for (int c = 0; c < 4; ++c) {
+            const __m256i pair = add_scaled_dot(add_scaled_dot(_mm256_setzero_si256(), q[2 * c], loadu(a.qs + 64 * c), scale16[2 * c]),
+                                                q[2 * c + 1], loadu(a.qs + 64 * c + 32), scale16[2 * c + 1]);
+            acc_sum[t] = fma1(a.d * wd, float(hsum_i32(pair)), acc_sum[t]);
+            acc_min[t] = fma1(a.d * wdmin, float(pair_min[c]), acc_min[t]);
+          }
+          continue;
+        }
         __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains, half the latency
         #pragma GCC unroll 8
         for (int j = 0; j < 8; j += 2) {
@@ -344,6 +359,41 @@ struct FloatRows {
       const T* a = act_row<T>(av, as, t);
       float s = hsum(_mm256_add_ps(acc0[t], acc1[t]));
       for (int64_t k = i; k < n; ++k) s = fma1(Load::one(w[k]), Load::one(a[k]), s);
+      y[size_t(t) * ys] = s;
+    }
+  }
+};
+
+// F32 rows in ggml_vec_dot_f32's order (cpu_dot.cpp dot_f32_vec): 4 accumulators of 16 lanes (each
+// two 8-lane halves here) over 64-element steps, added (0 + 2) + (1 + 3), the 16 lanes folded as
+// hsum(lo + hi), then the tail one fma at a time.
+struct FloatVecDot {
+  template <int NT>
+  static void run(const void* wv, const void* av, size_t as, int64_t n, float* y, size_t ys) {
+    const float* w = static_cast<const float*>(wv);
+    __m256 acc[NT][8];
+    for (int t = 0; t < NT; ++t)
+      for (int j = 0; j < 8; ++j) acc[t][j] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+      __m256 wv8[8];
+      #pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) wv8[j] = _mm256_loadu_ps(w + i + 8 * j);
+      #pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        const float* a = act_row<float>(av, as, t) + i;
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) acc[t][j] = _mm256_fmadd_ps(wv8[j], _mm256_loadu_ps(a + 8 * j), acc[t][j]);
+      }
+    }
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const float* a = act_row<float>(av, as, t);
+      // accumulator j = halves 2j (lanes 0-7) and 2j + 1 (lanes 8-15)
+      const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][4]), _mm256_add_ps(acc[t][2], acc[t][6]));
+      const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[t][1], acc[t][5]), _mm256_add_ps(acc[t][3], acc[t][7]));
+      float s = hsum(_mm256_add_ps(lo, hi));
+      for (int64_t k = i; k < n; ++k) s = fma1(w[k], a[k], s);
       y[size_t(t) * ys] = s;
     }
   }
@@ -496,13 +546,6 @@ float dot_f32_x86(const float* a, const float* b, int64_t n) {
   return y;
 }
 
-void axpy_f32_x86(float alpha, const float* x, float* y, int64_t n) {
-  const __m256 a = _mm256_set1_ps(alpha);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] = fma1(alpha, x[i], y[i]);
-}
-
 void scale_f32_x86(float alpha, float* y, int64_t n) {
   const __m256 a = _mm256_set1_ps(alpha);
   int64_t i = 0;
@@ -537,31 +580,51 @@ void exp_f32_x86(const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = expf_reference(x[i]);
 }
 
-// cpu_silu.h's silu, 8 lanes at a time with the same fmas; 2^k from the exponent bits where k is in
-// [-126, 127] (then j * 2^k rounds once, as vscalefps), other lanes redone by the scalar definition.
-void silu_f32_x86(const float* x, float* y, int64_t n) {
+// cpu_silu.h's expf_vector, 8 lanes at a time with the same fmas; 2^k from the exponent bits where k
+// is in [-126, 127] (then j * 2^k rounds once, as vscalefps). Lanes outside that range are set in the
+// returned mask; the caller redoes them with the scalar definition.
+inline __m256 expf_vector8(__m256 x, int* outside) {
   using namespace silu_consts;
   const __m256 shift = _mm256_set1_ps(kShift), one = _mm256_set1_ps(1.f);
+  const __m256 k = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(kLog2e), shift), shift);
+  const __m256 b = _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Lo), _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Hi), x));
+  const __m256 u = _mm256_mul_ps(b, b);
+  const __m256 poly = _mm256_fmadd_ps(
+      _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(kP5), b, _mm256_set1_ps(kP4)), u,
+                      _mm256_fmadd_ps(_mm256_set1_ps(kP3), b, _mm256_set1_ps(kP2))),
+      u, _mm256_fmadd_ps(_mm256_set1_ps(kP1), b, one));
+  const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  const __m256 in_range = _mm256_and_ps(_mm256_cmp_ps(k, _mm256_set1_ps(-126.f), _CMP_GE_OQ),
+                                        _mm256_cmp_ps(k, _mm256_set1_ps(127.f), _CMP_LE_OQ));
+  *outside = ~_mm256_movemask_ps(in_range) & 0xff;
+  return _mm256_mul_ps(poly, _mm256_castsi256_ps(exponent));
+}
+
+// Both apply f (expf_vector or silu) to 8 lanes at a time, redoing the lanes expf_vector8 flags with
+// the scalar definition from the saved inputs (y may be x).
+template <float (*Scalar)(float), class Lanes>
+void apply_vector8(const float* x, float* y, int64_t n, Lanes lanes) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 xv = _mm256_loadu_ps(x + i), neg = _mm256_sub_ps(_mm256_setzero_ps(), xv);
-    const __m256 k = _mm256_sub_ps(_mm256_fmadd_ps(neg, _mm256_set1_ps(kLog2e), shift), shift);
-    const __m256 b = _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Lo), _mm256_fnmadd_ps(k, _mm256_set1_ps(kLn2Hi), neg));
-    const __m256 u = _mm256_mul_ps(b, b);
-    const __m256 poly = _mm256_fmadd_ps(
-        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(kP5), b, _mm256_set1_ps(kP4)), u,
-                        _mm256_fmadd_ps(_mm256_set1_ps(kP3), b, _mm256_set1_ps(kP2))),
-        u, _mm256_fmadd_ps(_mm256_set1_ps(kP1), b, one));
-    const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    const __m256 e = _mm256_mul_ps(poly, _mm256_castsi256_ps(exponent));
-    _mm256_storeu_ps(y + i, _mm256_div_ps(xv, _mm256_add_ps(one, e)));
-    const __m256 in_range = _mm256_and_ps(_mm256_cmp_ps(k, _mm256_set1_ps(-126.f), _CMP_GE_OQ),
-                                          _mm256_cmp_ps(k, _mm256_set1_ps(127.f), _CMP_LE_OQ));
-    if (const int out = ~_mm256_movemask_ps(in_range) & 0xff)
-      for (int l = 0; l < 8; ++l)
-        if (out >> l & 1) y[i + l] = silu(x[i + l]);
+    alignas(32) float in[8];
+    const __m256 xv = _mm256_loadu_ps(x + i);
+    _mm256_store_ps(in, xv);
+    int outside;
+    _mm256_storeu_ps(y + i, lanes(xv, &outside));
+    for (int l = 0; outside; ++l, outside >>= 1)
+      if (outside & 1) y[i + l] = Scalar(in[l]);
   }
-  for (; i < n; ++i) y[i] = silu(x[i]);
+  for (; i < n; ++i) y[i] = Scalar(x[i]);
+}
+
+void exp_vector_f32_x86(const float* x, float* y, int64_t n) { apply_vector8<expf_vector>(x, y, n, expf_vector8); }
+
+// cpu_silu.h's silu: x / (1 + expf_vector(0 - x)).
+void silu_f32_x86(const float* x, float* y, int64_t n) {
+  apply_vector8<silu>(x, y, n, [](__m256 xv, int* outside) {
+    const __m256 e = expf_vector8(_mm256_sub_ps(_mm256_setzero_ps(), xv), outside);
+    return _mm256_div_ps(xv, _mm256_add_ps(_mm256_set1_ps(1.f), e));
+  });
 }
 
 // The scalar rope_f32 with the fmas as instructions (fma1), which the compiler may vectorize.
@@ -569,8 +632,8 @@ void rope_f32_x86(float* head, const float* cs, int n_rot) {
   const int half = n_rot / 2;
   for (int i = 0; i < half; ++i) {
     const float c = cs[2 * i], s = cs[2 * i + 1], x0 = head[i], x1 = head[i + half];
-    head[i] = fma1(-x1, s, x0 * c);
-    head[i + half] = fma1(x1, c, x0 * s);
+    head[i] = fma1(x0, c, -(x1 * s));
+    head[i + half] = fma1(x0, s, x1 * c);
   }
 }
 

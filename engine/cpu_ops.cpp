@@ -11,12 +11,17 @@
 namespace flashfix::cpu {
 
 MatView mat(Weight w) {
-  return {w->type, w->ne[0], w->dim(1), w->data, w->row_bytes()};
+  const int64_t n_in = w->ne[0], n_out = w->dim(1);
+  DotOrder order = DotOrder::Standard;
+  if (w->type == TensorType::Q4_K && n_out % 8 == 0) order = DotOrder::SubBlockPairs;
+  if (w->type == TensorType::F32 && (n_out % 4 != 0 || n_in % 16 != 0)) order = DotOrder::VecDotF32;
+  return {w->type, n_in, n_out, w->data, w->row_bytes(), order};
 }
 
 MatView expert(Weight w, int64_t e) {
   size_t rb = w->row_bytes();
-  return {w->type, w->ne[0], w->dim(1), w->data + size_t(e) * size_t(w->dim(1)) * rb, rb};
+  const DotOrder order = w->type == TensorType::F32 ? DotOrder::VecDotF32 : DotOrder::Standard;
+  return {w->type, w->ne[0], w->dim(1), w->data + size_t(e) * size_t(w->dim(1)) * rb, rb, order};
 }
 
 ActRows convert_rows(ThreadPool& pool, TensorType at, const float* x, int64_t n_tok, int64_t n_in,
@@ -120,9 +125,9 @@ void matmul_jobs(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   for (const MatmulJob& j : jobs) {
     if (j.a.type != activation_type(j.w.type)) throw std::logic_error("matmul: activations converted for another type");
     first_item.push_back(first_item.back() + (j.w.n_out + kRowBlock - 1) / kRowBlock);
-    fns.push_back(dot_tile_for(j.w.type));
-    gemms.push_back(j.a.n_tok >= kGemmMinTokens ? gemm_for(j.w.type) : nullptr);
-    gemvs.push_back(j.a.n_tok <= kGemvTokens ? gemv_for(j.w.type) : nullptr);
+    fns.push_back(dot_tile_for(j.w.type, j.w.order));
+    gemms.push_back(j.a.n_tok >= kGemmMinTokens ? gemm_for(j.w.type, j.w.order) : nullptr);
+    gemvs.push_back(j.a.n_tok <= kGemvTokens ? gemv_for(j.w.type, j.w.order) : nullptr);
     if (gemms.back()) packed_lines = std::max(packed_lines, (gemms.back()->packed_bytes(j.w.n_in) + sizeof(CacheLine) - 1) / sizeof(CacheLine));
   }
   // Every thread's buffer grows here, before the loop: which threads run GEMM items varies from call

@@ -6,6 +6,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/cpu_kernels.h"  // DotOrder
 #include "engine/cpu_silu.h"  // silu
 #include "engine/model.h"
 #include "engine/thread_pool.h"
@@ -18,9 +19,15 @@ struct MatView {
   int64_t n_in, n_out;
   const uint8_t* data;
   size_t row_bytes;
+  cpu::DotOrder order = cpu::DotOrder::Standard;  // the reference's summation order for this matrix
 };
-MatView mat(Weight w);                 // a 2-D tensor
-MatView expert(Weight w, int64_t e);   // slab e of a stacked 3-D expert tensor
+// A 2-D tensor. The reference multiplies it as a dense matrix: Q4_K with rows % 8 == 0 repacked (its
+// 4-token GEMM's sub-block pairs), F32 through tinyBLAS (the 16-lane order) where rows % 4 == 0 and
+// n_in % 16 == 0, else through ggml_vec_dot_f32.
+MatView mat(Weight w);
+// Slab e of a stacked 3-D expert tensor; the reference's mul_mat_id takes F32 slabs through
+// ggml_vec_dot_f32 and Q4_K ones through its repacked GEMV (the standard order).
+MatView expert(Weight w, int64_t e);
 
 // n_tok activation rows already converted to a weight type's activation type (cpu_dot.h).
 struct ActRows {

@@ -21,6 +21,9 @@ inline constexpr float kLimit = 192.f;
 }  // namespace flashfix::cpu::silu_consts
 
 namespace flashfix::cpu {
-// x / (1 + exp(-x)) with the reference's exp; the scalar definition (cpu_kernels_scalar.cpp).
+// The reference's vector exp (ggml_v_expf) on one float: also what its softmax over attention scores
+// and its router (16 values at a time) use. The scalar definition (cpu_kernels_scalar.cpp).
+float expf_vector(float x);
+// x / (1 + expf_vector(-x)): the scalar definition (cpu_kernels_scalar.cpp).
 float silu(float x);
 }  // namespace flashfix::cpu

@@ -38,6 +38,23 @@ TEST_P(GoldenForward, MatchesReference) {
                            std::string(cpu::cpu_path_name(path())), meets_readme_bar_on_cpu(g.name));
 }
 
+// The CPU engine sums every operation in the reference's order (docs/ENGINE.md, "Agreement with the
+// reference"), so its prompt logits are the reference's bit for bit at every position of every
+// golden model, F32 and quantized, on every kernel path: any change to an order shows here first.
+TEST_P(GoldenForward, BitIdenticalToReference) {
+  Golden g = load_golden(model_name());
+  auto model = Model::load(g.model_path);
+  auto be = make_cpu_backend(*model, 2);
+  const auto ours = prompt_logits(*be, g.tokens, g.n_vocab);
+  ASSERT_EQ(ours.size(), g.logits.size());
+  for (size_t t = 0; t < g.tokens.size(); ++t) {
+    const size_t row = t * size_t(g.n_vocab);
+    size_t differing = 0;
+    for (int64_t i = 0; i < g.n_vocab; ++i) differing += std::memcmp(&ours[row + size_t(i)], &g.logits[row + size_t(i)], sizeof(float)) != 0;
+    EXPECT_EQ(differing, 0u) << "logits differing from the reference's at position " << t;
+  }
+}
+
 // Prompt processing in one pass and token-by-token decoding compute the same logits.
 TEST_P(GoldenForward, BatchEqualsTokenByToken) {
   Golden g = load_golden(model_name());

@@ -197,18 +197,20 @@ int run_kernels(bool json) {
     }
   }
   // Attention's inner loops as a decode step runs them for one KV head: a GQA group of 8 query heads
-  // (Qwen3-30B-A3B's 32 / 4) of 128 dims walking 2048 cached keys in runs of kTileTokens; the 1 MB
+  // (Qwen3-30B-A3B's 32 / 4) of 128 dims walking 2048 cached keys (scores in runs of kTileTokens, values in one call); the 1 MB
   // of keys and of values stays in L2/L3, so this too is the compute ceiling. GMAC: one per score
   // element and one per value element updated.
   {
     constexpr int kHeads = 8;
     const int64_t d = 128, keys = 2048;
-    std::vector<float> q(size_t(kHeads * d)), k(size_t(keys * d)), v(size_t(keys * d)), lanes(size_t(kHeads * cpu::kAttendLanes * d));
+    std::vector<float> q(size_t(kHeads * d)), k(size_t(keys * d)), v(size_t(keys * d)), out(size_t(kHeads * d));
     for (float& f : q) f = gauss(rng);
     for (float& f : k) f = gauss(rng);
     for (float& f : v) f = gauss(rng);
-    float scores[kHeads * cpu::kTileTokens], weights[kHeads * cpu::kTileTokens];
-    for (float& w : weights) w = 0.01f;
+    float scores[kHeads * cpu::kTileTokens];
+    std::vector<float> weights(size_t(kHeads * keys), 0.01f);
+    std::vector<const float*> rows(static_cast<size_t>(keys));
+    for (int64_t j = 0; j < keys; ++j) rows[size_t(j)] = &v[size_t(j * d)];
     for (cpu::CpuPath p : cpu::supported_cpu_paths()) {
       cpu::select_cpu_path(p);
       const cpu::CpuKernels& kern = cpu::kernels();
@@ -219,12 +221,7 @@ int run_kernels(bool json) {
                                     cpu::kTileTokens);
              }));
       record("f32", p, "attend_values", 1, bytes, macs, passes_per_cpu_second([&] {
-               for (int64_t j = 0; j < keys; j += cpu::kTileTokens) {
-                 const float* rows[cpu::kTileTokens];
-                 for (int u = 0; u < cpu::kTileTokens; ++u) rows[u] = &v[size_t((j + u) * d)];
-                 kern.attend_values(lanes.data(), cpu::kAttendLanes * size_t(d), kHeads, d, int(j % cpu::kAttendLanes),
-                                    cpu::kTileTokens, rows, weights, cpu::kTileTokens);
-               }
+               kern.attend_values(out.data(), size_t(d), kHeads, d, 0, keys, rows.data(), weights.data(), size_t(keys));
              }));
     }
   }

@@ -1,10 +1,86 @@
-// Attention's inner loops for one run of keys and the query heads of one GQA group (cpu_kernels.h
-// attend_scores / attend_values), x86. Included by cpu_kernels_avx2.cpp and cpu_kernels_avx512.cpp
-// after cpu_kernels_x86.h, inside their anonymous namespaces (see the rules there).
+// Attention's inner loops (cpu_kernels.h attend_scores / attend_values), x86. Included by
+// cpu_kernels_avx2.cpp and cpu_kernels_avx512.cpp after cpu_kernels_x86.h, inside their anonymous
+// namespaces (see the rules there).
 //
-// Every score must be the bits of dot_f32_vec and every value accumulator must see the scalar path's
-// fma key by key: on quantized models a last-bit difference moves 8-bit activations across rounding
-// boundaries. So the vector versions change only which loads are shared, never an operation on a lane.
+// Every score must be the bits of dot_f32_vec and every value lane must see the scalar path's fma
+// key by key: on quantized models a last-bit difference moves 8-bit activations across rounding
+// boundaries. So the vector versions change only which loads are shared and where sums live, never
+// an operation on a lane.
+
+#ifdef __AVX512F__
+
+// Folds 16 dot registers (acc[4h + k]: head h's dot with key k, 16 lanes) into out[4 * k + h], each exactly as hsum(acc.lo256 + acc.hi256) folds one: lane i + (i + 8),
+// then i + (i + 4), then (0 + 2) + (1 + 3). Float addition is commutative, so only the pairing matters.
+inline void fold_dots_4x4(const __m512* acc, float* out) {
+  __m512 r[8], s[4], t[2];
+  #pragma GCC unroll 8
+  for (int m = 0; m < 8; ++m)  // [a.lo256 + a.hi256 | b.lo256 + b.hi256]
+    r[m] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0x44), _mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0xEE));
+  #pragma GCC unroll 4
+  for (int p = 0; p < 4; ++p)  // quarter q: dot 4p + q's lanes i + (i + 4)
+    s[p] = _mm512_add_ps(_mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0x88), _mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0xDD));
+  #pragma GCC unroll 2
+  for (int p = 0; p < 2; ++p)  // quarter q: (0 + 2, 1 + 3) of dots 8p + q and 8p + 4 + q
+    t[p] = _mm512_add_ps(_mm512_shuffle_ps(s[2 * p], s[2 * p + 1], 0x44), _mm512_shuffle_ps(s[2 * p], s[2 * p + 1], 0xEE));
+  // quarter q, lane j: dot 4j + q
+  _mm512_storeu_ps(out, _mm512_add_ps(_mm512_shuffle_ps(t[0], t[1], 0x88), _mm512_shuffle_ps(t[0], t[1], 0xDD)));
+}
+
+// Blocks of 4 heads x 4 keys. dot_f32_vec keeps 4 accumulators per dot (64-element steps, accumulator
+// j taking elements 16j.. of each step), 64 registers for a block: so the block runs one accumulator
+// at a time over all steps (16 registers, 8 loads per 16 fmas), adds them (0 + 2) + (1 + 3) and folds
+// the 16 dots with one transposing tree.
+void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
+                       size_t s_stride) {
+  const int64_t body = d / 64 * 64;
+  for (int h0 = 0; h0 < nh; h0 += 4) {
+    const float* qh[4];
+    for (int h = 0; h < 4; ++h) qh[h] = q + size_t(h0 + h < nh ? h0 + h : nh - 1) * q_stride;  // a short block repeats its last row
+    for (int u0 = 0; u0 < n; u0 += 4) {
+      const float* ku[4];
+      for (int u = 0; u < 4; ++u) ku[u] = k + size_t(u0 + u < n ? u0 + u : n - 1) * k_stride;
+      __m512 sums[4][16];  // per accumulator j, the block's 16 dots
+      #pragma GCC unroll 1
+      for (int j = 0; j < 4; ++j) {
+        __m512 acc[16];
+        #pragma GCC unroll 16
+        for (int m = 0; m < 16; ++m) acc[m] = _mm512_setzero_ps();
+        for (int64_t i = 16 * j; i < body; i += 64) {
+          __m512 qv[4], kv[4];
+          #pragma GCC unroll 4
+          for (int h = 0; h < 4; ++h) qv[h] = _mm512_loadu_ps(qh[h] + i);
+          #pragma GCC unroll 4
+          for (int u = 0; u < 4; ++u) kv[u] = _mm512_loadu_ps(ku[u] + i);
+          #pragma GCC unroll 16
+          for (int m = 0; m < 16; ++m) acc[m] = _mm512_fmadd_ps(qv[m / 4], kv[m % 4], acc[m]);
+        }
+        #pragma GCC unroll 16
+        for (int m = 0; m < 16; ++m) sums[j][m] = acc[m];
+      }
+      __m512 dots16[16];
+      #pragma GCC unroll 16
+      for (int m = 0; m < 16; ++m) dots16[m] = _mm512_add_ps(_mm512_add_ps(sums[0][m], sums[2][m]), _mm512_add_ps(sums[1][m], sums[3][m]));
+      float dots[16];
+      fold_dots_4x4(dots16, dots);
+      for (int h = 0; h < 4 && h0 + h < nh; ++h)
+        for (int u = 0; u < 4 && u0 + u < n; ++u) {
+          float v = dots[4 * u + h];
+          for (int64_t i = body; i < d; ++i) v = fma1(qh[h][i], ku[u][i], v);
+          s[size_t(h0 + h) * s_stride + size_t(u0 + u)] = v;
+        }
+    }
+  }
+}
+
+using AttendVec = __m512;
+constexpr int kAttendWidth = 16;
+inline __m512 attend_load(const float* p) { return _mm512_loadu_ps(p); }
+inline void attend_store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+inline __m512 attend_add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+inline __m512 attend_fma(float a, __m512 x, __m512 y) { return _mm512_fmadd_ps(_mm512_set1_ps(a), x, y); }
+inline __m512 attend_zero() { return _mm512_setzero_ps(); }
+
+#else
 
 // Each head's query row is the tile's weight row and the run's keys its activation rows: the query is
 // loaded once per 64-element step for all the keys.
@@ -13,37 +89,51 @@ void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, 
   for (int h = 0; h < nh; ++h) tile<FloatVecDot>(q + size_t(h) * q_stride, k, k_stride * sizeof(float), n, d, s + size_t(h) * s_stride, 1);
 }
 
-#ifdef __AVX512F__
-using AttendVec = __m512;
-constexpr int kAttendWidth = 16;
-inline __m512 attend_load(const float* p) { return _mm512_loadu_ps(p); }
-inline void attend_store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
-inline __m512 attend_fma(float a, __m512 x, __m512 y) { return _mm512_fmadd_ps(_mm512_set1_ps(a), x, y); }
-#else
 using AttendVec = __m256;
 constexpr int kAttendWidth = 8;
 inline __m256 attend_load(const float* p) { return _mm256_loadu_ps(p); }
 inline void attend_store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+inline __m256 attend_add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
 inline __m256 attend_fma(float a, __m256 x, __m256 y) { return _mm256_fmadd_ps(_mm256_set1_ps(a), x, y); }
+inline __m256 attend_zero() { return _mm256_setzero_ps(); }
+
 #endif
 
-// One slice of the value rows at a time, loaded once for all the group's heads.
-void attend_values_x86(float* acc, size_t head_stride, int nh, int64_t d, int lane0, int keys, const float* const* v, const float* p,
+// A slice of kAttendWidth output elements at a time, its 16 lanes in registers across all the keys
+// (key u feeds lane u % 16, a compile-time index in the 16-way unrolled loop), then folded. The heads
+// take the slice in turn, so its value rows come from L1 for all but the first.
+void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                        size_t p_stride) {
   int64_t i = 0;
   for (; i + kAttendWidth <= d; i += kAttendWidth)
-    for (int u = 0; u < keys; ++u) {
-      const AttendVec vv = attend_load(v[u] + i);
-      float* lane = acc + size_t((lane0 + u) % kAttendLanes) * size_t(d) + i;
-      for (int h = 0; h < nh; ++h) {
-        float* y = lane + size_t(h) * head_stride;
-        attend_store(y, attend_fma(p[size_t(h) * p_stride + size_t(u)], vv, attend_load(y)));
+    for (int h = 0; h < nh; ++h) {
+      const float* ph = p + size_t(h) * p_stride;
+      AttendVec lane[kAttendLanes];
+      #pragma GCC unroll 16
+      for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_zero();
+      for (int64_t u0 = first / kAttendLanes * kAttendLanes; u0 < n; u0 += kAttendLanes) {
+        if (u0 >= first && u0 + kAttendLanes <= n) {  // a whole chunk: all but the window's first and the last
+          #pragma GCC unroll 16
+          for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_fma(ph[u0 + l], attend_load(v[u0 + l] + i), lane[l]);
+          continue;
+        }
+        #pragma GCC unroll 16
+        for (int l = 0; l < kAttendLanes; ++l)
+          if (u0 + l >= first && u0 + l < n) lane[l] = attend_fma(ph[u0 + l], attend_load(v[u0 + l] + i), lane[l]);
       }
+      #pragma GCC unroll 8
+      for (int l = 0; l < 8; ++l) lane[l] = attend_add(lane[l], lane[l + 8]);
+      #pragma GCC unroll 4
+      for (int l = 0; l < 4; ++l) lane[l] = attend_add(lane[l], lane[l + 4]);
+      attend_store(y + size_t(h) * y_stride + size_t(i), attend_add(attend_add(lane[0], lane[2]), attend_add(lane[1], lane[3])));
     }
-  for (; i < d; ++i)
-    for (int u = 0; u < keys; ++u)
-      for (int h = 0; h < nh; ++h) {
-        float* y = acc + size_t(h) * head_stride + size_t((lane0 + u) % kAttendLanes) * size_t(d) + i;
-        *y = fma1(p[size_t(h) * p_stride + size_t(u)], v[u][i], *y);
-      }
+  for (; i < d; ++i)  // the tail, element by element as the scalar path
+    for (int h = 0; h < nh; ++h) {
+      float lane[kAttendLanes] = {};
+      for (int64_t u = first; u < n; ++u) lane[u % kAttendLanes] = fma1(p[size_t(h) * p_stride + size_t(u)], v[u][i], lane[u % kAttendLanes]);
+      float h8[8], h4[4];
+      for (int l = 0; l < 8; ++l) h8[l] = lane[l] + lane[l + 8];
+      for (int l = 0; l < 4; ++l) h4[l] = h8[l] + h8[l + 4];
+      y[size_t(h) * y_stride + size_t(i)] = (h4[0] + h4[2]) + (h4[1] + h4[3]);
+    }
 }

@@ -19,11 +19,11 @@ namespace {
 
 using namespace cpu;
 
-// The sum of kAttendLanes floats (at x, x + stride, ...) folded as a 16-lane register: lane l + (l + 8),
-// then + (l + 4), then (0 + 2) + (1 + 3).
-float fold_lanes(const float* x, size_t stride) {
+// The sum of kAttendLanes floats folded as a 16-lane register: lane l + (l + 8), then + (l + 4), then
+// (0 + 2) + (1 + 3).
+float fold_lanes(const float* x) {
   float h8[8], h4[4];
-  for (int l = 0; l < 8; ++l) h8[l] = x[size_t(l) * stride] + x[size_t(l + 8) * stride];
+  for (int l = 0; l < 8; ++l) h8[l] = x[l] + x[l + 8];
   for (int l = 0; l < 4; ++l) h4[l] = h8[l] + h8[l + 4];
   return (h4[0] + h4[2]) + (h4[1] + h4[3]);
 }
@@ -176,7 +176,8 @@ class CpuBackend final : public Backend {
   // Scratch reused across calls: sized on first use, never shrunk, so a decode step allocates nothing.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, sel_, hid_gate_, hid_up_, moe_out_, shexp_out_;
   std::vector<float> rope_tables_;  // [pool thread][n_rot]: each thread's (cos, sin) table
-  std::vector<float> attend_scratch_;  // [pool thread][weights | value lanes] of attention()
+  std::vector<float> attend_weights_;       // [pool thread][head of a slice][key position]: attention's weights
+  std::vector<const float*> attend_rows_;  // [pool thread][key position]: the value rows they weigh
   std::vector<uint8_t> gathered_gate_, gathered_up_, hid_q_;
   ActivationCache acts_;
   std::vector<MatmulJob> jobs_;
@@ -356,37 +357,40 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   // multiplied by float(1 / sum); the output element d sums p * v over the keys in 16 lanes (key j
   // in lane j % 16, one fma per key), folded once at the end. On quantized models a last-bit
   // difference here moves 8-bit activations across rounding boundaries and routes tokens differently.
-  // A task takes a token, a KV head and a slice of the query heads that share it: each run of keys
-  // and values is loaded once for all of the slice's heads. Slices are whole groups whenever there is
-  // a task per thread: splitting a group makes every head of it read the keys again.
+  // A task takes a token, a KV head and a slice of the query heads that share it: the keys are scored
+  // for the slice's heads together (each key loaded once per pair of heads) and the value rows summed
+  // for them slice of elements by slice (from L1 after the first head). Slices are whole groups
+  // whenever there is a task per thread: splitting a group makes every head of it read the keys again.
   const CpuKernels& kern = kernels();
   const float scale = 1.f / std::sqrt(float(hd));
   const int64_t group = H / Hkv;
   const int64_t slice = T * Hkv >= pool_.size() ? std::min<int64_t>(group, kAttendHeads) : 1;
   const int64_t slices = (group + slice - 1) / slice;
   // Scratch per pool thread, sized before the loop (decode must not allocate once warmed up): the
-  // slice's weights for every key position of the longest window here, rounded up so that a growing
-  // context regrows it rarely, and its 16 value lanes.
+  // slice's weights and the value rows for every key position of the longest window here, rounded up
+  // so that a growing context regrows it rarely.
   int64_t most_keys = 0;
   for (const UbatchToken& m : meta)
     most_keys = std::max(most_keys, m.pos + 1 - std::max(first_key, L.sliding ? m.pos - c_.sliding_window + 1 : 0));
   const size_t key_room = size_t((most_keys + 2 * kAttendLanes + 511) / 512 * 512);
-  const size_t weight_floats = size_t(slice) * key_room, lane_floats = size_t(slice) * kAttendLanes * size_t(vd);
-  if (attend_scratch_.size() < (weight_floats + lane_floats) * size_t(pool_.size()))
-    attend_scratch_.resize((weight_floats + lane_floats) * size_t(pool_.size()));
+  if (attend_weights_.size() < size_t(slice) * key_room * size_t(pool_.size())) {
+    attend_weights_.resize(size_t(slice) * key_room * size_t(pool_.size()));
+    attend_rows_.resize(key_room * size_t(pool_.size()));
+  }
   att_.resize(size_t(T * H * vd));
   pool_.parallel_for(T * Hkv * slices, [&](int64_t i0, int64_t i1, int thread) {
-    float* const weights = &attend_scratch_[(weight_floats + lane_floats) * size_t(thread)];
-    float* const lanes = weights + weight_floats;
+    float* const weights = &attend_weights_[size_t(slice) * key_room * size_t(thread)];
+    const float** const rows = &attend_rows_[key_room * size_t(thread)];
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / (Hkv * slices), kvh = i / slices % Hkv, h0 = kvh * group + i % slices * slice;
       const int nh = int(std::min(slice, (kvh + 1) * group - h0));
       const int64_t pos = meta[size_t(t)].pos;
       const std::vector<int32_t>& blocks = table(t);
       const int64_t start = std::max(first_key, L.sliding ? pos - c_.sliding_window + 1 : 0);
-      // Head h's weight for the key at position j sits at weights[h * key_room + j - chunk0]: whole
-      // 16-key chunks, the positions outside [start, pos] zero.
-      const int64_t chunk0 = start / kAttendLanes * kAttendLanes, n = pos + 1 - chunk0;
+      // Positions from chunk0 (whole 16-key chunks): head h's weight for position chunk0 + u at
+      // weights[h * key_room + u] (zero outside [start, pos], for the softmax's chunk sums), its value
+      // row at rows[u].
+      const int64_t chunk0 = start / kAttendLanes * kAttendLanes, first = start - chunk0, n = pos + 1 - chunk0;
       const int64_t padded = (n + kAttendLanes - 1) / kAttendLanes * kAttendLanes;
       const float* q = &q_[size_t(t * qw + h0 * hd)];
       for (int64_t j0 = start; j0 <= pos;) {
@@ -396,7 +400,6 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
       }
       for (int h = 0; h < nh; ++h) {
         float* x = weights + size_t(h) * key_room;
-        const int64_t first = start - chunk0;
         float mx = -INFINITY;
         for (int64_t j = first; j < n; ++j) mx = std::max(mx, x[j] *= scale);
         for (int64_t j = first; j < n; ++j) x[j] -= mx;
@@ -404,21 +407,11 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
         std::fill(x, x + first, 0.f);
         std::fill(x + n, x + padded, 0.f);
         double sum = 0;
-        for (int64_t c = 0; c < padded; c += kAttendLanes) sum += double(fold_lanes(x + c, 1));
+        for (int64_t c = 0; c < padded; c += kAttendLanes) sum += double(fold_lanes(x + c));
         kern.scale_f32(float(1.0 / sum), x + first, n - first);
       }
-      std::fill_n(lanes, size_t(nh) * kAttendLanes * size_t(vd), 0.f);
-      for (int64_t j0 = start; j0 <= pos;) {
-        const int run = int(keys_in_run(j0, std::min<int64_t>(kTileTokens, pos + 1 - j0)));
-        const float* values[kTileTokens];
-        for (int u = 0; u < run; ++u) values[u] = value_at(blocks, j0 + u, kvh);
-        kern.attend_values(lanes, kAttendLanes * size_t(vd), nh, vd, int(j0 % kAttendLanes), run, values, weights + (j0 - chunk0),
-                           key_room);
-        j0 += run;
-      }
-      float* out = &att_[size_t(t * H * vd + h0 * vd)];
-      for (int h = 0; h < nh; ++h)
-        for (int64_t d = 0; d < vd; ++d) out[h * vd + d] = fold_lanes(lanes + size_t(h) * kAttendLanes * size_t(vd) + d, size_t(vd));
+      for (int64_t u = first; u < n; ++u) rows[u] = value_at(blocks, chunk0 + u, kvh);
+      kern.attend_values(&att_[size_t(t * H * vd + h0 * vd)], size_t(vd), nh, vd, first, n, rows, weights, key_room);
     }
   });
 
@@ -521,7 +514,7 @@ int64_t CpuBackend::route(int il, int64_t T) {
       kern.exp_vector_f32(p, p, body);
       kern.exp_f32(p + body, p + body, X - body);
       double sum = 0;
-      for (int64_t e = 0; e < body; e += kAttendLanes) sum += double(fold_lanes(p + e, 1));
+      for (int64_t e = 0; e < body; e += kAttendLanes) sum += double(fold_lanes(p + e));
       for (int64_t e = body; e < X; ++e) sum += double(p[e]);
       kern.scale_f32(float(1.0 / sum), p, X);
     } else {

@@ -79,10 +79,10 @@ struct CpuKernels {
   void (*exp_f32)(const float* x, float* y, int64_t n);
   // y[i] = silu(x[i]) (cpu_ops.h, the reference's SwiGLU activation), the same bits on every path.
   void (*silu_f32)(const float* x, float* y, int64_t n);
-  // NEOX rotation of pairs (i, i + n_rot/2) by cos_sin[2i], cos_sin[2i + 1]: x0' = fma(-x1, s, x0 * c),
-  // x1' = fma(x1, c, x0 * s). The reference's C loop (x0*c - x1*s, x0*s + x1*c) is compiled with FMA
-  // and GCC's default contraction, which fuses the second product of each; the plain products
-  // differ in the last bit, and on step35 Q6_K that moved argmax at 5 of 72 positions.
+  // NEOX rotation of pairs (i, i + n_rot/2) by cos_sin[2i], cos_sin[2i + 1]: x0' = fma(x0, c, -(x1 * s)),
+  // x1' = fma(x0, s, x1 * c). The reference's C loop (x0*c - x1*s, x0*s + x1*c) is compiled with FMA
+  // and GCC's default contraction, which fuses the first product of each (the F32 golden models are
+  // bit-exact from position 1 on only with this one of the four choices).
   void (*rope_f32)(float* head, const float* cos_sin, int n_rot);
   // y[i] = expf_vector(x[i]) (cpu_silu.h, the reference's softmax exp), the same bits on every path.
   void (*exp_vector_f32)(const float* x, float* y, int64_t n);
@@ -91,10 +91,12 @@ struct CpuKernels {
   // u] = the bits of dot_f32_vec(q_h, k_u, d) (cpu_dot.h). A group at once loads each key once.
   void (*attend_scores)(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
                         size_t s_stride);
-  // The weighted value sums for a run of keys: key u goes to lane l = (lane0 + u) % kAttendLanes, and
-  // for head h (weights p[h * p_stride + u]) acc_h,l = fma(p, v_u, acc_h,l) element by element, where
-  // acc_h,l is the d floats at acc + h * head_stride + l * d. Each value row is loaded once per run.
-  void (*attend_values)(float* acc, size_t head_stride, int nh, int64_t d, int lane0, int keys, const float* const* v,
+  // The weighted value sums over key positions first <= u < n (counted from a multiple of
+  // kAttendLanes; value row v[u]): for head h (weights p[h * p_stride + u]) and element i, lane
+  // l = u % kAttendLanes accumulates fma(p, v[u][i], lane) over its positions in order, from 0, and
+  // y[h * y_stride + i] = the lanes folded as a 16-lane register (l + (l + 8), + (l + 4), then
+  // (0 + 2) + (1 + 3)): the reference's KQV product (tinyBLAS, 16 lanes). The lanes stay in registers.
+  void (*attend_values)(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v,
                         const float* p, size_t p_stride);
   uint64_t (*stream_read)(const void* data, size_t bytes);  // reads every byte once; returns a checksum
   const GemmKernel* (*gemm)(TensorType weight_type);        // null: no repacked GEMM for the type here

@@ -75,10 +75,6 @@ void quantize_q8_0(const float* x, void* dst, int64_t n) { quantize_activation(T
 void quantize_q8_K(const float* x, void* dst, int64_t n) { quantize_activation(TensorType::Q8_K, x, dst, n); }
 float dot_f32(const float* a, const float* b, int64_t n) { return vec_dot(TensorType::F32, a, b, n); }
 
-void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(alpha, x[i], y[i]);  // one rounding, as the SIMD paths
-}
-
 void scale_f32(float alpha, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
 }
@@ -110,11 +106,18 @@ void attend_scores(const float* q, size_t q_stride, int nh, const float* k, size
     for (int u = 0; u < n; ++u) s[size_t(h) * s_stride + size_t(u)] = dot_f32_vec(q + size_t(h) * q_stride, k + size_t(u) * k_stride, d);
 }
 
-void attend_values(float* acc, size_t head_stride, int nh, int64_t d, int lane0, int keys, const float* const* v, const float* p,
+void attend_values(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                    size_t p_stride) {
   for (int h = 0; h < nh; ++h)
-    for (int u = 0; u < keys; ++u)
-      axpy_f32(p[size_t(h) * p_stride + size_t(u)], v[u], acc + size_t(h) * head_stride + size_t((lane0 + u) % kAttendLanes) * size_t(d), d);
+    for (int64_t i = 0; i < d; ++i) {
+      float lane[kAttendLanes] = {};
+      for (int64_t u = first; u < n; ++u)
+        lane[u % kAttendLanes] = std::fma(p[size_t(h) * p_stride + size_t(u)], v[u][i], lane[u % kAttendLanes]);
+      float h8[8], h4[4];
+      for (int l = 0; l < 8; ++l) h8[l] = lane[l] + lane[l + 8];
+      for (int l = 0; l < 4; ++l) h4[l] = h8[l] + h8[l + 4];
+      y[size_t(h) * y_stride + size_t(i)] = (h4[0] + h4[2]) + (h4[1] + h4[3]);
+    }
 }
 
 void dot_tile_q4_K_pairs(const void* w, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride) {

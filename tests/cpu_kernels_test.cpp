@@ -327,29 +327,33 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
       }
   }
 
-  // attend_values: key u of a run goes to lane (lane0 + u) % 16 of every head with one fma per
-  // element, key by key, for vector and tail widths, head counts and runs that wrap past lane 15;
-  // other lanes are left alone.
-  for (int64_t d : {128, 131, 64, 7}) {
-    std::vector<std::vector<float>> vals;
-    std::vector<const float*> vptr;
-    for (int u = 0; u < kTileTokens; ++u) vals.push_back(gaussian(size_t(d), 40 + uint32_t(u))), vptr.push_back(vals.back().data());
-    for (int nh : {1, 4, 6, kAttendHeads})
-      for (int lane0 : {0, 5, 12})
-        for (int keys = 1; keys <= kTileTokens; ++keys) {
-          const size_t p_stride = kTileTokens + 1, head_stride = kAttendLanes * size_t(d) + 4;
-          auto p = gaussian(p_stride * size_t(nh), 41, 0.1f);
-          auto want = gaussian(head_stride * size_t(nh), 3), got = want;
-          for (int h = 0; h < nh; ++h)
-            for (int u = 0; u < keys; ++u) {
-              float* y = want.data() + size_t(h) * head_stride + size_t((lane0 + u) % kAttendLanes) * size_t(d);
-              for (int64_t i = 0; i < d; ++i) y[i] = std::fma(p[size_t(h) * p_stride + size_t(u)], vptr[size_t(u)][i], y[i]);
-            }
-          path().attend_values(got.data(), head_stride, nh, d, lane0, keys, vptr.data(), p.data(), p_stride);
-          for (size_t i = 0; i < want.size(); ++i)
-            EXPECT_EQ(want[i], got[i]) << "d " << d << " heads " << nh << " lane0 " << lane0 << " keys " << keys << " element " << i;
-        }
-  }
+  // attend_values: position u (first <= u < n) feeds lane u % 16 of every head with one fma per
+  // element in key order, and each output is the lanes' 16-lane fold; vector and tail widths, head
+  // counts, windows starting inside a chunk, key counts short of a chunk, whole chunks and more.
+  for (int64_t d : {128, 131, 64, 7})
+    for (auto [first, n] : {std::pair<int64_t, int64_t>{0, 1}, {0, 5}, {3, 16}, {0, 37}, {5, 64}, {17, 40}}) {
+      std::vector<std::vector<float>> vals;
+      std::vector<const float*> vptr(static_cast<size_t>(n), nullptr);  // rows before first are never read
+      for (int64_t u = first; u < n; ++u) vals.push_back(gaussian(size_t(d), 40 + uint32_t(u))), vptr[size_t(u)] = vals.back().data();
+      for (int nh : {1, 4, 6, kAttendHeads}) {
+        const size_t p_stride = size_t(n) + 1, y_stride = size_t(d) + 2;
+        const auto p = gaussian(p_stride * size_t(nh), 41, 0.1f);
+        std::vector<float> want(y_stride * size_t(nh), -777.f), got = want;
+        for (int h = 0; h < nh; ++h)
+          for (int64_t i = 0; i < d; ++i) {
+            float lane[kAttendLanes] = {};
+            for (int64_t u = first; u < n; ++u)
+              lane[u % kAttendLanes] = std::fma(p[size_t(h) * p_stride + size_t(u)], vptr[size_t(u)][i], lane[u % kAttendLanes]);
+            float h8[8], h4[4];
+            for (int l = 0; l < 8; ++l) h8[l] = lane[l] + lane[l + 8];
+            for (int l = 0; l < 4; ++l) h4[l] = h8[l] + h8[l + 4];
+            want[size_t(h) * y_stride + size_t(i)] = (h4[0] + h4[2]) + (h4[1] + h4[3]);
+          }
+        path().attend_values(got.data(), y_stride, nh, d, first, n, vptr.data(), p.data(), p_stride);
+        for (size_t i = 0; i < want.size(); ++i)
+          EXPECT_EQ(want[i], got[i]) << "d " << d << " keys " << first << ".." << n << " heads " << nh << " element " << i;
+      }
+    }
   std::vector<uint8_t> buf(1 << 16);
   for (size_t i = 0; i < buf.size(); ++i) buf[i] = uint8_t(i * 31 + 7);
   EXPECT_EQ(path().stream_read(buf.data(), buf.size()), scalar_kernels().stream_read(buf.data(), buf.size()));

@@ -56,8 +56,8 @@ __global__ void qk_norm_rope_store_kernel(QkStore a) {
     }
     const float c = cosf(theta) * p.mscale, sn = sinf(theta) * p.mscale;
     const float x0 = head[i], x1 = head[i + half];
-    out_lo[n_mine] = __fmaf_rn(-x1, sn, __fmul_rn(x0, c));  // the CPU's rope_f32 (cpu_kernels.h)
-    out_hi[n_mine] = __fmaf_rn(x1, c, __fmul_rn(x0, sn));
+    out_lo[n_mine] = __fmaf_rn(x0, c, -__fmul_rn(x1, sn));  // the CPU's rope_f32 (cpu_kernels.h)
+    out_hi[n_mine] = __fmaf_rn(x0, sn, __fmul_rn(x1, c));
   }
   __syncthreads();
   n_mine = 0;

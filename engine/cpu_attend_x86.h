@@ -99,34 +99,48 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 
 #endif
 
-// A slice of kAttendWidth output elements at a time, its 16 lanes in registers across all the keys
-// (key u feeds lane u % 16, a compile-time index in the 16-way unrolled loop), then folded. The heads
-// take the slice in turn, so its value rows come from L1 for all but the first.
+// A slice of kAttendWidth output elements at a time: per head, its 16 lanes sit in registers while a
+// block of keys goes by (key u feeds lane u % 16, a compile-time index in the 16-way unrolled loop)
+// and in L1 between blocks; the block's value slices (16 KB) are read from L2 or beyond once and from
+// L1 for the other heads. At the end the lanes are folded.
 void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                        size_t p_stride) {
+  constexpr int64_t kKeyBlock = 256;
   int64_t i = 0;
-  for (; i + kAttendWidth <= d; i += kAttendWidth)
-    for (int h = 0; h < nh; ++h) {
-      const float* ph = p + size_t(h) * p_stride;
-      AttendVec lane[kAttendLanes];
-      #pragma GCC unroll 16
-      for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_zero();
-      for (int64_t u0 = first / kAttendLanes * kAttendLanes; u0 < n; u0 += kAttendLanes) {
-        if (u0 >= first && u0 + kAttendLanes <= n) {  // a whole chunk: all but the window's first and the last
+  for (; i + kAttendWidth <= d; i += kAttendWidth) {
+    alignas(64) float state[kAttendHeads][kAttendLanes][kAttendWidth] = {};
+    for (int64_t b0 = first / kAttendLanes * kAttendLanes; b0 < n; b0 += kKeyBlock) {
+      const int64_t b1 = b0 + kKeyBlock < n ? b0 + kKeyBlock : n;
+      for (int h = 0; h < nh; ++h) {
+        const float* ph = p + size_t(h) * p_stride;
+        AttendVec lane[kAttendLanes];
+        #pragma GCC unroll 16
+        for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_load(state[h][l]);
+        for (int64_t u0 = b0; u0 < b1; u0 += kAttendLanes) {
+          if (u0 >= first && u0 + kAttendLanes <= b1) {  // a whole chunk: all but the window's first and the last
+            #pragma GCC unroll 16
+            for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_fma(ph[u0 + l], attend_load(v[u0 + l] + i), lane[l]);
+            continue;
+          }
           #pragma GCC unroll 16
-          for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_fma(ph[u0 + l], attend_load(v[u0 + l] + i), lane[l]);
-          continue;
+          for (int l = 0; l < kAttendLanes; ++l)
+            if (u0 + l >= first && u0 + l < b1) lane[l] = attend_fma(ph[u0 + l], attend_load(v[u0 + l] + i), lane[l]);
         }
         #pragma GCC unroll 16
-        for (int l = 0; l < kAttendLanes; ++l)
-          if (u0 + l >= first && u0 + l < n) lane[l] = attend_fma(ph[u0 + l], attend_load(v[u0 + l] + i), lane[l]);
+        for (int l = 0; l < kAttendLanes; ++l) attend_store(state[h][l], lane[l]);
       }
+    }
+    for (int h = 0; h < nh; ++h) {
+      AttendVec lane[kAttendLanes];
+      #pragma GCC unroll 16
+      for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_load(state[h][l]);
       #pragma GCC unroll 8
       for (int l = 0; l < 8; ++l) lane[l] = attend_add(lane[l], lane[l + 8]);
       #pragma GCC unroll 4
       for (int l = 0; l < 4; ++l) lane[l] = attend_add(lane[l], lane[l + 4]);
       attend_store(y + size_t(h) * y_stride + size_t(i), attend_add(attend_add(lane[0], lane[2]), attend_add(lane[1], lane[3])));
     }
+  }
   for (; i < d; ++i)  // the tail, element by element as the scalar path
     for (int h = 0; h < nh; ++h) {
       float lane[kAttendLanes] = {};

@@ -143,8 +143,9 @@ float dot_mxfp4(const block_mxfp4* w, const block_q8_0* a, int64_t nb) {
 // sums), as the reference computes them on x86. Q4_K (its repacked q4_K_8x8 kernels, which every Q4_K
 // matrix with rows % 8 == 0 goes through): per output, one fma chain over whole-block integers for the
 // scaled sums and one for the mins, subtracted at the end. Q5_K (its AVX2 vec_dot): the scaled sums in
-// the 8 lanes, the mins as one chain of whole-block integers with -dmin.
-template <bool kFifthBit, typename Block>
+// the 8 lanes, the mins as one chain of whole-block integers with -dmin. kPairs (Q4_K only): its 4-token
+// GEMM's chains, one fma per pair of sub-blocks (dot_q4_K_pairs).
+template <bool kFifthBit, bool kPairs, typename Block>
 float dot_q45_K(const Block* w, const block_q8_K* a, int64_t nb) {
   FloatLanes acc;
   float acc_sum = 0, acc_min = 0;
@@ -166,9 +167,18 @@ float dot_q45_K(const Block* w, const block_q8_K* a, int64_t nb) {
         }
         p[l] = sc0 * lo * a0[l] + sc1 * hi * a0[32 + l];
       }
+      const int32_t pair_mins = m0 * (bs[4 * c] + bs[4 * c + 1]) + m1 * (bs[4 * c + 2] + bs[4 * c + 3]);
+      if constexpr (kPairs) {  // DotOrder::SubBlockPairs: one fma per pair of sub-blocks in each chain
+        int32_t pair = 0;
+        for (int l = 0; l < 32; ++l) pair += p[l];
+        acc_sum = std::fma(a[b].d * fp16_to_fp32(w[b].d), float(pair), acc_sum);
+        acc_min = std::fma(a[b].d * fp16_to_fp32(w[b].dmin), float(pair_mins), acc_min);
+        continue;
+      }
       FloatLanes::fold(p, lane);
-      mins += m0 * (bs[4 * c] + bs[4 * c + 1]) + m1 * (bs[4 * c + 2] + bs[4 * c + 3]);
+      mins += pair_mins;
     }
+    if constexpr (kPairs) continue;
     if constexpr (kFifthBit) {
       acc.add(a[b].d * fp16_to_fp32(w[b].d), lane);
       acc_min = std::fma(-a[b].d * fp16_to_fp32(w[b].dmin), float(mins), acc_min);
@@ -180,27 +190,6 @@ float dot_q45_K(const Block* w, const block_q8_K* a, int64_t nb) {
     }
   }
   return kFifthBit ? acc.sum() + acc_min : acc_sum - acc_min;
-}
-
-float dot_q4_K_pairs_blocks(const block_q4_K* w, const block_q8_K* a, int64_t nb) {
-  float acc_sum = 0, acc_min = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    const float d = a[b].d * fp16_to_fp32(w[b].d), dmin = a[b].d * fp16_to_fp32(w[b].dmin);
-    const int16_t* bs = a[b].bsums;
-    for (int c = 0; c < 4; ++c) {
-      uint8_t sc0, m0, sc1, m1;
-      get_scale_min_k4(2 * c, w[b].scales, &sc0, &m0);
-      get_scale_min_k4(2 * c + 1, w[b].scales, &sc1, &m1);
-      const uint8_t* q = w[b].qs + 32 * c;
-      const int8_t* a0 = a[b].qs + 64 * c;
-      int32_t sum = 0;
-      for (int l = 0; l < 32; ++l) sum += sc0 * (q[l] & 15) * a0[l] + sc1 * (q[l] >> 4) * a0[32 + l];
-      const int32_t mins = m0 * (bs[4 * c] + bs[4 * c + 1]) + m1 * (bs[4 * c + 2] + bs[4 * c + 3]);
-      acc_sum = std::fma(d, float(sum), acc_sum);
-      acc_min = std::fma(dmin, float(mins), acc_min);
-    }
-  }
-  return acc_sum - acc_min;
 }
 
 // Q6_K: the reference's x86 vec_dot (ggml_vec_dot_q6_K_q8_K, AVX2, since it folds the - 32 into the
@@ -281,7 +270,7 @@ float dot_f32_vec(const float* w, const float* a, int64_t n) {
 }
 
 float dot_q4_K_pairs(const void* w, const void* a, int64_t n) {
-  return dot_q4_K_pairs_blocks(static_cast<const block_q4_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
+  return dot_q45_K<false, true>(static_cast<const block_q4_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
 }
 
 float vec_dot(TensorType t, const void* w, const void* a, int64_t n) {
@@ -292,8 +281,8 @@ float vec_dot(TensorType t, const void* w, const void* a, int64_t n) {
     case TensorType::Q8_0: return dot_q8_0(static_cast<const block_q8_0*>(w), static_cast<const block_q8_0*>(a), n / QK8_0);
     case TensorType::Q4_0: return dot_q4_0(static_cast<const block_q4_0*>(w), static_cast<const block_q8_0*>(a), n / QK4_0);
     case TensorType::MXFP4: return dot_mxfp4(static_cast<const block_mxfp4*>(w), static_cast<const block_q8_0*>(a), n / QK_MXFP4);
-    case TensorType::Q4_K: return dot_q45_K<false>(static_cast<const block_q4_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
-    case TensorType::Q5_K: return dot_q45_K<true>(static_cast<const block_q5_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
+    case TensorType::Q4_K: return dot_q45_K<false, false>(static_cast<const block_q4_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
+    case TensorType::Q5_K: return dot_q45_K<true, false>(static_cast<const block_q5_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
     case TensorType::Q6_K: return dot_q6_K(static_cast<const block_q6_K*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
     case TensorType::IQ4_XS: return dot_iq4_xs(static_cast<const block_iq4_xs*>(w), static_cast<const block_q8_K*>(a), n / QK_K);
     default: throw std::invalid_argument("no dot product for weights of type " + std::string(type_traits(t).name));

@@ -17,7 +17,9 @@
 // it, emulated lane by lane by the scalar kernels (cpu_dot.cpp), so all paths are bit-identical:
 // Q8_0/Q4_0/MXFP4 and Q5_K keep exact int32 lanes per block, acc = fma(d, float(lane), acc) per token
 // and one horizontal sum per row (the reference's vec_dot kernels; Q5_K mins as described there);
-// Q4_K follows the reference's repacked q4_K_8x8 GEMV (two chains of whole-block integers, Q45K below);
+// Q4_K follows the reference's repacked q4_K_8x8 GEMV (two chains of whole-block integers, Q45K below),
+// or for DotOrder::SubBlockPairs matrices its 4-token GEMM (the chains per pair of sub-blocks);
+// F32 rows as its tinyBLAS (FloatRows) or, DotOrder::VecDotF32, as ggml_vec_dot_f32 (FloatVecDot);
 // Q6_K keeps 8 lanes too, its - 32 folded in per lane from the activation sums (the reference's newer
 // vec_dot, Q6K below); IQ4_XS reduces each block to its exact integer and chains s = fma(d, block, s).
 // fma1 keeps every scalar fma an FMA instruction: contraction left to the compiler would differ

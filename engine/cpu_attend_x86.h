@@ -101,16 +101,19 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 
 // A slice of kAttendWidth output elements at a time: per head, its 16 lanes sit in registers while a
 // block of keys goes by (key u feeds lane u % 16, a compile-time index in the 16-way unrolled loop)
-// and in L1 between blocks; the block's value slices (16 KB) are read from L2 or beyond once and from
-// L1 for the other heads. At the end the lanes are folded.
+// and in L1 between blocks. The block's value slices are first copied into one contiguous buffer:
+// read in place, a column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come
+// from L2 again for every head (the copy doubled the kernel's rate). At the end the lanes are folded.
 void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                        size_t p_stride) {
   constexpr int64_t kKeyBlock = 256;
   int64_t i = 0;
   for (; i + kAttendWidth <= d; i += kAttendWidth) {
     alignas(64) float state[kAttendHeads][kAttendLanes][kAttendWidth] = {};
+    alignas(64) float slices[kKeyBlock][kAttendWidth];  // slices[u - b0]: key u's elements i..
     for (int64_t b0 = first / kAttendLanes * kAttendLanes; b0 < n; b0 += kKeyBlock) {
       const int64_t b1 = b0 + kKeyBlock < n ? b0 + kKeyBlock : n;
+      for (int64_t u = b0 > first ? b0 : first; u < b1; ++u) attend_store(slices[u - b0], attend_load(v[u] + i));
       for (int h = 0; h < nh; ++h) {
         const float* ph = p + size_t(h) * p_stride;
         AttendVec lane[kAttendLanes];
@@ -119,12 +122,12 @@ void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t fir
         for (int64_t u0 = b0; u0 < b1; u0 += kAttendLanes) {
           if (u0 >= first && u0 + kAttendLanes <= b1) {  // a whole chunk: all but the window's first and the last
             #pragma GCC unroll 16
-            for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_fma(ph[u0 + l], attend_load(v[u0 + l] + i), lane[l]);
+            for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_fma(ph[u0 + l], attend_load(slices[u0 - b0 + l]), lane[l]);
             continue;
           }
           #pragma GCC unroll 16
           for (int l = 0; l < kAttendLanes; ++l)
-            if (u0 + l >= first && u0 + l < b1) lane[l] = attend_fma(ph[u0 + l], attend_load(v[u0 + l] + i), lane[l]);
+            if (u0 + l >= first && u0 + l < b1) lane[l] = attend_fma(ph[u0 + l], attend_load(slices[u0 - b0 + l]), lane[l]);
         }
         #pragma GCC unroll 16
         for (int l = 0; l < kAttendLanes; ++l) attend_store(state[h][l], lane[l]);

@@ -148,7 +148,10 @@ int run_kernels(bool json) {
                        {"weight_gb_per_cpu_s", rate * bytes / 1e9}, {"gmac_per_cpu_s", rate * macs / 1e9}});
   };
   const cpu::CpuPath active = cpu::kernels().path;
-  for (TensorType wt : {TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+  // Q4_K twice: its standard order (experts) and the sub-block pairs order (dense matrices).
+  for (auto [wt, order] : {std::pair{TensorType::Q8_0, cpu::DotOrder::Standard}, std::pair{TensorType::Q4_K, cpu::DotOrder::Standard},
+                           std::pair{TensorType::Q4_K, cpu::DotOrder::SubBlockPairs}, std::pair{TensorType::Q6_K, cpu::DotOrder::Standard}}) {
+    const std::string label = std::string(type_traits(wt).name) + (order == cpu::DotOrder::SubBlockPairs ? "/pairs" : "");
     const size_t rb = row_bytes(wt, n);
     std::vector<uint8_t> w(rb * size_t(rows));
     for (int64_t r = 0; r < rows; ++r) quantize_row(wt, &x[size_t(r * n)], &w[size_t(r) * rb], n);
@@ -158,28 +161,28 @@ int run_kernels(bool json) {
     for (int t = 0; t < cpu::kTileTokens; ++t) cpu::quantize_activation(at, &x[size_t(t * n)], &acts[size_t(t) * ab], n);
     for (cpu::CpuPath p : cpu::supported_cpu_paths()) {
       cpu::select_cpu_path(p);
-      const cpu::DotTileFn dot = cpu::dot_tile_for(wt);
+      const cpu::DotTileFn dot = cpu::dot_tile_for(wt, order);
       for (int nt : {1, cpu::kTileTokens}) {
         float y[cpu::kTileTokens];
         const double rate = passes_per_cpu_second([&] {
           for (int64_t r = 0; r < rows; ++r) dot(&w[size_t(r) * rb], acts.data(), ab, nt, n, y, 1);
         });
-        record(type_traits(wt).name, p, "dot_tile", nt, double(w.size()), double(rows * n * nt), rate);
+        record(label, p, "dot_tile", nt, double(w.size()), double(rows * n * nt), rate);
       }
       // The decode GEMV over the same rows, a row group per call, for 1..kGemvTokens tokens.
-      if (const cpu::GemvFn gemv = cpu::gemv_for(wt)) {
+      if (const cpu::GemvFn gemv = cpu::gemv_for(wt, order)) {
         for (int nt = 1; nt <= cpu::kGemvTokens; ++nt) {
           float y[cpu::kGemvTokens * cpu::kGemmRows];
           const double rate = passes_per_cpu_second([&] {
             for (int64_t r = 0; r < rows; r += cpu::kGemmRows) gemv(&w[size_t(r) * rb], rb, acts.data(), ab, nt, n, y, cpu::kGemmRows);
           });
-          record(type_traits(wt).name, p, "gemv", nt, double(w.size()), double(rows * n * nt), rate);
+          record(label, p, "gemv", nt, double(w.size()), double(rows * n * nt), rate);
         }
       }
       // The repacked GEMM as matmul_jobs runs it: each group of rows packed once, then kGemmTiles
       // tiles of kTileTokens tokens (a 64-token batch, an average expert's share of a 512-token
       // prefill with 64 experts top-8), so packing is counted at the rate prefill pays it.
-      if (const cpu::GemmKernel* gemm = cpu::gemm_for(wt)) {
+      if (const cpu::GemmKernel* gemm = cpu::gemm_for(wt, order)) {
         constexpr int kGemmTiles = 8;
         std::vector<uint8_t> packed(gemm->packed_bytes(n) + 64);
         void* aligned = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
@@ -192,7 +195,7 @@ int run_kernels(bool json) {
           }
         });
         const int tokens = kGemmTiles * cpu::kTileTokens;
-        record(type_traits(wt).name, p, "gemm", tokens, double(w.size()), double(rows * n * tokens), rate);
+        record(label, p, "gemm", tokens, double(w.size()), double(rows * n * tokens), rate);
       }
     }
   }
@@ -253,7 +256,7 @@ int run_kernels(bool json) {
       std::printf("ceilings of one core: %.1f GMAC/s of int8 (512-bit vpdpbusd), %.1f GFMA/s of f32 (512-bit vfmadd) per CPU-second\n",
                   peak->int8_gmac, peak->f32_gfma);
     for (const auto& r : results)  // attention's "weights" are the cached keys or values it reads
-      std::printf("%-5s %-7s %-13s %2d token(s): %6.2f GB/s of weights, %6.1f GMAC/s per CPU-second\n",
+      std::printf("%-10s %-7s %-13s %2d token(s): %6.2f GB/s of weights, %6.1f GMAC/s per CPU-second\n",
                   r["type"].get<std::string>().c_str(), r["path"].get<std::string>().c_str(),
                   r["kernel"].get<std::string>().c_str(), r["tokens"].get<int>(),
                   r["weight_gb_per_cpu_s"].get<double>(), r["gmac_per_cpu_s"].get<double>());

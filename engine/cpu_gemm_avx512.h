@@ -57,19 +57,27 @@ struct K4Mins16 {
 };
 
 // The mins term per pair of sub-blocks, out[c] = m_2c * S_2c + m_2c+1 * S_2c+1 (S_j: a's sum over
-// sub-block j), of 16 rows against one token: DotOrder::SubBlockPairs's chain takes one per pair.
-inline void k4_pair_mins(const K4Scales16& s, const block_q8_K& a, __m512i out[4]) {
-  const __m512i byte0 = _mm512_set1_epi32(0xff);
-  #pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    const __m512i m = c < 2 ? s.m03 : s.m47;  // byte j % 4: the min of sub-block j
-    const int j = 2 * c;
-    const __m512i m_even = _mm512_and_si512(_mm512_srli_epi32(m, 8 * (j % 4)), byte0);
-    const __m512i m_odd = _mm512_and_si512(_mm512_srli_epi32(m, 8 * (j % 4 + 1)), byte0);
-    const int s_even = a.bsums[2 * j] + a.bsums[2 * j + 1], s_odd = a.bsums[2 * j + 2] + a.bsums[2 * j + 3];
-    out[c] = _mm512_add_epi32(_mm512_mullo_epi32(m_even, _mm512_set1_epi32(s_even)), _mm512_mullo_epi32(m_odd, _mm512_set1_epi32(s_odd)));
+// sub-block j), of 16 rows against one token, exact in int32: DotOrder::SubBlockPairs's chain takes
+// one per pair. One vpdpwssd per pair, as K4Mins16 does for the whole block.
+struct K4PairMins16 {
+  __m512i pair[4];  // the mins as int16 pairs (m_2c, m_2c+1)
+  explicit K4PairMins16(const K4Scales16& s) {
+    const __m512i low = _mm512_set1_epi32(0xff), high = _mm512_set1_epi32(0xff0000);
+    pair[0] = _mm512_or_si512(_mm512_and_si512(s.m03, low), _mm512_and_si512(_mm512_slli_epi32(s.m03, 8), high));
+    pair[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s.m03, 16), low), _mm512_and_si512(_mm512_srli_epi32(s.m03, 8), high));
+    pair[2] = _mm512_or_si512(_mm512_and_si512(s.m47, low), _mm512_and_si512(_mm512_slli_epi32(s.m47, 8), high));
+    pair[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s.m47, 16), low), _mm512_and_si512(_mm512_srli_epi32(s.m47, 8), high));
   }
-}
+  void times(const block_q8_K& a, __m512i out[4]) const {
+    // Sub-block sums S0..S7 as int16: dword c holds (S_2c, S_2c+1).
+    const __m128i s8 = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bsums + 8)));
+    out[0] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), pair[0], _mm512_set1_epi32(_mm_extract_epi32(s8, 0)));
+    out[1] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), pair[1], _mm512_set1_epi32(_mm_extract_epi32(s8, 1)));
+    out[2] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), pair[2], _mm512_set1_epi32(_mm_extract_epi32(s8, 2)));
+    out[3] = _mm512_dpwssd_epi32(_mm512_setzero_si512(), pair[3], _mm512_set1_epi32(_mm_extract_epi32(s8, 3)));
+  }
+};
 
 // Dword k (k < dwords) of block b of each of the group's rows, row r in int32 lane r; missing rows 0.
 inline __m512i gather_rows(const uint8_t* rows, size_t row_bytes, int nrows, size_t offset) {
@@ -129,8 +137,10 @@ struct GemmQ4K {
       for (int t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
       const uint8_t* q = p + 320;
       __m512i pair_mins[kPairs ? NT : 1][4];
-      if constexpr (kPairs)
-        for (int t = 0; t < NT; ++t) k4_pair_mins(scales, act_row<block_q8_K>(av, as, t)[b], pair_mins[t]);
+      if constexpr (kPairs) {
+        const K4PairMins16 pm(scales);
+        for (int t = 0; t < NT; ++t) pm.times(act_row<block_q8_K>(av, as, t)[b], pair_mins[t]);
+      }
       #pragma GCC unroll 1
       for (int c = 0; c < 4; ++c) {
         __m512i lo_sum[NT], hi_sum[NT];  // sub-blocks 2c and 2c + 1

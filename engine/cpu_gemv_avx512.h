@@ -102,8 +102,10 @@ struct GemvQ4K {
       #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm512_setzero_si512();
       __m512i pair_mins[kPairs ? NT : 1][4];
-      if constexpr (kPairs)
-        for (int t = 0; t < NT; ++t) k4_pair_mins(scales, act_row<block_q8_K>(av, as, t)[b], pair_mins[t]);
+      if constexpr (kPairs) {
+        const K4PairMins16 pm(scales);
+        for (int t = 0; t < NT; ++t) pm.times(act_row<block_q8_K>(av, as, t)[b], pair_mins[t]);
+      }
       #pragma GCC unroll 1
       for (int c = 0; c < 2; ++c) {  // qs bytes 64c..64c+63 of every row: parts 2c (low nibbles), 2c + 1
         if constexpr (kPairs)

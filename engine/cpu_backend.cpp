@@ -373,10 +373,9 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   for (const UbatchToken& m : meta)
     most_keys = std::max(most_keys, m.pos + 1 - std::max(first_key, L.sliding ? m.pos - c_.sliding_window + 1 : 0));
   const size_t key_room = size_t((most_keys + 2 * kAttendLanes + 511) / 512 * 512);
-  if (attend_weights_.size() < size_t(slice) * key_room * size_t(pool_.size())) {
+  if (attend_weights_.size() < size_t(slice) * key_room * size_t(pool_.size()))
     attend_weights_.resize(size_t(slice) * key_room * size_t(pool_.size()));
-    attend_rows_.resize(key_room * size_t(pool_.size()));
-  }
+  if (attend_rows_.size() < key_room * size_t(pool_.size())) attend_rows_.resize(key_room * size_t(pool_.size()));
   att_.resize(size_t(T * H * vd));
   pool_.parallel_for(T * Hkv * slices, [&](int64_t i0, int64_t i1, int thread) {
     float* const weights = &attend_weights_[size_t(slice) * key_room * size_t(thread)];

@@ -39,9 +39,12 @@ void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, 
     for (int u0 = 0; u0 < n; u0 += 4) {
       const float* ku[4];
       for (int u = 0; u < 4; ++u) ku[u] = k + size_t(u0 + u < n ? u0 + u : n - 1) * k_stride;
-      __m512 sums[4][16];  // per accumulator j, the block's 16 dots
+      // Accumulators 0, 2, 1, 3 in turn: 0 is kept, 2 added to it, 1 kept, 3 added to it and the two
+      // sums added, (0 + 2) + (1 + 3) per lane (float addition is commutative).
+      __m512 kept[16], even[16], dots16[16];
       #pragma GCC unroll 1
-      for (int j = 0; j < 4; ++j) {
+      for (int pass = 0; pass < 4; ++pass) {
+        const int j = pass == 1 ? 2 : pass == 2 ? 1 : pass;
         __m512 acc[16];
         #pragma GCC unroll 16
         for (int m = 0; m < 16; ++m) acc[m] = _mm512_setzero_ps();
@@ -55,11 +58,12 @@ void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, 
           for (int m = 0; m < 16; ++m) acc[m] = _mm512_fmadd_ps(qv[m / 4], kv[m % 4], acc[m]);
         }
         #pragma GCC unroll 16
-        for (int m = 0; m < 16; ++m) sums[j][m] = acc[m];
+        for (int m = 0; m < 16; ++m) {
+          if (pass == 0 || pass == 2) kept[m] = acc[m];
+          else if (pass == 1) even[m] = _mm512_add_ps(kept[m], acc[m]);
+          else dots16[m] = _mm512_add_ps(even[m], _mm512_add_ps(kept[m], acc[m]));
+        }
       }
-      __m512 dots16[16];
-      #pragma GCC unroll 16
-      for (int m = 0; m < 16; ++m) dots16[m] = _mm512_add_ps(_mm512_add_ps(sums[0][m], sums[2][m]), _mm512_add_ps(sums[1][m], sums[3][m]));
       float dots[16];
       fold_dots_4x4(dots16, dots);
       for (int h = 0; h < 4 && h0 + h < nh; ++h)

@@ -11,17 +11,17 @@
 namespace flashfix::cpu {
 
 MatView mat(Weight w) {
-  const int64_t n_in = w->ne[0], n_out = w->dim(1);
-  DotOrder order = DotOrder::Standard;
-  if (w->type == TensorType::Q4_K && n_out % 8 == 0) order = DotOrder::SubBlockPairs;
-  if (w->type == TensorType::F32 && (n_out % 4 != 0 || n_in % 16 != 0)) order = DotOrder::VecDotF32;
-  return {w->type, n_in, n_out, w->data, w->row_bytes(), order};
+  MatView m{w->type, w->ne[0], w->dim(1), w->data, w->row_bytes()};
+  if (m.type == TensorType::Q4_K && m.n_out % 8 == 0) m.order = DotOrder::SubBlockPairs;
+  if (m.type == TensorType::F32 && (m.n_out % 4 != 0 || m.n_in % 16 != 0)) m.order = DotOrder::VecDotF32;
+  return m;
 }
 
 MatView expert(Weight w, int64_t e) {
   size_t rb = w->row_bytes();
-  const DotOrder order = w->type == TensorType::F32 ? DotOrder::VecDotF32 : DotOrder::Standard;
-  return {w->type, w->ne[0], w->dim(1), w->data + size_t(e) * size_t(w->dim(1)) * rb, rb, order};
+  MatView m{w->type, w->ne[0], w->dim(1), w->data + size_t(e) * size_t(w->dim(1)) * rb, rb};
+  if (m.type == TensorType::F32) m.order = DotOrder::VecDotF32;
+  return m;
 }
 
 ActRows convert_rows(ThreadPool& pool, TensorType at, const float* x, int64_t n_tok, int64_t n_in,

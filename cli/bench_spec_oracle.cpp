@@ -71,6 +71,7 @@ int run_spec_oracle(const Args& args, bool json) {
 
   EngineOptions base;
   base.threads = int(args.get_int("--threads", 0, 0, 1024));
+  base.repack_weights = !args.has("--no-repack");
   base.n_ctx = P + G;
   base.max_sequences = 1;
   base.draft = DraftMode::None;  // only the request's replayed drafts

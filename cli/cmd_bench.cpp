@@ -31,7 +31,7 @@ namespace flashfix::cli {
 namespace {
 
 const char* kUsage =
-    "usage: flashfix bench --model M.gguf [--prompt-tokens N (512)] [--gen-tokens N (128)] [--threads N]\n"
+    "usage: flashfix bench --model M.gguf [--prompt-tokens N (512)] [--gen-tokens N (128)] [--threads N] [--no-repack]\n"
     "         [--backend cpu|cuda] [--json]\n"
     "       flashfix bench --membw [--threads N | --backend cuda] [--json]\n"
     "       flashfix bench --kernels [--json]\n"
@@ -302,6 +302,7 @@ int run_bench(const std::vector<std::string>& argv) {
   for (const char* f : {"--prefix-tokens", "--turns", "--turn-tokens", "--ctx-size", "--max-sequences", "--kv-budget-mb",
                         "--cache-dir", "--cache-dir-max-mb", "--no-prefix-cache", "--draft", "--draft-max"})
     if (args.has(f)) throw UsageError(std::string(f) + " needs --agent-replay" + (std::string(f) == "--draft-max" ? " or --spec-oracle" : ""));
+  if (args.has("--no-repack") && (args.has("--membw") || args.has("--kernels"))) throw UsageError("--no-repack needs --model");
   if (args.has("--membw")) return run_membw(args, threads, json);
   if (args.has("--kernels")) {
     if (args.has("--model") || args.has("--threads")) throw UsageError("--kernels takes no model or thread options");
@@ -314,17 +315,20 @@ int run_bench(const std::vector<std::string>& argv) {
   const ModelConfig& c = model->config();
   const std::string backend_name = args.get("--backend").value_or("cpu");
   if (backend_name != "cpu" && backend_name != "cuda") throw UsageError("--backend takes cpu or cuda, not '" + backend_name + "'");
-  auto backend = make_backend(*model, backend_name, threads);
-  const bool gpu = backend_name == "cuda";
+  const bool gpu = backend_name == "cuda", repack = !args.has("--no-repack");
+  if (gpu && !repack) throw UsageError("--no-repack is a cpu backend option");
 
   // Weights are read once up front so page faults and the first read from disk are not timed: the
-  // numbers describe a resident model. (The cuda backend copied them to the device when it was made.)
+  // numbers describe a resident model. Before the backend is made: the cpu backend then packs from
+  // resident pages and drops the ones it packed (the cuda backend copies them to the device).
   const GgufFile& file = model->file();
   const cpu::CpuKernels& k = cpu::kernels();
   uint64_t sink = 0;
-  if (!gpu)
-    for (const GgufTensor& t : file.tensors()) sink ^= k.stream_read(t.data, t.nbytes);
+  for (const GgufTensor& t : file.tensors()) sink ^= k.stream_read(t.data, t.nbytes);
   if (sink == 42) std::fputs("", stderr);
+  const auto setup0 = Clock::now();
+  auto backend = make_backend(*model, backend_name, threads, repack);
+  const double setup_s = seconds_since(setup0);
 
   std::vector<int32_t> prompt(static_cast<size_t>(P));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 13) % uint64_t(c.n_vocab));
@@ -374,7 +378,8 @@ int run_bench(const std::vector<std::string>& argv) {
                      {"gen_tokens", G},                  {"prefill_tok_s", prefill_tps},
                      {"decode_tok_s", decode_tps},       {"decode_weight_bytes_per_token", weight_bytes},
                      {"decode_kv_bytes_per_token", kv_per_token}, {"decode_gb_s", decode_gbs},
-                     {"peak_rss_bytes", rss},            {"weight_bytes", file_bytes}, {"backend", backend_name}};
+                     {"peak_rss_bytes", rss},            {"weight_bytes", file_bytes}, {"backend", backend_name},
+                     {"repack_weights", repack},         {"backend_setup_s", setup_s}};
     if (gpu) j.update({{"device", device.name}, {"device_copy_gb_s", device.copy_gbs}, {"bandwidth_fraction", decode_gbs / device.copy_gbs}});
     std::puts(j.dump().c_str());
   } else {
@@ -391,7 +396,8 @@ int run_bench(const std::vector<std::string>& argv) {
     else
       std::printf("prefill and decode used %.0f%% and %.0f%% of %d threads' wall time (below 100%%: the cores were shared)\n",
                 100 * prefill_cpu_share, 100 * cpu_share, n_threads);
-    std::printf("peak RSS %.1f MB (weights %.1f MB)\n", double(rss) / 1e6, double(file_bytes) / 1e6);
+    std::printf("peak RSS %.1f MB (weights %.1f MB); backend set up in %.2f s%s\n", double(rss) / 1e6, double(file_bytes) / 1e6,
+                setup_s, gpu ? "" : repack ? " (weights repacked)" : " (weights in the file's layout: --no-repack)");
   }
   return 0;
 }

@@ -22,7 +22,7 @@ const char* kUsage =
     "usage: flashfix serve --model M.gguf [--host 127.0.0.1] [--port 8080] [--api-key-env VAR | --api-key-file F]\n"
     "         [--threads N] [--ctx-size N (8192)] [--parallel N (8)] [--max-queue N (64)]\n"
     "         [--max-body-bytes N (4194304)] [--max-tokens-limit N (4096)] [--cache-dir DIR]\n"
-    "         [--no-prefix-cache] [--draft none|mtp|context|auto (auto)] [--draft-max K (4)]\n"
+    "         [--no-prefix-cache] [--draft none|mtp|context|auto (auto)] [--draft-max K (4)] [--no-repack]\n"
     "         [--model-name NAME (the file name without .gguf)]\n"
     "Serves POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health and\n"
     "GET /metrics. --port 0 picks a free port. With an API key, /v1/* and /metrics require\n"
@@ -49,7 +49,8 @@ int run_serve(const std::vector<std::string>& argv) {
   Args args(argv, {{"--model", true}, {"--host", true}, {"--port", true}, {"--api-key-env", true}, {"--api-key-file", true},
                    {"--threads", true}, {"--ctx-size", true}, {"--parallel", true}, {"--max-queue", true},
                    {"--max-body-bytes", true}, {"--max-tokens-limit", true}, {"--cache-dir", true},
-                   {"--no-prefix-cache", false}, {"--model-name", true}, {"--draft", true}, {"--draft-max", true}});
+                   {"--no-prefix-cache", false}, {"--model-name", true}, {"--draft", true}, {"--draft-max", true},
+                   {"--no-repack", false}});
   if (args.help()) return std::fputs(kUsage, stdout), 0;
   if (!args.positional().empty()) throw UsageError("unexpected argument '" + args.positional()[0] + "'");
   const std::string model_path = args.require("--model");
@@ -59,6 +60,7 @@ int run_serve(const std::vector<std::string>& argv) {
   eo.n_ctx = args.get_int("--ctx-size", 8192, 16, 1 << 24);
   eo.max_sequences = int(args.get_int("--parallel", 8, 1, 1024));
   eo.prefix_cache = !args.has("--no-prefix-cache");
+  eo.repack_weights = !args.has("--no-repack");
   eo.cache_dir = args.get("--cache-dir").value_or("");
   draft_options(args, eo);
 

@@ -4,6 +4,8 @@ namespace flashfix::cli {
 
 const char* const kEngineFlagsUsage =
     "Engine flags: --backend cpu|cuda (cpu) --threads N (0 = every core, cpu backend)\n"
+    "  --no-repack (cpu: keep weights in the file's layout only, for a model that must stay paged from disk;\n"
+    "  default: Q4_K matrices are packed into the GEMM layout at load, same bytes, faster to stream)\n"
     "  --ctx-size N (longest prompt + generation, 8192)\n"
     "  --max-sequences N (decoded together, 8) --kv-budget-mb MB (KV memory; default 2 x ctx-size positions)\n"
     "  --cache-dir DIR (prefix KV blocks persist there, keyed by the model file's hash)\n"
@@ -14,7 +16,7 @@ const char* const kEngineFlagsUsage =
 std::vector<FlagSpec> engine_flag_specs() {
   return {{"--model", true},         {"--backend", true},   {"--threads", true},   {"--ctx-size", true},          {"--max-sequences", true},
           {"--kv-budget-mb", true},  {"--cache-dir", true}, {"--cache-dir-max-mb", true}, {"--no-prefix-cache", false},
-          {"--draft", true},         {"--draft-max", true}};
+          {"--draft", true},         {"--draft-max", true},  {"--no-repack", false}};
 }
 
 void draft_options(const Args& args, EngineOptions& o) {
@@ -31,6 +33,7 @@ EngineOptions engine_options(const Args& args, int64_t default_ctx, int64_t min_
   o.backend = args.get("--backend").value_or("cpu");
   if (o.backend != "cpu" && o.backend != "cuda") throw UsageError("--backend takes cpu or cuda, not '" + o.backend + "'");
   o.threads = int(args.get_int("--threads", 0, 0, 1024));
+  o.repack_weights = !args.has("--no-repack");
   o.n_ctx = args.get_int("--ctx-size", default_ctx, min_ctx, max_ctx);
   o.max_sequences = int(args.get_int("--max-sequences", o.max_sequences, 1, 4096));
   o.kv_budget_bytes = uint64_t(args.get_int("--kv-budget-mb", 0, 0, int64_t(1) << 30)) << 20;

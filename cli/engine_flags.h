@@ -11,7 +11,7 @@
 namespace flashfix::cli {
 
 // --model --backend --threads --ctx-size --max-sequences --kv-budget-mb --cache-dir --cache-dir-max-mb
-// --no-prefix-cache --draft --draft-max
+// --no-prefix-cache --draft --draft-max --no-repack
 std::vector<FlagSpec> engine_flag_specs();
 extern const char* const kEngineFlagsUsage;
 

@@ -174,13 +174,15 @@ inline int32_t block_of(const std::vector<int32_t>& table, int64_t pos) {
   return i < table.size() ? table[i] : -1;
 }
 
-// The reference CPU backend; n_threads <= 0 uses every core.
-std::unique_ptr<Backend> make_cpu_backend(const Model& model, int n_threads);
+// The reference CPU backend; n_threads <= 0 uses every core. repack_weights: matrices whose GEMM
+// layout costs no extra bytes are packed into it at load (cpu_packed_weights.h); false keeps every
+// weight in the mapped file only (a model that must stay paged from disk).
+std::unique_ptr<Backend> make_cpu_backend(const Model& model, int n_threads, bool repack_weights = true);
 
 // The backend called `name`: "cpu", or "cuda" (engine/cuda, built when nvcc was found; n_threads is
 // then unused). Throws std::invalid_argument for an unknown name and std::runtime_error naming why a
 // known backend cannot run here (built without CUDA, no CUDA device): never a silent fallback.
-std::unique_ptr<Backend> make_backend(const Model& model, std::string_view name, int n_threads);
+std::unique_ptr<Backend> make_backend(const Model& model, std::string_view name, int n_threads, bool repack_weights = true);
 // Whether this build contains the CUDA backend.
 bool cuda_backend_built();
 

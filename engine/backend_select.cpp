@@ -24,8 +24,8 @@ CudaDeviceReport cuda_device_report(int) {
 }
 #endif
 
-std::unique_ptr<Backend> make_backend(const Model& model, std::string_view name, int n_threads) {
-  if (name == "cpu") return make_cpu_backend(model, n_threads);
+std::unique_ptr<Backend> make_backend(const Model& model, std::string_view name, int n_threads, bool repack_weights) {
+  if (name == "cpu") return make_cpu_backend(model, n_threads, repack_weights);
   if (name == "cuda") {
 #ifdef FLASHFIX_WITH_CUDA
     return make_cuda_backend(model);

@@ -13,6 +13,7 @@
 #include "engine/cpu_dot.h"
 #include "engine/cpu_kernels.h"
 #include "engine/cpu_ops.h"
+#include "engine/cpu_packed_weights.h"
 
 namespace flashfix {
 namespace {
@@ -113,7 +114,10 @@ class CpuKvStore final : public KvStore {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const Model& model, int n_threads) : model_(model), c_(model.config()), pool_(n_threads) { count_weight_bytes(); }
+  CpuBackend(const Model& model, int n_threads, bool repack_weights) : model_(model), c_(model.config()), pool_(n_threads) {
+    if (repack_weights) packed_ = std::make_unique<PackedWeights>(model, pool_);
+    count_weight_bytes();
+  }
 
   std::string_view name() const override { return "cpu"; }
   const Model& model() const override { return model_; }
@@ -158,6 +162,13 @@ class CpuBackend final : public Backend {
   };
 
   void count_weight_bytes();
+  // Views of a matrix, or of one expert's slab, with its packed copy when there is one.
+  MatView mat(Weight w) const { return with_packed(cpu::mat(w), w, 0); }
+  MatView expert(Weight w, int64_t e) const { return with_packed(cpu::expert(w, e), w, e); }
+  MatView with_packed(MatView v, Weight w, int64_t e) const {
+    if (packed_) v.packed = packed_->slab(w, e);
+    return v;
+  }
   void ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta);
   void decoder_layer(CpuKvStore& store, std::span<const UbatchToken> meta, int il, int64_t first_key);
   void check_mtp_run(const CpuKvStore& store, const MtpRun& r) const;
@@ -173,6 +184,7 @@ class CpuBackend final : public Backend {
   const Model& model_;
   const ModelConfig& c_;
   ThreadPool pool_;
+  std::unique_ptr<PackedWeights> packed_;  // null: repacking off
   // Scratch reused across calls: sized on first use, never shrunk, so a decode step allocates nothing.
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, proj_, ff_, router_, sel_, hid_gate_, hid_up_, moe_out_, shexp_out_;
   std::vector<float> rope_tables_;  // [pool thread][n_rot]: each thread's (cos, sin) table
@@ -710,8 +722,8 @@ void CpuBackend::mtp_head(CpuKvStore& store, std::span<const MtpRun> runs, int k
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(const Model& model, int n_threads) {
-  return std::make_unique<CpuBackend>(model, n_threads);
+std::unique_ptr<Backend> make_cpu_backend(const Model& model, int n_threads, bool repack_weights) {
+  return std::make_unique<CpuBackend>(model, n_threads, repack_weights);
 }
 
 }  // namespace flashfix

@@ -6,9 +6,10 @@
 // per 32 products in 16-bit (vpmaddubsw + vpdpwssd: two multiply uops per 32 products). Interleaving
 // the rows 4 bytes at a time lets one vpdpbusd (with the token's 4 activation bytes broadcast) do 64
 // products for 16 rows at once, each int32 lane one output; scales are applied once per sub-block
-// and token to all 16 rows. Packing happens per matrix call into scratch the size of one row group
-// (about 19 KB for 2048 Q4_K inputs), so resident memory is unchanged and decode still reads the
-// file's pages in place (cpu_ops.cpp matmul_jobs).
+// and token to all 16 rows. A type whose packed group is exactly its 16 rows' bytes (Q4_K) is packed
+// once at load (cpu_packed_weights.h) and every token count, decode included, reads that copy; the
+// others (Q8_0, Q6_K: their packed blocks are larger) are packed per matrix call into scratch the size
+// of one row group, so their resident memory is unchanged (cpu_ops.cpp matmul_jobs).
 //
 // Float order: each output's chain is exactly the scalar oracle's (cpu_dot.cpp), so these kernels
 // are bit-identical to every dot_tile path; they only move where the exact integer work happens.
@@ -91,11 +92,12 @@ void gemm_tile(const void* packed, const void* a, size_t as, int nt, int64_t n, 
   run_for_tokens<K>(nt, packed, a, as, n, y, ys, nrows);
 }
 
-// Q4_K, 16 rows per group. Per 256-element block: d and dmin as 16 floats (exact fp16 widening),
-// the 12 scale bytes as 3 x 16 dwords (dword k of every row), then the 128 nibble bytes as 32 x 16
-// dwords (dword 8c + v of every row: bytes 32c + 4v.. of qs, whose low nibbles are elements 4v..4v+3
-// of sub-block 2c and high nibbles those of sub-block 2c + 1). The whole pack is a transpose of the
-// block's 36 dwords per row, gathered 16 rows at a time.
+// Q4_K, 16 rows per group. Per 256-element block: the (d, dmin) fp16 pair as 16 dwords, the 12 scale
+// bytes as 3 x 16 dwords (dword k of every row), then the 128 nibble bytes as 32 x 16 dwords (dword
+// 8c + v of every row: bytes 32c + 4v.. of qs, whose low nibbles are elements 4v..4v+3 of sub-block 2c
+// and high nibbles those of sub-block 2c + 1). The whole pack is a transpose of the block's 36 dwords
+// per row, gathered 16 rows at a time: exactly the file's bytes, so a matrix packed once at load
+// (cpu_packed_weights.h) costs decode no extra traffic and is read front to back.
 //
 // Per output: sum = the block's exact integer sum_s sc_s * dot(q_s, a_s), mins = sum_s m_s * (a's sum
 // over sub-block s), then acc_sum = fma(a.d * d, float(sum), acc_sum) and acc_min likewise with dmin,
@@ -103,7 +105,8 @@ void gemm_tile(const void* packed, const void* a, size_t as, int nt, int64_t n, 
 // both chains take one fma per pair of sub-blocks instead (cpu_dot.cpp dot_q4_K_pairs).
 template <bool kPairs>
 struct GemmQ4K {
-  static constexpr size_t kBlock = 64 + 64 + 3 * 64 + 32 * 64;
+  static constexpr size_t kBlock = 64 + 3 * 64 + 32 * 64;
+  static_assert(kBlock == kGemmRows * sizeof(block_q4_K));
 
   static size_t packed_bytes(int64_t n) { return size_t(n / QK_K) * kBlock; }
 
@@ -111,11 +114,8 @@ struct GemmQ4K {
     uint8_t* out = static_cast<uint8_t*>(dst);
     for (int64_t b = 0; b < n / QK_K; ++b, out += kBlock) {
       const size_t at = size_t(b) * sizeof(block_q4_K);
-      const __m512i d_dmin = gather_rows(rows, row_bytes, nrows, at);
-      _mm512_storeu_ps(out, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d_dmin)));
-      _mm512_storeu_ps(out + 64, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(d_dmin, 16))));
-      for (int k = 0; k < 35; ++k)  // 3 scale dwords, then 32 nibble dwords
-        _mm512_storeu_si512(out + 128 + 64 * k, gather_rows(rows, row_bytes, nrows, at + 4 + 4 * size_t(k)));
+      for (int k = 0; k < 36; ++k)  // (d, dmin), 3 scale dwords, then 32 nibble dwords
+        _mm512_storeu_si512(out + 64 * k, gather_rows(rows, row_bytes, nrows, at + 4 * size_t(k)));
     }
   }
 
@@ -126,7 +126,7 @@ struct GemmQ4K {
     __m512 acc[NT], acc_min[NT];
     for (int t = 0; t < NT; ++t) acc[t] = acc_min[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; ++b, p += kBlock) {
-      const K4Scales16 scales = k4_scales_16(load64(p + 128), load64(p + 192), load64(p + 256));
+      const K4Scales16 scales = k4_scales_16(load64(p + 64), load64(p + 128), load64(p + 192));
       const K4Mins16 mins(scales);
       const __m512i byte0 = _mm512_set1_epi32(0xff);
       __m512i sc[8];
@@ -135,7 +135,10 @@ struct GemmQ4K {
       __m512i sum[NT];
       #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
-      const uint8_t* q = p + 320;
+      const uint8_t* q = p + 256;
+      const __m512i d_dmin = load64(p);
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d_dmin));
+      const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(d_dmin, 16)));
       __m512i pair_mins[kPairs ? NT : 1][4];
       if constexpr (kPairs) {
         const K4PairMins16 pm(scales);
@@ -162,15 +165,14 @@ struct GemmQ4K {
           const __m512i pair = _mm512_add_epi32(_mm512_mullo_epi32(lo_sum[t], sc[2 * c]), _mm512_mullo_epi32(hi_sum[t], sc[2 * c + 1]));
           if constexpr (kPairs) {
             const __m512 ad = _mm512_set1_ps(act_row<block_q8_K>(av, as, t)[b].d);
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, _mm512_loadu_ps(p)), _mm512_cvtepi32_ps(pair), acc[t]);
-            acc_min[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, _mm512_loadu_ps(p + 64)), _mm512_cvtepi32_ps(pair_mins[t][c]), acc_min[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, d), _mm512_cvtepi32_ps(pair), acc[t]);
+            acc_min[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, dmin), _mm512_cvtepi32_ps(pair_mins[t][c]), acc_min[t]);
           } else {
             sum[t] = _mm512_add_epi32(sum[t], pair);
           }
         }
       }
       if constexpr (kPairs) continue;
-      const __m512 d = _mm512_loadu_ps(p), dmin = _mm512_loadu_ps(p + 64);
       #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];

@@ -91,10 +91,15 @@ void rows_by_gemv(const MatmulJob& job, GemvFn gemv, DotTileFn dot, int64_t r0, 
        job.w.n_in, job.y + r0, size_t(job.w.n_out));
 }
 
-// packed: the calling thread's buffer, at least gemm.packed_bytes(job.w.n_in) long.
-void rows_by_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t r0, int64_t r1, CacheLine* packed) {
+// A row group through the GEMM: packed at load (job.w.packed), else now into `scratch`, the calling
+// thread's buffer of at least gemm.packed_bytes(job.w.n_in).
+void rows_by_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t r0, int64_t r1, CacheLine* scratch) {
   const int nrows = int(r1 - r0);
-  gemm.pack(job.w.data + size_t(r0) * job.w.row_bytes, job.w.row_bytes, nrows, job.w.n_in, packed);
+  const void* packed = scratch;
+  if (job.w.packed)
+    packed = job.w.packed + size_t(r0 / kGemmRows) * gemm.packed_bytes(job.w.n_in);
+  else
+    gemm.pack(job.w.data + size_t(r0) * job.w.row_bytes, job.w.row_bytes, nrows, job.w.n_in, scratch);
   for (int64_t t0 = 0; t0 < job.a.n_tok; t0 += kTileTokens) {
     const int nt = int(std::min<int64_t>(kTileTokens, job.a.n_tok - t0));
     gemm.tile(packed, job.a.data + size_t(t0) * job.a.row_bytes, job.a.row_bytes, nt, job.w.n_in,
@@ -126,9 +131,11 @@ void matmul_jobs(ThreadPool& pool, std::span<const MatmulJob> jobs) {
     if (j.a.type != activation_type(j.w.type)) throw std::logic_error("matmul: activations converted for another type");
     first_item.push_back(first_item.back() + (j.w.n_out + kRowBlock - 1) / kRowBlock);
     fns.push_back(dot_tile_for(j.w.type, j.w.order));
-    gemms.push_back(j.a.n_tok >= kGemmMinTokens ? gemm_for(j.w.type, j.w.order) : nullptr);
+    // Packed rows take the GEMM at every token count: read front to back, they stream from DRAM at the
+    // plain-read rate, which the GEMV's 16 interleaved row streams do not (cpu_packed_weights.h).
+    gemms.push_back(j.a.n_tok >= kGemmMinTokens || j.w.packed ? gemm_for(j.w.type, j.w.order) : nullptr);
     gemvs.push_back(j.a.n_tok <= kGemvTokens ? gemv_for(j.w.type, j.w.order) : nullptr);
-    if (gemms.back()) packed_lines = std::max(packed_lines, (gemms.back()->packed_bytes(j.w.n_in) + sizeof(CacheLine) - 1) / sizeof(CacheLine));
+    if (gemms.back() && !j.w.packed) packed_lines = std::max(packed_lines, (gemms.back()->packed_bytes(j.w.n_in) + sizeof(CacheLine) - 1) / sizeof(CacheLine));
   }
   // Every thread's buffer grows here, before the loop: which threads run GEMM items varies from call
   // to call (a descheduled worker takes none), so growing on first use inside the loop would allocate

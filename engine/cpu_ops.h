@@ -20,6 +20,9 @@ struct MatView {
   const uint8_t* data;
   size_t row_bytes;
   cpu::DotOrder order = cpu::DotOrder::Standard;  // the reference's summation order for this matrix
+  // The same rows packed at load for the active path's GEMM (cpu_packed_weights.h), row group g at
+  // packed + g * packed_bytes(n_in); null: only the file's layout.
+  const uint8_t* packed = nullptr;
 };
 // A 2-D tensor. The reference multiplies it as a dense matrix: Q4_K with rows % 8 == 0 repacked (its
 // 4-token GEMM's sub-block pairs), F32 through tinyBLAS (the 16-lane order) where rows % 4 == 0 and

@@ -98,7 +98,7 @@ class BatchEngine final : public Engine {
     if (tokenizer_->n_vocab() > c.n_vocab)
       throw std::runtime_error(path + ": the tokenizer has " + std::to_string(tokenizer_->n_vocab()) +
                                " tokens but the model's embedding only " + std::to_string(c.n_vocab));
-    backend_ = make_backend(*model_, options_.backend, options_.threads);
+    backend_ = make_backend(*model_, options_.backend, options_.threads, options_.repack_weights);
     choose_draft_sources();
     for (int il = 0; il < c.n_layer; ++il)
       if (c.layers[size_t(il)].sliding) window_ = c.sliding_window;

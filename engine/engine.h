@@ -23,6 +23,7 @@ namespace flashfix {
 struct EngineOptions {
   std::string backend = "cpu";  // make_backend's name: "cpu" or "cuda"
   int threads = 0;             // <= 0: every core
+  bool repack_weights = true;  // cpu: pack matrices into the GEMM layout at load (make_cpu_backend)
   int64_t n_ctx = 8192;        // the longest context (prompt + generated) one request may have
   int max_sequences = 8;       // requests decoded together; more wait in the queue
   uint64_t kv_budget_bytes = 0;  // KV memory for all sequences and the prefix cache; 0: 2 x n_ctx positions

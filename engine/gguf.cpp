@@ -222,6 +222,14 @@ GgufFile::~GgufFile() {
   if (mapped_) munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void GgufFile::drop_pages(const uint8_t* begin, size_t bytes) const {
+  if (!mapped_ || begin < data_ || begin + bytes > data_ + size_) return;
+  const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (uintptr_t(begin) + page - 1) / page * page, last = (uintptr_t(begin) + bytes) / page * page;
+  // MADV_DONTNEED on a private read-only file mapping only unmaps: nothing was written, nothing is lost.
+  if (first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void GgufFile::parse_all() {
   Cursor c(data_, size_, label_);
   uint32_t magic = c.read<uint32_t>("magic");

@@ -87,6 +87,11 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
   const uint8_t* base() const { return data_; }
+  // Drops this process's resident pages lying wholly inside [begin, begin + bytes) of a mapped file:
+  // for bytes copied elsewhere (repacked weights), so they are not resident twice. The page cache
+  // keeps them and a later read faults them back in. An in-memory image (parse) is left alone: its
+  // bytes belong to the caller.
+  void drop_pages(const uint8_t* begin, size_t bytes) const;
 
   const std::vector<GgufKV>& metadata() const { return kvs_; }
   const GgufValue* find(std::string_view key) const;

@@ -1,8 +1,10 @@
 // matmul on every kernel path against the scalar dot, output by output, for every token count that
 // picks a different route (dot_tile, the decode GEMV for 1..kGemvTokens tokens, the repacked GEMM
-// above): row counts with and without a partial last row group, one and several blocks per row.
+// above, and rows packed at load, which take the GEMM at every count): row counts with and without a
+// partial last row group, one and several blocks per row.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -43,19 +45,31 @@ TEST_P(MatmulPath, EveryRouteMatchesScalarDot) {
           for (float& v : row) v = 0.05f * gauss(rng);
           quantize_row(wt, row.data(), w.data() + size_t(r) * rb, n_in);
         }
-        const MatView m{wt, n_in, n_out, w.data(), rb};
+        // The rows as the backend packs them at load (cpu_packed_weights.h), where the path can.
+        std::vector<uint8_t> packed;
+        if (const GemmKernel* g = gemm_for(wt)) {
+          const int64_t groups = (n_out + kGemmRows - 1) / kGemmRows;
+          packed.resize(size_t(groups) * g->packed_bytes(n_in));
+          for (int64_t i = 0; i < groups; ++i)
+            g->pack(w.data() + size_t(i * kGemmRows) * rb, rb, int(std::min<int64_t>(kGemmRows, n_out - i * kGemmRows)), n_in,
+                    packed.data() + size_t(i) * g->packed_bytes(n_in));
+        }
         const TensorType at = activation_type(wt);
-        for (int64_t n_tok = 1; n_tok <= kGemvTokens + 2; ++n_tok) {
-          std::vector<float> x(size_t(n_tok * n_in)), y(size_t(n_tok * n_out), -777.f);
-          for (float& v : x) v = gauss(rng);
-          matmul(pool, m, x.data(), n_tok, y.data());
-          std::vector<uint8_t> a(row_bytes(at, n_in));
-          for (int64_t t = 0; t < n_tok; ++t) {
-            quantize_activation(at, x.data() + t * n_in, a.data(), n_in);
-            for (int64_t r = 0; r < n_out; ++r)
-              ASSERT_EQ(y[size_t(t * n_out + r)], vec_dot(wt, w.data() + size_t(r) * rb, a.data(), n_in))
-                  << type_traits(wt).name << " n_in " << n_in << " n_out " << n_out << " tokens " << n_tok << " token " << t
-                  << " row " << r;
+        for (const bool use_packed : {false, true}) {
+          if (use_packed && packed.empty()) continue;
+          const MatView m{wt, n_in, n_out, w.data(), rb, DotOrder::Standard, use_packed ? packed.data() : nullptr};
+          for (int64_t n_tok = 1; n_tok <= kGemvTokens + 2; ++n_tok) {
+            std::vector<float> x(size_t(n_tok * n_in)), y(size_t(n_tok * n_out), -777.f);
+            for (float& v : x) v = gauss(rng);
+            matmul(pool, m, x.data(), n_tok, y.data());
+            std::vector<uint8_t> a(row_bytes(at, n_in));
+            for (int64_t t = 0; t < n_tok; ++t) {
+              quantize_activation(at, x.data() + t * n_in, a.data(), n_in);
+              for (int64_t r = 0; r < n_out; ++r)
+                ASSERT_EQ(y[size_t(t * n_out + r)], vec_dot(wt, w.data() + size_t(r) * rb, a.data(), n_in))
+                    << type_traits(wt).name << (use_packed ? " packed" : "") << " n_in " << n_in << " n_out " << n_out
+                    << " tokens " << n_tok << " token " << t << " row " << r;
+            }
           }
         }
       }

@@ -1,14 +1,20 @@
 // flashfix bench: prefill and decode speed of a model on the CPU backend, the memory traffic decode
 // achieves, peak resident memory; or (--membw) this machine's memory bandwidth, decode's ceiling.
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <random>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,11 +47,13 @@ const char* kUsage =
     "scratch buffers are grown and their pages faulted in, as in a running server;\n"
     "the bytes decode reads per token (active weights: dense parts, the selected experts, one embedding\n"
     "row, the output matrix; plus the KV cache attended to), the bandwidth that achieves, and peak RSS.\n"
-    "--membw: streaming-read bandwidth over a buffer far larger than the last-level cache, with 1 and N\n"
+    "--membw: streaming-read bandwidth over a buffer far larger than the last-level cache (huge pages\n"
+    "asked for, as for packed weights), with 1 and N\n"
     "threads (N = --threads, default all cores); with --backend cuda, the GPU's device-to-device copy\n"
     "bandwidth, which a cuda model run also reports decode's traffic against. --kernels: one core's dot-kernel throughput per weight\n"
     "type and kernel path on L2-resident weights, per second of CPU time (so other processes on a shared\n"
-    "machine do not skew it): 1 token (decode, GB/s of weights) and 8 tokens (prefill, GMAC/s); and\n"
+    "machine do not skew it): 1 token (decode, GB/s of weights) and 8 tokens (prefill, GMAC/s), the GEMM\n"
+    "tile on rows packed beforehand for 1..8 tokens (decode and verify passes on weights packed at load); and\n"
     "attention's score and value loops for a group of 8 query heads over 2048 cached keys; and sampling\n"
     "one token from 151936 logits; against the core's int8 and f32 ceilings (AVX-512 machines).\n"
     "Kernel path: FLASHFIX_CPU=scalar|avx2|avx512 forces one.\n";
@@ -65,7 +73,7 @@ uint64_t peak_rss_bytes() {
 }
 
 // Best of several passes of every thread streaming its own slice of one buffer.
-double membw_gbs(ThreadPool& pool, const std::vector<uint8_t>& buf) {
+double membw_gbs(ThreadPool& pool, std::span<const uint8_t> buf) {
   const cpu::CpuKernels& k = cpu::kernels();
   const int parts = pool.size();
   double best = 0;
@@ -98,8 +106,14 @@ int run_membw(const Args& args, int threads, bool json) {
                   double(r.memory_bytes) / double(1 << 30), r.copy_gbs);
     return 0;
   }
-  // 1 GiB: 32x a 32 MB L3, so nearly every byte comes from DRAM.
-  std::vector<uint8_t> buf(size_t(1) << 30);
+  // 1 GiB: 32x a 32 MB L3, so nearly every byte comes from DRAM. Asked for huge pages, as the cpu
+  // backend's packed weights are (cpu_packed_weights.cpp): the limit is measured on the memory decode reads.
+  const size_t bytes = size_t(1) << 30;
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) throw std::runtime_error(std::string("cannot allocate the 1 GiB test buffer: ") + std::strerror(errno));
+  std::unique_ptr<void, std::function<void(void*)>> unmap(mem, [bytes](void* p) { munmap(p, bytes); });
+  madvise(mem, bytes, MADV_HUGEPAGE);
+  const std::span<uint8_t> buf(static_cast<uint8_t*>(mem), bytes);
   for (size_t i = 0; i < buf.size(); i += 4096) buf[i] = uint8_t(i >> 12);  // fault every page in
   ThreadPool one(1), all(threads);
   const double gbs1 = membw_gbs(one, buf), gbsn = membw_gbs(all, buf);
@@ -196,6 +210,19 @@ int run_kernels(bool json) {
         });
         const int tokens = kGemmTiles * cpu::kTileTokens;
         record(label, p, "gemm", tokens, double(w.size()), double(rows * n * tokens), rate);
+        // The tile alone on rows packed beforehand, 1..kTileTokens tokens: decode and verify passes on
+        // weights packed at load (cpu_packed_weights.h).
+        std::vector<uint8_t> all_packed(size_t(rows / cpu::kGemmRows) * gemm->packed_bytes(n));
+        for (int64_t r = 0; r < rows; r += cpu::kGemmRows)
+          gemm->pack(&w[size_t(r) * rb], rb, cpu::kGemmRows, n, &all_packed[size_t(r / cpu::kGemmRows) * gemm->packed_bytes(n)]);
+        for (int nt = 1; nt <= cpu::kTileTokens; ++nt) {
+          const double tile_rate = passes_per_cpu_second([&] {
+            for (int64_t r = 0; r < rows; r += cpu::kGemmRows)
+              gemm->tile(&all_packed[size_t(r / cpu::kGemmRows) * gemm->packed_bytes(n)], acts.data(), ab, nt, n, y,
+                         cpu::kGemmRows, cpu::kGemmRows);
+          });
+          record(label, p, "gemm_tile", nt, double(w.size()), double(rows * n * nt), tile_rate);
+        }
       }
     }
   }

@@ -27,8 +27,9 @@ class ThreadPool {
   int size() const { return int(workers_.size()) + 1; }
 
   // Calls fn(begin, end, thread) over disjoint chunks covering [0, n); thread is in [0, size()).
-  // Chunks are contiguous and about equal (a few per thread, claimed dynamically); returns when
-  // every chunk is done. Not reentrant: fn must not call parallel_for.
+  // Chunks are contiguous and claimed dynamically, large first and shrinking towards the end
+  // (guided scheduling, thread_pool.cpp); returns when every chunk is done. Not reentrant: fn must
+  // not call parallel_for.
   //
   // fn is taken by reference (a non-owning callable view), not copied into a std::function: a loop
   // body capturing a few references would otherwise cost a heap allocation per loop, hundreds per
@@ -59,7 +60,7 @@ class ThreadPool {
   const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0;
   std::atomic<uint64_t> claim_{0};       // see thread_pool.cpp
-  std::atomic<int64_t> done_{0};         // chunks of the current job finished
+  std::atomic<int64_t> done_{0};         // units of the current job finished
   std::atomic<uint64_t> generation_{0};  // bumped per job: wakes the workers
   std::atomic<bool> stop_{false};
 };

@@ -1,4 +1,4 @@
-// matmul on every kernel path against the scalar dot, output by output, for every token count that
+// matmul on every kernel path against the scalar dot (in both Q4_K orders), output by output, for every token count that
 // picks a different route (dot_tile, the decode GEMV for 1..kGemvTokens tokens, the repacked GEMM
 // above, and rows packed at load, which take the GEMM at every count): row counts with and without a
 // partial last row group, one and several blocks per row.
@@ -55,20 +55,26 @@ TEST_P(MatmulPath, EveryRouteMatchesScalarDot) {
                     packed.data() + size_t(i) * g->packed_bytes(n_in));
         }
         const TensorType at = activation_type(wt);
-        for (const bool use_packed : {false, true}) {
-          if (use_packed && packed.empty()) continue;
-          const MatView m{wt, n_in, n_out, w.data(), rb, DotOrder::Standard, use_packed ? packed.data() : nullptr};
-          for (int64_t n_tok = 1; n_tok <= kGemvTokens + 2; ++n_tok) {
-            std::vector<float> x(size_t(n_tok * n_in)), y(size_t(n_tok * n_out), -777.f);
-            for (float& v : x) v = gauss(rng);
-            matmul(pool, m, x.data(), n_tok, y.data());
-            std::vector<uint8_t> a(row_bytes(at, n_in));
-            for (int64_t t = 0; t < n_tok; ++t) {
-              quantize_activation(at, x.data() + t * n_in, a.data(), n_in);
-              for (int64_t r = 0; r < n_out; ++r)
-                ASSERT_EQ(y[size_t(t * n_out + r)], vec_dot(wt, w.data() + size_t(r) * rb, a.data(), n_in))
-                    << type_traits(wt).name << (use_packed ? " packed" : "") << " n_in " << n_in << " n_out " << n_out
-                    << " tokens " << n_tok << " token " << t << " row " << r;
+        // Q4_K's orders share one packed layout (the backend packs dense pairs-order matrices too).
+        for (const DotOrder order : {DotOrder::Standard, DotOrder::SubBlockPairs}) {
+          for (const bool use_packed : {false, true}) {
+            if ((use_packed && packed.empty()) || (order == DotOrder::SubBlockPairs && wt != TensorType::Q4_K)) continue;
+            const MatView m{wt, n_in, n_out, w.data(), rb, order, use_packed ? packed.data() : nullptr};
+            for (int64_t n_tok = 1; n_tok <= kGemvTokens + 2; ++n_tok) {
+              std::vector<float> x(size_t(n_tok * n_in)), y(size_t(n_tok * n_out), -777.f);
+              for (float& v : x) v = gauss(rng);
+              matmul(pool, m, x.data(), n_tok, y.data());
+              std::vector<uint8_t> a(row_bytes(at, n_in));
+              for (int64_t t = 0; t < n_tok; ++t) {
+                quantize_activation(at, x.data() + t * n_in, a.data(), n_in);
+                for (int64_t r = 0; r < n_out; ++r)
+                  ASSERT_EQ(y[size_t(t * n_out + r)], order == DotOrder::SubBlockPairs
+                                                          ? dot_q4_K_pairs(w.data() + size_t(r) * rb, a.data(), n_in)
+                                                          : vec_dot(wt, w.data() + size_t(r) * rb, a.data(), n_in))
+                      << type_traits(wt).name << (order == DotOrder::SubBlockPairs ? " pairs" : "") << (use_packed ? " packed" : "")
+                      << " n_in " << n_in << " n_out " << n_out
+                      << " tokens " << n_tok << " token " << t << " row " << r;
+              }
             }
           }
         }

@@ -1,7 +1,7 @@
-// matmul on every kernel path against the scalar dot (in both Q4_K orders), output by output, for every token count that
-// picks a different route (dot_tile, the decode GEMV for 1..kGemvTokens tokens, the repacked GEMM
-// above, and rows packed at load, which take the GEMM at every count): row counts with and without a
-// partial last row group, one and several blocks per row.
+// matmul on every kernel path against the scalar dot (in both Q4_K orders), output by output, for
+// every token count that picks a different route (dot_tile, the decode GEMV for 1..kGemvTokens
+// tokens, the repacked GEMM above, and rows packed at load, which take the GEMM at every count): row
+// counts with and without a partial last row group, one and several blocks per row.
 #include <gtest/gtest.h>
 
 #include <algorithm>

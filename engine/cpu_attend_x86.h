@@ -86,11 +86,14 @@ inline __m512 attend_zero() { return _mm512_setzero_ps(); }
 
 #else
 
-// Each head's query row is the tile's weight row and the run's keys its activation rows: the query is
-// loaded once per 64-element step for all the keys.
+// Each head's query row is the tile's weight row and up to kTileTokens of the run's keys its
+// activation rows: the query is loaded once per 64-element step for all of them.
 void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
                        size_t s_stride) {
-  for (int h = 0; h < nh; ++h) tile<FloatVecDot>(q + size_t(h) * q_stride, k, k_stride * sizeof(float), n, d, s + size_t(h) * s_stride, 1);
+  for (int u0 = 0; u0 < n; u0 += kTileTokens)
+    for (int h = 0; h < nh; ++h)
+      tile<FloatVecDot>(q + size_t(h) * q_stride, k + size_t(u0) * k_stride, k_stride * sizeof(float), std::min(kTileTokens, n - u0), d,
+                        s + size_t(h) * s_stride + size_t(u0), 1);
 }
 
 using AttendVec = __m256;
@@ -108,16 +111,23 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 // and in L1 between blocks. The block's value slices are first copied into one contiguous buffer:
 // read in place, a column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come
 // from L2 again for every head (the copy doubled the kernel's rate). At the end the lanes are folded.
+// The rows are scattered (one per key, in KV blocks) and in decode come from DRAM: each copied row
+// asks a few rows ahead for the same slice and for its own next slice (into L2, read on the next pass),
+// or the copy waits on one cache miss at a time (it was 70% of the kernel's time in decode).
 void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                        size_t p_stride) {
-  constexpr int64_t kKeyBlock = 256;
+  constexpr int64_t kKeyBlock = 256, kPrefetchRows = 8;
   int64_t i = 0;
   for (; i + kAttendWidth <= d; i += kAttendWidth) {
     alignas(64) float state[kAttendHeads][kAttendLanes][kAttendWidth] = {};
     alignas(64) float slices[kKeyBlock][kAttendWidth];  // slices[u - b0]: key u's elements i..
     for (int64_t b0 = first / kAttendLanes * kAttendLanes; b0 < n; b0 += kKeyBlock) {
       const int64_t b1 = b0 + kKeyBlock < n ? b0 + kKeyBlock : n;
-      for (int64_t u = b0 > first ? b0 : first; u < b1; ++u) attend_store(slices[u - b0], attend_load(v[u] + i));
+      for (int64_t u = b0 > first ? b0 : first; u < b1; ++u) {
+        if (u + kPrefetchRows < n) _mm_prefetch(reinterpret_cast<const char*>(v[u + kPrefetchRows] + i), _MM_HINT_T0);
+        if (i + kAttendWidth < d) _mm_prefetch(reinterpret_cast<const char*>(v[u] + i + kAttendWidth), _MM_HINT_T1);
+        attend_store(slices[u - b0], attend_load(v[u] + i));
+      }
       for (int h = 0; h < nh; ++h) {
         const float* ph = p + size_t(h) * p_stride;
         AttendVec lane[kAttendLanes];

@@ -86,7 +86,7 @@ struct CpuKernels {
   void (*rope_f32)(float* head, const float* cos_sin, int n_rot);
   // y[i] = expf_vector(x[i]) (cpu_silu.h, the reference's softmax exp), the same bits on every path.
   void (*exp_vector_f32)(const float* x, float* y, int64_t n);
-  // Attention scores for one run of keys (n <= kTileTokens, rows k + u * k_stride) and nh <=
+  // Attention scores for one run of n >= 1 keys (rows k + u * k_stride; a KV block's) and nh <=
   // kAttendHeads query heads that share them (one GQA group; rows q + h * q_stride): s[h * s_stride +
   // u] = the bits of dot_f32_vec(q_h, k_u, d) (cpu_dot.h). A group at once loads each key once.
   void (*attend_scores)(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,

@@ -305,12 +305,13 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   }
 
   // attend_scores: every (head, key) score is the bits of a lone dot_f32_vec, for head and key counts
-  // and widths below, at and past a 64-element step, with a tail.
+  // and widths below, at and past a 64-element step, with a tail; runs up to a KV block's 16 keys and past.
+  constexpr int kMostKeys = 21;
   for (int64_t d : {128, 64, 131, 16, 7}) {
-    const size_t q_stride = size_t(d) + 5, k_stride = size_t(d) + 3, s_stride = kTileTokens + 3;
-    const auto q = gaussian(q_stride * kAttendHeads, 60), k = gaussian(k_stride * kTileTokens, 61);
+    const size_t q_stride = size_t(d) + 5, k_stride = size_t(d) + 3, s_stride = kMostKeys + 3;
+    const auto q = gaussian(q_stride * kAttendHeads, 60), k = gaussian(k_stride * kMostKeys, 61);
     for (int nh : {1, 3, 4, 8, 13, kAttendHeads})
-      for (int n = 1; n <= kTileTokens; ++n) {
+      for (int n = 1; n <= kMostKeys; ++n) {
         std::vector<float> s(size_t(nh) * s_stride, -777.f);
         path().attend_scores(q.data(), q_stride, nh, k.data(), k_stride, n, d, s.data(), s_stride);
         for (int h = 0; h < nh; ++h)
@@ -331,7 +332,7 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   // element in key order, and each output is the lanes' 16-lane fold; vector and tail widths, head
   // counts, windows starting inside a chunk, key counts short of a chunk, whole chunks and more.
   for (int64_t d : {128, 131, 64, 7})
-    for (auto [first, n] : {std::pair<int64_t, int64_t>{0, 1}, {0, 5}, {3, 16}, {0, 37}, {5, 64}, {17, 40}}) {
+    for (auto [first, n] : {std::pair<int64_t, int64_t>{0, 1}, {0, 5}, {3, 16}, {0, 37}, {5, 64}, {17, 40}, {9, 300}}) {
       std::vector<std::vector<float>> vals;
       std::vector<const float*> vptr(static_cast<size_t>(n), nullptr);  // rows before first are never read
       for (int64_t u = first; u < n; ++u) vals.push_back(gaussian(size_t(d), 40 + uint32_t(u))), vptr[size_t(u)] = vals.back().data();

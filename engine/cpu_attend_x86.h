@@ -106,10 +106,12 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 
 #endif
 
-// A slice of kAttendWidth output elements at a time: per head, its 16 lanes sit in registers while a
-// block of keys goes by (key u feeds lane u % 16, a compile-time index in the 16-way unrolled loop)
-// and in L1 between blocks. The block's value slices are first copied into one contiguous buffer:
-// read in place, a column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come
+// A slice of kAttendWidth output elements at a time: a group of kValueHeads heads' lanes l0 ..
+// l0 + kValueLanes - 1 sit in registers while a block of keys goes by (key u feeds lane u % 16; each
+// lane still sees its keys in order, so which lanes share a pass is free), and in L1 between blocks.
+// One loaded value slice feeds the group's heads: 1.5 loads per fma instead of a slice and a weight
+// (2, three 256-bit load ops) when a pass took one head's 16 lanes. The block's value slices are
+// first copied into one contiguous buffer: read in place, a column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come
 // from L2 again for every head (the copy doubled the kernel's rate). At the end the lanes are folded.
 // The rows are scattered (one per key, in KV blocks) and in decode come from DRAM: each copied row
 // asks a few rows ahead for the same slice and for its own next slice (into L2, read on the next pass),
@@ -117,6 +119,7 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                        size_t p_stride) {
   constexpr int64_t kKeyBlock = 256, kPrefetchRows = 8;
+  constexpr int kValueHeads = kAttendWidth == 16 ? 4 : 2, kValueLanes = 4;  // 16 or 8 accumulators of 32 or 16 registers
   int64_t i = 0;
   for (; i + kAttendWidth <= d; i += kAttendWidth) {
     alignas(64) float state[kAttendHeads][kAttendLanes][kAttendWidth] = {};
@@ -128,23 +131,39 @@ void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t fir
         if (i + kAttendWidth < d) _mm_prefetch(reinterpret_cast<const char*>(v[u] + i + kAttendWidth), _MM_HINT_T1);
         attend_store(slices[u - b0], attend_load(v[u] + i));
       }
-      for (int h = 0; h < nh; ++h) {
-        const float* ph = p + size_t(h) * p_stride;
-        AttendVec lane[kAttendLanes];
-        #pragma GCC unroll 16
-        for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_load(state[h][l]);
-        for (int64_t u0 = b0; u0 < b1; u0 += kAttendLanes) {
-          if (u0 >= first && u0 + kAttendLanes <= b1) {  // a whole chunk: all but the window's first and the last
-            #pragma GCC unroll 16
-            for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_fma(ph[u0 + l], attend_load(slices[u0 - b0 + l]), lane[l]);
-            continue;
+      for (int h0 = 0; h0 < nh; h0 += kValueHeads) {
+        const float* ph[kValueHeads];  // a short group repeats its last head (and stores only its own)
+        for (int g = 0; g < kValueHeads; ++g) ph[g] = p + size_t(h0 + g < nh ? h0 + g : nh - 1) * p_stride;
+        for (int l0 = 0; l0 < kAttendLanes; l0 += kValueLanes) {
+          AttendVec lane[kValueHeads][kValueLanes];
+          #pragma GCC unroll 4
+          for (int g = 0; g < kValueHeads; ++g)
+            #pragma GCC unroll 4
+            for (int l = 0; l < kValueLanes; ++l) lane[g][l] = attend_load(state[h0 + g < nh ? h0 + g : nh - 1][l0 + l]);
+          for (int64_t u0 = b0 + l0; u0 < b1; u0 += kAttendLanes) {  // keys u0.. feed lanes l0..
+            if (u0 - l0 >= first && u0 - l0 + kAttendLanes <= b1) {   // a whole chunk: all but the window's first and the last
+              #pragma GCC unroll 4
+              for (int l = 0; l < kValueLanes; ++l) {
+                const AttendVec x = attend_load(slices[u0 - b0 + l]);
+                #pragma GCC unroll 4
+                for (int g = 0; g < kValueHeads; ++g) lane[g][l] = attend_fma(ph[g][u0 + l], x, lane[g][l]);
+              }
+              continue;
+            }
+            #pragma GCC unroll 4
+            for (int l = 0; l < kValueLanes; ++l)
+              if (u0 + l >= first && u0 + l < b1) {
+                const AttendVec x = attend_load(slices[u0 - b0 + l]);
+                #pragma GCC unroll 4
+                for (int g = 0; g < kValueHeads; ++g) lane[g][l] = attend_fma(ph[g][u0 + l], x, lane[g][l]);
+              }
           }
-          #pragma GCC unroll 16
-          for (int l = 0; l < kAttendLanes; ++l)
-            if (u0 + l >= first && u0 + l < b1) lane[l] = attend_fma(ph[u0 + l], attend_load(slices[u0 - b0 + l]), lane[l]);
+          #pragma GCC unroll 4
+          for (int g = 0; g < kValueHeads; ++g)
+            #pragma GCC unroll 4
+            for (int l = 0; l < kValueLanes; ++l)
+              if (h0 + g < nh) attend_store(state[h0 + g][l0 + l], lane[g][l]);
         }
-        #pragma GCC unroll 16
-        for (int l = 0; l < kAttendLanes; ++l) attend_store(state[h][l], lane[l]);
       }
     }
     for (int h = 0; h < nh; ++h) {

@@ -187,3 +187,25 @@ void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t fir
       y[size_t(h) * y_stride + size_t(i)] = (h4[0] + h4[2]) + (h4[1] + h4[3]);
     }
 }
+
+// The scalar attend_exp's multiply, subtraction and exp 8 lanes at a time; the max over 8 lanes (any
+// order gives the same value; where it is a zero, its sign cannot change x - m or its exp).
+void attend_exp_x86(float* x, int64_t n, float scale) {
+  const __m256 s = _mm256_set1_ps(scale);
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), s);
+    _mm256_storeu_ps(x + i, v);
+    mv = _mm256_max_ps(mv, v);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mv);
+  float m = lanes[0];
+  for (int l = 1; l < 8; ++l) m = std::max(m, lanes[l]);
+  for (; i < n; ++i) m = std::max(m, x[i] *= scale);
+  const __m256 mb = _mm256_set1_ps(m);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sub_ps(_mm256_loadu_ps(x + i), mb));
+  for (; i < n; ++i) x[i] -= m;
+  exp_vector_f32_x86(x, x, n);
+}

@@ -29,18 +29,6 @@ float fold_lanes(const float* x) {
   return (h4[0] + h4[2]) + (h4[1] + h4[3]);
 }
 
-// The largest of n >= 1 floats (none NaN), in 8 independent chains rather than one: the softmax's
-// max is exact in any order, and one chain of dependent maxss was 40% of attention's softmax time.
-float max_of(const float* x, int64_t n) {
-  float m[8];
-  std::fill_n(m, 8, x[0]);
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) m[l] = std::max(m[l], x[j + l]);
-  for (; j < n; ++j) m[0] = std::max(m[0], x[j]);
-  return *std::max_element(m, m + 8);
-}
-
 // Block storage: per layer kind, one K and one V array per layer of that kind, indexed by
 // (block * kKvBlockTokens + offset) rows; Full blocks also keep the trunk's final hidden state.
 // MTP layers keep their rows in Full blocks even when their attention is windowed: the engine
@@ -428,10 +416,7 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
       }
       for (int h = 0; h < nh; ++h) {
         float* x = weights + size_t(h) * key_room;
-        for (int64_t j = first; j < n; ++j) x[j] *= scale;
-        const float mx = max_of(x + first, n - first);
-        for (int64_t j = first; j < n; ++j) x[j] -= mx;
-        kern.exp_vector_f32(x + first, x + first, n - first);
+        kern.attend_exp(x + first, n - first, scale);
         std::fill(x, x + first, 0.f);
         std::fill(x + n, x + padded, 0.f);
         double sum = 0;

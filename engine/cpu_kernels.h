@@ -98,6 +98,9 @@ struct CpuKernels {
   // (0 + 2) + (1 + 3)): the reference's KQV product (tinyBLAS, 16 lanes). The lanes stay in registers.
   void (*attend_values)(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v,
                         const float* p, size_t p_stride);
+  // The softmax's weights before their sum, in place: x[i] = expf_vector(x[i] * scale - m) for i < n
+  // (n >= 1), m the largest x[j] * scale; the same bits on every path (the max is exact in any order).
+  void (*attend_exp)(float* x, int64_t n, float scale);
   uint64_t (*stream_read)(const void* data, size_t bytes);  // reads every byte once; returns a checksum
   const GemmKernel* (*gemm)(TensorType weight_type);        // null: no repacked GEMM for the type here
   GemvFn (*gemv)(TensorType weight_type);                   // null: no decode GEMV for the type here

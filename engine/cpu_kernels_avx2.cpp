@@ -22,7 +22,7 @@ GemvFn no_gemv(TensorType) { return nullptr; }
 const CpuKernels* avx2_kernels() {
   static const CpuKernels k{CpuPath::Avx2, "avx2",  quantize_q8_0_x86,  quantize_q8_K_x86,     dot_tile_x86,
                             dot_f32_x86,        scale_f32_x86,      exp_f32_x86,        silu_f32_x86,          rope_f32_x86,
-                            exp_vector_f32_x86, attend_scores_x86,  attend_values_x86,  stream_read_x86,       no_gemm,
+                            exp_vector_f32_x86, attend_scores_x86,  attend_values_x86,  attend_exp_x86,  stream_read_x86,       no_gemm,
                             no_gemv,            tile<Q45K<false, true>>, tile<FloatVecDot>, nullptr, nullptr};
   return &k;
 }

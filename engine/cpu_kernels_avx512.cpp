@@ -28,7 +28,7 @@ namespace {
 const CpuKernels* avx512_kernels() {
   static const CpuKernels k{CpuPath::Avx512, "avx512",  quantize_q8_0_x86,  quantize_q8_K_x86,     dot_tile_x86,
                             dot_f32_x86,        scale_f32_x86,      exp_f32_x86,        silu_f32_x86,          rope_f32_x86,
-                            exp_vector_f32_x86, attend_scores_x86,  attend_values_x86,  stream_read_x86,       gemm_avx512,
+                            exp_vector_f32_x86, attend_scores_x86,  attend_values_x86,  attend_exp_x86,  stream_read_x86,       gemm_avx512,
                             gemv_avx512,        tile<Q45K<false, true>>, tile<FloatVecDot>, &gemm_q4_K_pairs_avx512(), gemv_rows<GemvQ4K<true>>};
   return &k;
 }

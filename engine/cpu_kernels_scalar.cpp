@@ -1,5 +1,6 @@
 // The scalar kernel table: cpu_dot.cpp's reference kernels, plus plain loops for attention and the
 // bandwidth probe. Compiled with the project's baseline flags, so it runs on every machine.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -120,6 +121,12 @@ void attend_values(float* y, size_t y_stride, int nh, int64_t d, int64_t first, 
     }
 }
 
+void attend_exp(float* x, int64_t n, float scale) {
+  float m = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) m = std::max(m, x[j] *= scale);
+  for (int64_t j = 0; j < n; ++j) x[j] = expf_vector(x[j] - m);
+}
+
 void dot_tile_q4_K_pairs(const void* w, const void* a, size_t a_stride, int nt, int64_t n, float* y, size_t y_stride) {
   for (int t = 0; t < nt; ++t) y[size_t(t) * y_stride] = dot_q4_K_pairs(w, static_cast<const uint8_t*>(a) + size_t(t) * a_stride, n);
 }
@@ -149,7 +156,7 @@ GemvFn no_gemv(TensorType) { return nullptr; }
 const CpuKernels& scalar_kernels() {
   static const CpuKernels k{CpuPath::Scalar, "scalar",    quantize_q8_0,      quantize_q8_K,      dot_tile_for_type,
                             dot_f32,         scale_f32,   exp_f32,            silu_f32,           rope_f32,
-                            exp_vector_f32,  attend_scores, attend_values,    stream_read,        no_gemm,
+                            exp_vector_f32,  attend_scores, attend_values,    attend_exp,  stream_read,        no_gemm,
                             no_gemv,         dot_tile_q4_K_pairs, dot_tile_f32_vec, nullptr,       nullptr};
   return k;
 }

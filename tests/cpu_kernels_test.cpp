@@ -304,6 +304,25 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
     EXPECT_NEAR(expf_vector(-1.f), 0.36787944f, 1e-7f);
   }
 
+  // attend_exp: the bits of the scalar definition, for window lengths below, at and past the 8-lane
+  // width; scores of either sign of zero as the maximum, and a window where every weight underflows
+  // but the largest.
+  for (int64_t n : {1, 7, 8, 9, 33, 300}) {
+    for (int variant = 0; variant < 3; ++variant) {
+      auto x = gaussian(size_t(n), 70 + uint32_t(variant), variant == 2 ? 400.f : 3.f);
+      if (variant == 1) {
+        for (float& f : x) f = -std::fabs(f);
+        x[size_t(n) / 2] = -0.f;
+        x[size_t(n) - 1] = 0.f;
+      }
+      auto want = x, got = x;
+      scalar_kernels().attend_exp(want.data(), n, 0.088388f);
+      path().attend_exp(got.data(), n, 0.088388f);
+      for (size_t i = 0; i < want.size(); ++i)
+        EXPECT_EQ(0, std::memcmp(&want[i], &got[i], 4)) << "n " << n << " variant " << variant << " element " << i;
+    }
+  }
+
   // attend_scores: every (head, key) score is the bits of a lone dot_f32_vec, for head and key counts
   // and widths below, at and past a 64-element step, with a tail; runs up to a KV block's 16 keys and past.
   constexpr int kMostKeys = 21;

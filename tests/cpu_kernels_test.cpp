@@ -326,7 +326,7 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
   // attend_scores: every (head, key) score is the bits of a lone dot_f32_vec, for head and key counts
   // and widths below, at and past a 64-element step, with a tail; runs up to a KV block's 16 keys and past.
   constexpr int kMostKeys = 21;
-  for (int64_t d : {128, 64, 131, 16, 7}) {
+  for (int64_t d : {128, 64, 131, 70, 256, 197, 16, 7}) {
     const size_t q_stride = size_t(d) + 5, k_stride = size_t(d) + 3, s_stride = kMostKeys + 3;
     const auto q = gaussian(q_stride * kAttendHeads, 60), k = gaussian(k_stride * kMostKeys, 61);
     for (int nh : {1, 3, 4, 8, 13, kAttendHeads})

@@ -113,12 +113,9 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 // (2, three 256-bit load ops) when a pass took one head's 16 lanes. The block's value slices are
 // first copied into one contiguous buffer: read in place, a column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come
 // from L2 again for every head (the copy doubled the kernel's rate). At the end the lanes are folded.
-// The rows are scattered (one per key, in KV blocks) and in decode come from DRAM: each copied row
-// asks a few rows ahead for the same slice and for its own next slice (into L2, read on the next pass),
-// or the copy waits on one cache miss at a time (it was 70% of the kernel's time in decode).
 void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                        size_t p_stride) {
-  constexpr int64_t kKeyBlock = 256, kPrefetchRows = 8;
+  constexpr int64_t kKeyBlock = 256;
   constexpr int kValueHeads = kAttendWidth == 16 ? 4 : 2, kValueLanes = 4;  // 16 or 8 accumulators of 32 or 16 registers
   int64_t i = 0;
   for (; i + kAttendWidth <= d; i += kAttendWidth) {
@@ -126,11 +123,7 @@ void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t fir
     alignas(64) float slices[kKeyBlock][kAttendWidth];  // slices[u - b0]: key u's elements i..
     for (int64_t b0 = first / kAttendLanes * kAttendLanes; b0 < n; b0 += kKeyBlock) {
       const int64_t b1 = b0 + kKeyBlock < n ? b0 + kKeyBlock : n;
-      for (int64_t u = b0 > first ? b0 : first; u < b1; ++u) {
-        if (u + kPrefetchRows < n) _mm_prefetch(reinterpret_cast<const char*>(v[u + kPrefetchRows] + i), _MM_HINT_T0);
-        if (i + kAttendWidth < d) _mm_prefetch(reinterpret_cast<const char*>(v[u] + i + kAttendWidth), _MM_HINT_T1);
-        attend_store(slices[u - b0], attend_load(v[u] + i));
-      }
+      for (int64_t u = b0 > first ? b0 : first; u < b1; ++u) attend_store(slices[u - b0], attend_load(v[u] + i));
       for (int h0 = 0; h0 < nh; h0 += kValueHeads) {
         const float* ph[kValueHeads];  // a short group repeats its last head (and stores only its own)
         for (int g = 0; g < kValueHeads; ++g) ph[g] = p + size_t(h0 + g < nh ? h0 + g : nh - 1) * p_stride;

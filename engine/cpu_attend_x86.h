@@ -111,8 +111,9 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 // lane still sees its keys in order, so which lanes share a pass is free), and in L1 between blocks.
 // One loaded value slice feeds the group's heads: 1.5 loads per fma instead of a slice and a weight
 // (2, three 256-bit load ops) when a pass took one head's 16 lanes. The block's value slices are
-// first copied into one contiguous buffer: read in place, a column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come
-// from L2 again for every head (the copy doubled the kernel's rate). At the end the lanes are folded.
+// first copied into one contiguous buffer: read in place, a column of rows 4 * kAttendWidth bytes
+// apart maps to a few L1 sets and would come from L2 again for every head (the copy doubled the
+// kernel's rate). At the end the lanes are folded.
 void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                        size_t p_stride) {
   constexpr int64_t kKeyBlock = 256;

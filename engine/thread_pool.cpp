@@ -12,12 +12,17 @@
 namespace flashfix {
 namespace {
 
-// Spin iterations before a worker sleeps: with pause (~tens of cycles) and a yield every 64, about
-// a millisecond, longer than the gap between two loops of one decode step.
+// Spin iterations before a worker sleeps: with pause (~tens of cycles) and, after the first
+// kPauseOnly, a yield every 64, about a millisecond, longer than the gap between two loops of one
+// decode step.
 constexpr int kSpinIterations = 1 << 15;
+// The first ~20 us of a wait only pause: the next loop of a decode step usually comes within that,
+// and a yield there is a system call (~0.5 us) that also delays seeing it. Later waits yield every
+// 64 iterations so a spinning pool does not starve other processes on a shared machine.
+constexpr int kPauseOnly = 1024;
 
 inline void relax(int i) {
-  if (i % 64 == 63) std::this_thread::yield();
+  if (i >= kPauseOnly && i % 64 == 63) std::this_thread::yield();
   else FF_CPU_RELAX();
 }
 

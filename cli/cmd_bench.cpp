@@ -338,12 +338,12 @@ int run_bench(const std::vector<std::string>& argv) {
 
   const int64_t P = args.get_int("--prompt-tokens", 512, 1, 1 << 20);
   const int64_t G = args.get_int("--gen-tokens", 128, 1, 1 << 20);
-  auto model = Model::load(args.require("--model"));
-  const ModelConfig& c = model->config();
   const std::string backend_name = args.get("--backend").value_or("cpu");
   if (backend_name != "cpu" && backend_name != "cuda") throw UsageError("--backend takes cpu or cuda, not '" + backend_name + "'");
   const bool gpu = backend_name == "cuda", repack = !args.has("--no-repack");
   if (gpu && !repack) throw UsageError("--no-repack is a cpu backend option");
+  auto model = Model::load(args.require("--model"));
+  const ModelConfig& c = model->config();
 
   // Weights are read once up front so page faults and the first read from disk are not timed: the
   // numbers describe a resident model. Before the backend is made: the cpu backend then packs from

@@ -34,6 +34,7 @@ EngineOptions engine_options(const Args& args, int64_t default_ctx, int64_t min_
   if (o.backend != "cpu" && o.backend != "cuda") throw UsageError("--backend takes cpu or cuda, not '" + o.backend + "'");
   o.threads = int(args.get_int("--threads", 0, 0, 1024));
   o.repack_weights = !args.has("--no-repack");
+  if (o.backend == "cuda" && !o.repack_weights) throw UsageError("--no-repack is a cpu backend option");
   o.n_ctx = args.get_int("--ctx-size", default_ctx, min_ctx, max_ctx);
   o.max_sequences = int(args.get_int("--max-sequences", o.max_sequences, 1, 4096));
   o.kv_budget_bytes = uint64_t(args.get_int("--kv-budget-mb", 0, 0, int64_t(1) << 30)) << 20;

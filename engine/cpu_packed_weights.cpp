@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/cpu_ops.h"
@@ -39,13 +40,14 @@ int64_t row_groups(Weight t) { return (t->dim(1) + kGemmRows - 1) / kGemmRows; }
 }  // namespace
 
 PackedWeights::PackedWeights(const Model& model, ThreadPool& pool) : path_(kernels().path) {
-  std::vector<Weight> todo;
+  std::vector<std::pair<Weight, const GemmKernel*>> todo;
   for (Weight t : matmul_weights(model.weights())) {
-    if (!packable(t) || slabs_.count(t)) continue;
-    const size_t slab_bytes = size_t(row_groups(t)) * packable(t)->packed_bytes(t->ne[0]);
+    const GemmKernel* g = packable(t);
+    if (!g || slabs_.count(t)) continue;
+    const size_t slab_bytes = size_t(row_groups(t)) * g->packed_bytes(t->ne[0]);
     slabs_[t] = {size_, slab_bytes};
     size_ += slab_bytes * size_t(t->dim(2));
-    todo.push_back(t);
+    todo.emplace_back(t, g);
   }
   if (size_ == 0) return;
   void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -54,8 +56,8 @@ PackedWeights::PackedWeights(const Model& model, ThreadPool& pool) : path_(kerne
                              std::strerror(errno) + "); run with repacking off (--no-repack)");
   mem_ = static_cast<uint8_t*>(p);
   madvise(mem_, size_, MADV_HUGEPAGE);  // a hint: fewer TLB misses while streaming; works without it
-  for (Weight t : todo) {
-    const GemmKernel& g = *packable(t);
+  for (const auto& [t, kernel] : todo) {
+    const GemmKernel& g = *kernel;
     const int64_t n = t->ne[0], rows = t->dim(1), groups = row_groups(t);
     const size_t rb = t->row_bytes(), group_bytes = g.packed_bytes(n);
     const Slabs& s = slabs_[t];

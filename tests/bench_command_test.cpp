@@ -71,6 +71,10 @@ TEST(BenchCommand, UsageErrors) {
   EXPECT_EQ(run_flashfix_line("bench --model x.gguf --draft-max 2").status, 2);  // plain bench runs no drafts
   EXPECT_EQ(run_flashfix_line("bench --model x.gguf --spec-oracle --agent-replay").status, 2);
   EXPECT_EQ(run_flashfix_line("bench --model x.gguf --spec-oracle --draft context").status, 2);
+  EXPECT_EQ(run_flashfix_line("bench --membw --no-repack").status, 2);  // weights' layout, and no model here
+  EXPECT_EQ(run_flashfix_line("bench --model x.gguf --backend cuda --no-repack").status, 2);
+  EXPECT_EQ(run_flashfix_line("generate --model x.gguf --prompt-file " FLASHFIX_SHARED_DIR "/golden/prompt1.txt --max-tokens 1 "
+                              "--backend cuda --no-repack").status, 2);  // every engine front end
 }
 
 }  // namespace

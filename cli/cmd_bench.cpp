@@ -1,20 +1,15 @@
 // flashfix bench: prefill and decode speed of a model on the CPU backend, the memory traffic decode
 // achieves, peak resident memory; or (--membw) this machine's memory bandwidth, decode's ceiling.
-#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <functional>
-#include <memory>
 #include <optional>
 #include <random>
 #include <span>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,6 +25,7 @@
 #include "engine/cpu_dot.h"
 #include "engine/cpu_kernels.h"
 #include "engine/cpu_time.h"
+#include "engine/huge_page_buffer.h"
 #include "engine/sampler.h"
 #include "engine/thread_pool.h"
 
@@ -106,14 +102,10 @@ int run_membw(const Args& args, int threads, bool json) {
                   double(r.memory_bytes) / double(1 << 30), r.copy_gbs);
     return 0;
   }
-  // 1 GiB: 32x a 32 MB L3, so nearly every byte comes from DRAM. Asked for huge pages, as the cpu
-  // backend's packed weights are (cpu_packed_weights.cpp): the limit is measured on the memory decode reads.
-  const size_t bytes = size_t(1) << 30;
-  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) throw std::runtime_error(std::string("cannot allocate the 1 GiB test buffer: ") + std::strerror(errno));
-  std::unique_ptr<void, std::function<void(void*)>> unmap(mem, [bytes](void* p) { munmap(p, bytes); });
-  madvise(mem, bytes, MADV_HUGEPAGE);
-  const std::span<uint8_t> buf(static_cast<uint8_t*>(mem), bytes);
+  // 1 GiB: 32x a 32 MB L3, so nearly every byte comes from DRAM; in huge pages, like the packed
+  // weights (huge_page_buffer.h).
+  const HugePageBuffer mem(size_t(1) << 30, "the bandwidth test buffer");
+  const std::span<uint8_t> buf(mem.data(), mem.size());
   for (size_t i = 0; i < buf.size(); i += 4096) buf[i] = uint8_t(i >> 12);  // fault every page in
   ThreadPool one(1), all(threads);
   const double gbs1 = membw_gbs(one, buf), gbsn = membw_gbs(all, buf);

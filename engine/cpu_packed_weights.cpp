@@ -1,10 +1,5 @@
 #include "engine/cpu_packed_weights.h"
 
-#include <sys/mman.h>
-
-#include <cerrno>
-#include <cstring>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,21 +36,17 @@ int64_t row_groups(Weight t) { return (t->dim(1) + kGemmRows - 1) / kGemmRows; }
 
 PackedWeights::PackedWeights(const Model& model, ThreadPool& pool) : path_(kernels().path) {
   std::vector<std::pair<Weight, const GemmKernel*>> todo;
+  size_t size = 0;
   for (Weight t : matmul_weights(model.weights())) {
     const GemmKernel* g = packable(t);
     if (!g || slabs_.count(t)) continue;
     const size_t slab_bytes = size_t(row_groups(t)) * g->packed_bytes(t->ne[0]);
-    slabs_[t] = {size_, slab_bytes};
-    size_ += slab_bytes * size_t(t->dim(2));
+    slabs_[t] = {size, slab_bytes};
+    size += slab_bytes * size_t(t->dim(2));
     todo.emplace_back(t, g);
   }
-  if (size_ == 0) return;
-  void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED)
-    throw std::runtime_error("cannot allocate " + std::to_string(size_ >> 20) + " MiB for the repacked weights (" +
-                             std::strerror(errno) + "); run with repacking off (--no-repack)");
-  mem_ = static_cast<uint8_t*>(p);
-  madvise(mem_, size_, MADV_HUGEPAGE);  // a hint: fewer TLB misses while streaming; works without it
+  if (size == 0) return;
+  mem_ = HugePageBuffer(size, "the repacked weights (run with --no-repack to read them from the mapped file)");
   for (const auto& [t, kernel] : todo) {
     const GemmKernel& g = *kernel;
     const int64_t n = t->ne[0], rows = t->dim(1), groups = row_groups(t);
@@ -65,21 +56,17 @@ PackedWeights::PackedWeights(const Model& model, ThreadPool& pool) : path_(kerne
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t e = i / groups, r0 = i % groups * kGemmRows;
         g.pack(t->data + size_t(e * rows + r0) * rb, rb, int(std::min<int64_t>(kGemmRows, rows - r0)), n,
-               mem_ + s.offset + size_t(e) * s.slab_bytes + size_t(i % groups) * group_bytes);
+               mem_.data() + s.offset + size_t(e) * s.slab_bytes + size_t(i % groups) * group_bytes);
       }
     });
     model.file().drop_pages(t->data, t->nbytes);
   }
 }
 
-PackedWeights::~PackedWeights() {
-  if (mem_) munmap(mem_, size_);
-}
-
 const uint8_t* PackedWeights::slab(Weight t, int64_t e) const {
-  if (!mem_ || kernels().path != path_) return nullptr;
+  if (!mem_.data() || kernels().path != path_) return nullptr;
   const auto it = slabs_.find(t);
-  return it == slabs_.end() ? nullptr : mem_ + it->second.offset + size_t(e) * it->second.slab_bytes;
+  return it == slabs_.end() ? nullptr : mem_.data() + it->second.offset + size_t(e) * it->second.slab_bytes;
 }
 
 }  // namespace flashfix::cpu

@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "engine/cpu_kernels.h"
+#include "engine/huge_page_buffer.h"
 #include "engine/model.h"
 #include "engine/thread_pool.h"
 
@@ -32,14 +33,13 @@ class PackedWeights {
   PackedWeights() = default;  // nothing packed
   // Packs every matrix the forward pass multiplies by whose type qualifies on the active path.
   PackedWeights(const Model& model, ThreadPool& pool);
-  ~PackedWeights();
   PackedWeights(const PackedWeights&) = delete;
   PackedWeights& operator=(const PackedWeights&) = delete;
 
   // Slab e (0 for a 2-D tensor, the expert for a stacked one) of t as consecutive packed row groups
   // (group g at + g * packed_bytes(n_in)); null when t is not packed or another path is active.
   const uint8_t* slab(Weight t, int64_t e) const;
-  uint64_t bytes() const { return size_; }
+  uint64_t bytes() const { return mem_.size(); }
   int64_t matrices() const { return int64_t(slabs_.size()); }
 
  private:
@@ -49,8 +49,7 @@ class PackedWeights {
   };
   CpuPath path_ = CpuPath::Scalar;
   std::unordered_map<Weight, Slabs> slabs_;
-  uint8_t* mem_ = nullptr;
-  size_t size_ = 0;
+  HugePageBuffer mem_;
 };
 
 }  // namespace flashfix::cpu

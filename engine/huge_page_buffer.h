@@ -1,0 +1,29 @@
+// Anonymous memory asked for in huge pages (transparent huge pages, madvise mode): what large
+// streamed buffers live in, so a stream is not slowed by a TLB miss every 4 KB. The packed weights
+// (cpu_packed_weights.h) and `bench --membw`, whose figure is the limit decode is measured against,
+// both use it, so they read the same kind of memory. Huge pages are a hint; the buffer works without.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace flashfix {
+
+class HugePageBuffer {
+ public:
+  HugePageBuffer() = default;
+  // Throws std::runtime_error "cannot allocate N MiB for <what>: <reason>" when the kernel refuses.
+  HugePageBuffer(size_t bytes, const std::string& what);
+  ~HugePageBuffer();
+  HugePageBuffer(HugePageBuffer&& other) noexcept;
+  HugePageBuffer& operator=(HugePageBuffer&& other) noexcept;
+
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace flashfix

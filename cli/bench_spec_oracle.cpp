@@ -19,8 +19,9 @@ const char* const kSpecOracleUsage =
     "--spec-oracle: greedy decoding with the model's own output replayed as drafts, a share of them\n"
     "corrupted (acceptance 100/75/50/25%), k = 1..K drafts per pass: forced (k every pass) and adaptive\n"
     "(the engine's controller picks k, or none). Per cell: decode speedup over plain decoding in wall and\n"
-    "CPU time (medians of repeats interleaved with plain runs), tokens per pass, the cost of a verify\n"
-    "pass over a plain step (wall, CPU), and the byte\n"
+    "CPU time (medians of repeats, each a forced and an adaptive run between two plain runs whose mean\n"
+    "is the baseline), the noise floor (the second plain run over the first), tokens per pass, the cost\n"
+    "of a verify pass over a plain step (wall, CPU), and the byte\n"
     "model's prediction: tokens per pass / (weight bytes a pass read / bytes a plain step read), bytes\n"
     "counted from the experts the tokens actually selected.\n";
 
@@ -99,7 +100,7 @@ int run_spec_oracle(const Args& args, bool json) {
   };
   if (!json)
     std::printf("%s: plain decode %.2f tok/s, %.1f MB of weights per step (%lld tokens; medians of %d interleaved repeats)\n"
-                "acc%%  k | forced: speedup (cpu) tok/pass pass-cost (cpu) pass-bytes predicted ratio (cpu) | adaptive: speedup (cpu) drafts/pass\n",
+                "acc%%  k | forced: speedup (cpu) tok/pass pass-cost (cpu) pass-bytes predicted ratio (cpu) | adaptive: speedup (cpu) drafts/pass | plain/plain range\n",
                 model.c_str(), step.tok_s, step.bytes_per_pass / 1e6, (long long)want.size(), repeats);
   nlohmann::json cells = nlohmann::json::array();
   for (int k = 1; k <= K; ++k) {
@@ -109,11 +110,18 @@ int run_spec_oracle(const Args& args, bool json) {
       // Plain, forced and adaptive runs alternate, and each is compared with the plain run beside it,
       // so a change of load on a shared machine shifts all three alike. CPU time is the second view:
       // other processes' load stretches wall time but hardly the CPU time a run needs.
-      std::vector<double> speed, cpu_speed, pass_cost, cpu_pass_cost, tpp, bytes, a_speed, a_cpu_speed, a_drafts;
+      std::vector<double> speed, cpu_speed, pass_cost, cpu_pass_cost, tpp, bytes, a_speed, a_cpu_speed, a_drafts, noise;
       for (int i = 0; i < repeats; ++i) {
-        const Run p = run_once(*plain, req, &want);
+        const Run p1 = run_once(*plain, req, &want);
         const Run f = run_once(*forced, replaying(accuracy), &want);
         const Run a = run_once(*adaptive, replaying(accuracy), &want);
+        const Run p2 = run_once(*plain, req, &want);
+        // The baseline is the plain runs on both sides; how far they differ is the cell's noise floor.
+        Run p;
+        p.tok_s = (p1.tok_s + p2.tok_s) / 2, p.cpu_s_per_token = (p1.cpu_s_per_token + p2.cpu_s_per_token) / 2;
+        p.ms_per_pass = (p1.ms_per_pass + p2.ms_per_pass) / 2, p.cpu_ms_per_pass = (p1.cpu_ms_per_pass + p2.cpu_ms_per_pass) / 2;
+        p.bytes_per_pass = (p1.bytes_per_pass + p2.bytes_per_pass) / 2;
+        noise.push_back(p2.tok_s / p1.tok_s);
         speed.push_back(f.tok_s / p.tok_s), cpu_speed.push_back(p.cpu_s_per_token / f.cpu_s_per_token);
         pass_cost.push_back(f.ms_per_pass / p.ms_per_pass), cpu_pass_cost.push_back(f.cpu_ms_per_pass / p.cpu_ms_per_pass);
         tpp.push_back(f.tokens_per_pass), bytes.push_back(f.bytes_per_pass / p.bytes_per_pass);
@@ -134,13 +142,16 @@ int run_spec_oracle(const Args& args, bool json) {
                        {"cpu_ratio", median(cpu_speed) / predicted},
                        {"adaptive_speedup", median(a_speed)},
                        {"adaptive_cpu_speedup", median(a_cpu_speed)},
-                       {"adaptive_drafts_per_pass", median(a_drafts)}};
+                       {"adaptive_drafts_per_pass", median(a_drafts)},
+                       {"plain_over_plain", median(noise)},
+                       {"plain_over_plain_range", {*std::min_element(noise.begin(), noise.end()), *std::max_element(noise.begin(), noise.end())}}};
       cells.push_back(c);
       if (!json)
-        std::printf("%3.0f  %2d | %6.2fx (%.2fx) %6.2f %7.2fx (%.2fx) %8.2fx %8.2fx %5.2f (%.2f) | %6.2fx (%.2fx) %5.2f\n",
+        std::printf("%3.0f  %2d | %6.2fx (%.2fx) %6.2f %7.2fx (%.2fx) %8.2fx %8.2fx %5.2f (%.2f) | %6.2fx (%.2fx) %5.2f | %.2f-%.2f\n",
                     accuracy * 100, k, median(speed), median(cpu_speed), median(tpp), median(pass_cost), median(cpu_pass_cost),
                     median(bytes), predicted, median(speed) / predicted, median(cpu_speed) / predicted, median(a_speed),
-                    median(a_cpu_speed), median(a_drafts));
+                    median(a_cpu_speed), median(a_drafts), *std::min_element(noise.begin(), noise.end()),
+                    *std::max_element(noise.begin(), noise.end()));
       std::fflush(stdout);
     }
   }

@@ -6,13 +6,16 @@
 // controller picks the source and k in 0..K that maximise tokens per unit of time, using the measured
 // time of decode steps by their token count (StepCosts, engine-wide) and each source's measured
 // acceptance and drafting time (DraftControl, per sequence). Times are the process's CPU time (the
-// engine's choice): on a shared machine, other load stretches wall time by the moment, not work. When nothing beats plain decoding it
-// stops drafting and probes again every kProbeInterval steps with one token, so a source that starts
-// to pay (the model begins copying a span of its input) is noticed. While drafting it likewise takes
-// a plain step every kProbeInterval steps (and before its first draft), so the cost it compares with
-// is measured rather than assumed. A source whose drafting costs next to nothing (context lookup) is
+// engine's choice): on a shared machine, other load stretches wall time by the moment, not work.
+// Acceptance enters the decision at its lower confidence bound, so a run of lucky guesses from a
+// source that does not pay does not switch drafting on. When nothing beats plain decoding it stops
+// drafting and probes again every kProbeInterval steps with one token, so a source that starts to pay
+// (the model begins copying a span of its input) is noticed. While drafting it likewise takes a plain
+// step every kProbeInterval steps (and before its first draft), so the cost it compares with is
+// measured rather than assumed. A source whose drafting costs next to nothing (context lookup) is
 // asked for one token even on steps that do not draft ("shadow"): comparing it with the token then
-// sampled keeps its acceptance known without paying for a verify pass.
+// sampled keeps its acceptance known without paying for a verify pass, so it is not probed (once the
+// cost of a pass one token longer is known).
 #pragma once
 #include <cstddef>
 #include <cstdint>

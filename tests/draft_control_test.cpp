@@ -39,7 +39,7 @@ TEST(DraftControl, StopsWhenVerifyingCostsMoreThanItYields) {
   // A verify pass of k+1 tokens costs k+1 steps (compute-bound): no acceptance rate below 1 pays.
   const StepCosts linear = linear_costs(1.0);
   DraftControl d(1, 4, false);
-  teach(d, 40, 2, 1);  // half the drafts accepted
+  for (int i = 0; i < 40; ++i) d.record(0, 2, 2, 1, 0.002);  // half accepted; drafting a token: a fifth of a step
   int drafted = 0, probes = 0;
   for (int step = 0; step < 64; ++step) {
     const DraftChoice c = d.choose(linear, 1, 100);
@@ -64,6 +64,45 @@ TEST(DraftControl, CheapSourcesAreShadowedWhileOffAndTurnOnWhenRight) {
   c = d.choose(costs, 1, 100);
   EXPECT_FALSE(c.shadow);
   EXPECT_GE(c.k, 2);
+}
+
+TEST(DraftControl, ShadowedSourcesAreNotProbed) {
+  // Its shadowed guesses already tell how often a cheap source is right, and the engine has measured
+  // a pass one token longer: probing it would pay for a verify pass that is known not to pay.
+  const StepCosts costs = linear_costs(0.6);
+  DraftControl d(1, 4, false);
+  teach(d, 40, 1, 0);
+  for (int step = 0; step < 96; ++step) {
+    const DraftChoice c = d.choose(costs, 1, 100);
+    EXPECT_EQ(c.source, 0);
+    EXPECT_TRUE(c.shadow);
+  }
+  // Until that pass was measured it is probed like any other source.
+  StepCosts base_only;
+  base_only.observe(1, 0.010);
+  int probes = 0;
+  for (int step = 0; step < 64; ++step) {
+    const DraftChoice c = d.choose(base_only, 1, 100);
+    probes += c.source == 0 && !c.shadow;
+  }
+  EXPECT_EQ(probes, 64 / DraftControl::kProbeInterval);
+}
+
+TEST(DraftControl, LuckyStreaksOfALosingSourceDoNotTurnDraftingOn) {
+  // One token costs 1.62 steps to verify and draft: drafting pays from an acceptance of about 0.67. A source
+  // right half the time (alternating, then a streak of eight) never gets there; its point estimate
+  // does (0.69 after the streak: a gain of 1.04), its lower bound (0.59) does not.
+  const StepCosts costs = linear_costs(0.6);
+  DraftControl d(1, 1, false);
+  for (int i = 0; i < 40; ++i) d.record(0, 1, 1, i % 2, 0.0002);  // 2% of a step: not shadowed
+  for (int i = 0; i < 8; ++i) d.record(0, 1, 1, 1, 0.0002);
+  int drafted = 0;
+  for (int step = 0; step < 31; ++step) drafted += d.choose(costs, 1, 100).source == 0;
+  EXPECT_EQ(drafted, 0);
+  // A source that is right 90% of the time drafts.
+  DraftControl good(1, 1, false);
+  for (int i = 0; i < 40; ++i) good.record(0, 1, 1, i % 10 != 0, 0.0002);
+  EXPECT_EQ(good.choose(costs, 1, 100).source, 0);
 }
 
 TEST(DraftControl, ExpensiveDraftingCountsAgainstItsGain) {

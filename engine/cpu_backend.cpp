@@ -406,11 +406,16 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
       const float* q = &q_[size_t(t * qw + h0 * hd)];
       for (int64_t j0 = start; j0 <= pos;) {
         const int run = int(keys_in_run(j0, pos + 1 - j0));
-        // The next run's keys are asked for now (into L2: asking for L1 was barely faster than not
-        // asking): in decode they come from DRAM (the weights streamed since evict them), and the
-        // kernel would otherwise wait on one key's lines at a time (a third faster on cold keys).
+        // The next run's keys and this run's values are asked for now (into L2: asking for L1 was
+        // barely faster than not asking): in decode they come from DRAM (the weights streamed since
+        // evict them), and the kernels would otherwise wait on one row's lines at a time (a third
+        // faster on cold keys).
+        // The values are summed only after every score, so this run's have the rest of the scoring
+        // to arrive.
         for (int64_t j = j0 + run, end = std::min(j0 + run + kKvBlockTokens, pos + 1); j < end; ++j)
           for (int64_t e = 0; e < hd; e += 64 / int64_t(sizeof(float))) __builtin_prefetch(key_at(blocks, j, kvh) + e, 0, 2);
+        for (int64_t j = j0; j < j0 + run; ++j)
+          for (int64_t e = 0; e < vd; e += 64 / int64_t(sizeof(float))) __builtin_prefetch(value_at(blocks, j, kvh) + e, 0, 2);
         kern.attend_scores(q, size_t(hd), nh, key_at(blocks, j0, kvh), size_t(kw), run, hd, weights + (j0 - chunk0), key_room);
         j0 += run;
       }

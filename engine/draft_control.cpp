@@ -28,27 +28,33 @@ double cautious_acceptance(double accepts, double rejects) {
 
 }  // namespace
 
-void StepCosts::observe(int64_t tokens, double seconds) {
+void StepCosts::observe(int64_t tokens, double seconds, double weight_bytes) {
   if (tokens <= 0 || seconds <= 0) return;
-  if (int64_t(ema_.size()) <= tokens) ema_.resize(size_t(tokens) + 1, 0);
-  double& e = ema_[size_t(tokens)];
-  e = e == 0 ? seconds : (1 - kEma) * e + kEma * seconds;
+  if (int64_t(seconds_.size()) <= tokens) seconds_.resize(size_t(tokens) + 1, 0), bytes_.resize(size_t(tokens) + 1, 0);
+  auto update = [](double& e, double x) { e = e == 0 ? x : (1 - kEma) * e + kEma * x; };
+  update(seconds_[size_t(tokens)], seconds);
+  if (weight_bytes > 0) update(bytes_[size_t(tokens)], weight_bytes);
 }
 
-double StepCosts::estimate(int64_t n) const {
+double StepCosts::estimate(const std::vector<double>& ema, int64_t n) {
   int64_t lo = -1, hi = -1;
-  for (int64_t i = std::min<int64_t>(n, int64_t(ema_.size()) - 1); i > 0 && lo < 0; --i)
-    if (ema_[size_t(i)] > 0) lo = i;
-  for (int64_t i = n; i < int64_t(ema_.size()) && hi < 0; ++i)
-    if (ema_[size_t(i)] > 0) hi = i;
-  if (lo == n) return ema_[size_t(n)];
-  if (lo > 0 && hi > 0) return ema_[size_t(lo)] + (ema_[size_t(hi)] - ema_[size_t(lo)]) * double(n - lo) / double(hi - lo);
-  if (lo > 0) return ema_[size_t(lo)] * (1 + kPriorSlope * double(n - lo) / double(lo));
-  if (hi > 0) return ema_[size_t(hi)] / (1 + kPriorSlope * double(hi - n) / double(n));
+  for (int64_t i = std::min<int64_t>(n, int64_t(ema.size()) - 1); i > 0 && lo < 0; --i)
+    if (ema[size_t(i)] > 0) lo = i;
+  for (int64_t i = n; i < int64_t(ema.size()) && hi < 0; ++i)
+    if (ema[size_t(i)] > 0) hi = i;
+  if (lo == n) return ema[size_t(n)];
+  if (lo > 0 && hi > 0) return ema[size_t(lo)] + (ema[size_t(hi)] - ema[size_t(lo)]) * double(n - lo) / double(hi - lo);
+  if (lo > 0) return ema[size_t(lo)] * (1 + kPriorSlope * double(n - lo) / double(lo));
+  if (hi > 0) return ema[size_t(hi)] / (1 + kPriorSlope * double(hi - n) / double(n));
   return 1 + kPriorSlope * double(n - 1);
 }
 
-double StepCosts::ratio(int64_t tokens, int64_t base) const { return estimate(tokens) / estimate(base); }
+double StepCosts::ratio(int64_t tokens, int64_t base) const {
+  const double time = estimate(seconds_, tokens) / estimate(seconds_, base);
+  const bool bytes_known = tokens < int64_t(bytes_.size()) && base < int64_t(bytes_.size()) && bytes_[size_t(tokens)] > 0 &&
+                           bytes_[size_t(base)] > 0;
+  return bytes_known ? std::max(time, bytes_[size_t(tokens)] / bytes_[size_t(base)]) : time;
+}
 
 DraftControl::DraftControl(int n_sources, int max_k, bool always)
     : sources_(size_t(n_sources)), max_k_(max_k), always_(always) {}

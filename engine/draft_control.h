@@ -23,20 +23,24 @@
 
 namespace flashfix {
 
-// Time of a decode-only step by the number of tokens it runs (all sequences together).
+// Time and weight bytes of a decode-only step by the number of tokens it runs (all sequences together).
 class StepCosts {
  public:
-  void observe(int64_t tokens, double seconds);
-  // The time of a step of `tokens` over one of `base` tokens: measured where known, interpolated
-  // between measured counts, else extrapolated with a prior that a token costs a fifth of a step.
+  void observe(int64_t tokens, double seconds, double weight_bytes = 0);
+  // The cost of a step of `tokens` over one of `base` tokens: its time measured where known,
+  // interpolated between measured counts, else extrapolated with a prior that a token costs a fifth
+  // of a step; never below the ratio of the weight bytes the two read where both were measured.
+  // Decode streams its weights, so the byte ratio is the floor the time ratio reaches; a time ratio
+  // under it comes from a disturbed measurement (another process's load in one of the two EMAs), and
+  // trusting it would draft where drafting loses.
   double ratio(int64_t tokens, int64_t base) const;
   // Seconds of a step of `tokens` as above; 0 before any step was measured.
-  double seconds(int64_t tokens) const { return ema_.empty() ? 0 : estimate(tokens); }
-  bool measured(int64_t tokens) const { return tokens < int64_t(ema_.size()) && ema_[size_t(tokens)] > 0; }
+  double seconds(int64_t tokens) const { return seconds_.empty() ? 0 : estimate(seconds_, tokens); }
+  bool measured(int64_t tokens) const { return tokens < int64_t(seconds_.size()) && seconds_[size_t(tokens)] > 0; }
 
  private:
-  double estimate(int64_t tokens) const;
-  std::vector<double> ema_;  // by token count; 0: never measured
+  static double estimate(const std::vector<double>& ema, int64_t tokens);
+  std::vector<double> seconds_, bytes_;  // EMAs by token count; 0: never measured
 };
 
 struct DraftChoice {

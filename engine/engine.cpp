@@ -398,9 +398,10 @@ class BatchEngine final : public Engine {
       const uint64_t bytes0 = backend_->weight_bytes_read();
       const double t0 = process_cpu_seconds();
       backend_->forward(*store_, runs);
-      // Decode-only steps teach the draft controller what a step of n tokens costs.
-      if (!prefill) costs_.observe(kStepTokens - budget, process_cpu_seconds() - t0);
+      const double seconds = process_cpu_seconds() - t0;
       const uint64_t bytes = backend_->weight_bytes_read() - bytes0;
+      // Decode-only steps teach the draft controller what a step of n tokens costs.
+      if (!prefill) costs_.observe(kStepTokens - budget, seconds, double(bytes));
       for (Seq* s : in_batch)
         if (s->decoding) s->job->result.decode_weight_bytes += bytes;
     } catch (...) {

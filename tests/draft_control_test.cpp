@@ -134,5 +134,17 @@ TEST(StepCosts, InterpolatesAndExtrapolatesUnmeasuredCounts) {
   EXPECT_LT(c.seconds(1), 0.020);
 }
 
+TEST(StepCosts, WeightBytesAreTheFloorOfAMeasuredRatio) {
+  StepCosts c;
+  c.observe(1, 0.010, 100e6);
+  c.observe(3, 0.012, 250e6);  // disturbed: the one-token time was measured under load
+  EXPECT_NEAR(c.ratio(3, 1), 2.5, 1e-12);
+  c.observe(5, 0.040, 300e6);  // compute-bound: time above bytes counts as measured
+  EXPECT_NEAR(c.ratio(5, 1), 4.0, 1e-12);
+  EXPECT_NEAR(c.ratio(2, 1), 1.1, 1e-12);  // no bytes for 2 tokens: the interpolated time
+  c.observe(4, 0.020);                     // a backend that counts no bytes: time alone
+  EXPECT_NEAR(c.ratio(4, 1), 2.0, 1e-12);
+}
+
 }  // namespace
 }  // namespace flashfix

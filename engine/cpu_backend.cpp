@@ -174,10 +174,12 @@ class CpuBackend final : public Backend {
   void check_mtp_run(const CpuKvStore& store, const MtpRun& r) const;
   void mtp_head(CpuKvStore& store, std::span<const MtpRun> runs, int k);
   void norm_rows(const float* x, Weight w, float* y, int64_t T);
+  void add_norm_rows(const float* add, Weight w, int64_t T);
   void attention(CpuKvStore& store, std::span<const UbatchToken> meta, int il, int64_t first_key);
   void output_logits(std::span<const float* const> rows, std::span<float* const> outs, Weight norm, Weight head);
   void ffn(int il, int64_t T);
   int64_t route(int il, int64_t T);
+  void route_token(float* p, const float* bias, float* sel, int64_t* rank, int64_t* order, float* weight) const;
   ActRows gather(const ActRows& src, std::vector<uint8_t>& buf);
   void run_ffn_groups();
 
@@ -194,7 +196,7 @@ class CpuBackend final : public Backend {
   ActivationCache acts_;
   std::vector<MatmulJob> jobs_;
   std::vector<FfnGroup> groups_;
-  std::vector<int64_t> order_, rank_, expert_count_, expert_first_, slot_token_, group_rows_, hid_off_, hid_q_off_;
+  std::vector<int64_t> order_, rank_, token_slots_, expert_count_, expert_first_, slot_token_, group_rows_, hid_off_, hid_q_off_;
   std::vector<float> token_weight_, slot_weight_, head_in_, head_out_;
   UbatchSplitter splitter_;
   std::vector<const float*> head_rows_;  // hidden rows that want logits, and where they go
@@ -243,12 +245,29 @@ void CpuBackend::norm_rows(const float* x, Weight w, float* y, int64_t T) {
   });
 }
 
+// x_ += add, then xn_ = the normed x_, token by token in one parallel loop: the residual add was a
+// serial pass over T x n_embd floats with the other threads idle, and fusing it saves a handoff.
+void CpuBackend::add_norm_rows(const float* add, Weight w, int64_t T) {
+  const int64_t E = c_.n_embd;
+  const float* wf = reinterpret_cast<const float*>(w->data);
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* x = &x_[size_t(t * E)];
+      const float* a = add + t * E;
+      for (int64_t d = 0; d < E; ++d) x[d] += a[d];
+      rms_norm(x, wf, &xn_[size_t(t * E)], E, c_.rms_eps);
+    }
+  });
+}
+
 void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta) {
   const int64_t T = int64_t(tokens.size()), E = c_.n_embd;
   const ModelWeights& w = model_.weights();
   x_.resize(size_t(T * E));
   xn_.resize(size_t(T * E));
-  for (int64_t t = 0; t < T; ++t) embed_row(w.token_embd, tokens[size_t(t)], &x_[size_t(t * E)]);
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) embed_row(w.token_embd, tokens[size_t(t)], &x_[size_t(t * E)]);
+  });
   bytes_read_ += trunk_bytes_ + uint64_t(T) * embd_row_bytes_;
 
   for (int il = 0; il < c_.n_layer; ++il) decoder_layer(store, meta, il, 0);
@@ -266,14 +285,12 @@ void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std:
 // One decoder block (trunk or MTP) over the rows in x_, in place: each token attends to its
 // sequence's keys of this layer from position first_key on (and within the window), then the FFN.
 void CpuBackend::decoder_layer(CpuKvStore& store, std::span<const UbatchToken> meta, int il, int64_t first_key) {
-  const int64_t T = int64_t(meta.size()), E = c_.n_embd;
+  const int64_t T = int64_t(meta.size());
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
   norm_rows(x_.data(), lw.attn_norm, xn_.data(), T);
   attention(store, meta, il, first_key);
-  for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += proj_[size_t(i)];
-  norm_rows(x_.data(), lw.ffn_norm, xn_.data(), T);
-  ffn(il, T);
-  for (int64_t i = 0; i < T * E; ++i) x_[size_t(i)] += ff_[size_t(i)];
+  add_norm_rows(proj_.data(), lw.ffn_norm, T);
+  ffn(il, T);  // adds its output into x_
 }
 
 // The output head over scattered hidden rows, a bounded group at a time (a group's logits are
@@ -508,7 +525,8 @@ void CpuBackend::run_ffn_groups() {
 // Routes every token: probabilities from the router, selection on probabilities plus the optional
 // bias, weights from the unbiased probabilities, renormalised and scaled. Leaves the (token, weight)
 // pairs grouped by expert in slot_token_/slot_weight_ (expert e owns slots expert_first_[e]..+count,
-// tokens ascending) and returns the number of slots (T * K).
+// tokens ascending), each token's K slots in token_slots_ (rank order), and returns the number of
+// slots (T * K).
 int64_t CpuBackend::route(int il, int64_t T) {
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
   const int64_t X = c_.n_expert, K = c_.n_expert_used;
@@ -516,45 +534,18 @@ int64_t CpuBackend::route(int il, int64_t T) {
   jobs_.assign(1, {mat(lw.ffn_gate_inp), acts_.get(pool_, lw.ffn_gate_inp->type), router_.data()});
   matmul_jobs(pool_, jobs_);
   const float* bias = lw.exp_probs_b ? reinterpret_cast<const float*>(lw.exp_probs_b->data) : nullptr;
-  const CpuKernels& kern = kernels();
-  sel_.resize(size_t(X));
   order_.resize(size_t(T * K));  // selected experts per token, in rank order
   token_weight_.resize(size_t(T * K));
-  rank_.resize(size_t(X));
-  for (int64_t t = 0; t < T; ++t) {
-    float* p = &router_[size_t(t * X)];
-    if (c_.router == RouterKind::Softmax) {
-      // The reference's soft_max: whole 16-value chunks by its vector exp, each folded like a 16-lane
-      // register, the rest by expf; the sum in double; then a multiply by float(1 / sum).
-      const float mx = *std::max_element(p, p + X);
-      for (int64_t e = 0; e < X; ++e) p[e] -= mx;
-      const int64_t body = X / kAttendLanes * kAttendLanes;
-      kern.exp_vector_f32(p, p, body);
-      kern.exp_f32(p + body, p + body, X - body);
-      double sum = 0;
-      for (int64_t e = 0; e < body; e += kAttendLanes) sum += double(fold_lanes(p + e));
-      for (int64_t e = body; e < X; ++e) sum += double(p[e]);
-      kern.scale_f32(float(1.0 / sum), p, X);
-    } else {
-      for (int64_t e = 0; e < X; ++e) p[e] = sigmoid(p[e]);
-    }
-    for (int64_t e = 0; e < X; ++e) sel_[size_t(e)] = bias ? p[e] + bias[e] : p[e];
-    std::iota(rank_.begin(), rank_.end(), 0);
-    std::partial_sort(rank_.begin(), rank_.begin() + K, rank_.end(),
-                      [&](int64_t a, int64_t b) { return sel_[size_t(a)] > sel_[size_t(b)] || (sel_[size_t(a)] == sel_[size_t(b)] && a < b); });
-    // The reference's weights: the selected probabilities summed in double, clamped, divided by (not
-    // multiplied by the inverse), then scaled where the model scales.
-    double wsum = 0;
-    for (int64_t k = 0; k < K; ++k) wsum += double(p[rank_[size_t(k)]]);
-    const float norm = std::max(float(wsum), 6.103515625e-5f);
-    for (int64_t k = 0; k < K; ++k) {
-      order_[size_t(t * K + k)] = rank_[size_t(k)];
-      float w = p[rank_[size_t(k)]];
-      if (c_.router_renorm) w /= norm;
-      if (c_.expert_weights_scale != 1.f) w *= c_.expert_weights_scale;
-      token_weight_[size_t(t * K + k)] = w;
-    }
-  }
+  // Tokens are routed independently, in parallel; each pool thread has its own selection scratch
+  // (sized before the loop, so decode allocates nothing once warm).
+  if (sel_.size() < size_t(X * pool_.size())) sel_.resize(size_t(X * pool_.size())), rank_.resize(size_t(X * pool_.size()));
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int thread) {
+    float* const sel = &sel_[size_t(X * thread)];
+    int64_t* const rank = &rank_[size_t(X * thread)];
+    for (int64_t t = t0; t < t1; ++t) route_token(&router_[size_t(t * X)], bias, sel, rank, &order_[size_t(t * K)],
+                                                 &token_weight_[size_t(t * K)]);
+  });
+
   // Counting sort of (token, rank) pairs by expert keeps tokens ascending within each expert.
   expert_count_.assign(size_t(X), 0);
   for (int64_t i = 0; i < T * K; ++i) ++expert_count_[size_t(order_[size_t(i)])];
@@ -564,20 +555,63 @@ int64_t CpuBackend::route(int il, int64_t T) {
   std::vector<int64_t>& fill = expert_count_;  // next free slot per expert
   std::copy_n(expert_first_.begin(), X, fill.begin());
   slot_weight_.resize(size_t(T * K));
+  token_slots_.resize(size_t(T * K));
   for (int64_t i = 0; i < T * K; ++i) {
     const int64_t slot = fill[size_t(order_[size_t(i)])]++;
     slot_token_[size_t(slot)] = i / K;
     slot_weight_[size_t(slot)] = token_weight_[size_t(i)];
+    token_slots_[size_t(i)] = slot;
   }
   return T * K;
+}
+
+// One token's routing (route): p, its router row, becomes probabilities in place; its K selected
+// experts in rank order go to order, their weights to weight. sel and rank: n_expert floats and
+// indices of scratch.
+void CpuBackend::route_token(float* p, const float* bias, float* sel, int64_t* rank, int64_t* order, float* weight) const {
+  const int64_t X = c_.n_expert, K = c_.n_expert_used;
+  const CpuKernels& kern = kernels();
+  if (c_.router == RouterKind::Softmax) {
+    // The reference's soft_max: whole 16-value chunks by its vector exp, each folded like a 16-lane
+    // register, the rest by expf; the sum in double; then a multiply by float(1 / sum).
+    const float mx = *std::max_element(p, p + X);
+    for (int64_t e = 0; e < X; ++e) p[e] -= mx;
+    const int64_t body = X / kAttendLanes * kAttendLanes;
+    kern.exp_vector_f32(p, p, body);
+    kern.exp_f32(p + body, p + body, X - body);
+    double sum = 0;
+    for (int64_t e = 0; e < body; e += kAttendLanes) sum += double(fold_lanes(p + e));
+    for (int64_t e = body; e < X; ++e) sum += double(p[e]);
+    kern.scale_f32(float(1.0 / sum), p, X);
+  } else {
+    for (int64_t e = 0; e < X; ++e) p[e] = sigmoid(p[e]);
+  }
+  for (int64_t e = 0; e < X; ++e) sel[e] = bias ? p[e] + bias[e] : p[e];
+  std::iota(rank, rank + X, 0);
+  std::partial_sort(rank, rank + K, rank + X, [&](int64_t a, int64_t b) { return sel[a] > sel[b] || (sel[a] == sel[b] && a < b); });
+  // The reference's weights: the selected probabilities summed in double, clamped, divided by (not
+  // multiplied by the inverse), then scaled where the model scales.
+  double wsum = 0;
+  for (int64_t k = 0; k < K; ++k) wsum += double(p[rank[k]]);
+  const float norm = std::max(float(wsum), 6.103515625e-5f);
+  for (int64_t k = 0; k < K; ++k) {
+    order[k] = rank[k];
+    float w = p[rank[k]];
+    if (c_.router_renorm) w /= norm;
+    if (c_.expert_weights_scale != 1.f) w *= c_.expert_weights_scale;
+    weight[k] = w;
+  }
 }
 
 // The rows of src for every slot's token, in slot order: each expert then reads a contiguous block.
 ActRows CpuBackend::gather(const ActRows& src, std::vector<uint8_t>& buf) {
   const int64_t n = int64_t(slot_token_.size());
   if (buf.size() < src.row_bytes * size_t(n)) buf.resize(src.row_bytes * size_t(n));
-  for (int64_t s = 0; s < n; ++s)
-    std::memcpy(buf.data() + size_t(s) * src.row_bytes, src.data + size_t(slot_token_[size_t(s)]) * src.row_bytes, src.row_bytes);
+  uint8_t* const dst = buf.data();
+  pool_.parallel_for(n, [&](int64_t s0, int64_t s1, int) {
+    for (int64_t s = s0; s < s1; ++s)
+      std::memcpy(dst + size_t(s) * src.row_bytes, src.data + size_t(slot_token_[size_t(s)]) * src.row_bytes, src.row_bytes);
+  });
   return {src.type, buf.data(), src.row_bytes, n};
 }
 
@@ -586,12 +620,15 @@ void CpuBackend::ffn(int il, int64_t T) {
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
   const int64_t E = c_.n_embd;
   acts_.reset(xn_.data(), T, E);
-  ff_.assign(size_t(T * E), 0.f);
+  ff_.resize(size_t(T * E));
   groups_.clear();
   if (!L.moe) {
     groups_.push_back({mat(lw.ffn_gate), mat(lw.ffn_up), mat(lw.ffn_down), acts_.get(pool_, lw.ffn_gate->type),
                        acts_.get(pool_, lw.ffn_up->type), L.clamp_shexp, ff_.data()});
     run_ffn_groups();
+    pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t i = t0 * E; i < t1 * E; ++i) x_[size_t(i)] += ff_[size_t(i)];
+    });
     return;
   }
 
@@ -620,15 +657,30 @@ void CpuBackend::ffn(int il, int64_t T) {
   }
   run_ffn_groups();
 
-  // Weighted sum in expert order, then the shared expert: the reference's order of additions.
-  for (int64_t s = 0; s < slots; ++s) {
-    float* dst = &ff_[size_t(slot_token_[size_t(s)] * E)];
-    const float* src = &moe_out_[size_t(s * E)];
-    const float wgt = slot_weight_[size_t(s)];
-    for (int64_t d = 0; d < E; ++d) dst[d] += wgt * src[d];
-  }
-  if (L.shared_expert)
-    for (int64_t i = 0; i < T * E; ++i) ff_[size_t(i)] += shexp_out_[size_t(i)];
+  // Per token: the weighted sum from 0 in expert order (its slots ascending), then the shared expert:
+  // the reference's order of additions; then the residual add. Token by token in parallel (the
+  // tokens' rows are disjoint): done serially over all slots it left the other threads waiting.
+  const int64_t K = c_.n_expert_used;
+  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* dst = &ff_[size_t(t * E)];
+      std::fill(dst, dst + E, 0.f);
+      int64_t* own = &token_slots_[size_t(t * K)];
+      std::sort(own, own + K);  // the expert order: experts own ascending slot ranges
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t s = own[k];
+        const float* src = &moe_out_[size_t(s * E)];
+        const float wgt = slot_weight_[size_t(s)];
+        for (int64_t d = 0; d < E; ++d) dst[d] += wgt * src[d];
+      }
+      if (L.shared_expert) {
+        const float* sh = &shexp_out_[size_t(t * E)];
+        for (int64_t d = 0; d < E; ++d) dst[d] += sh[d];
+      }
+      float* x = &x_[size_t(t * E)];
+      for (int64_t d = 0; d < E; ++d) x[d] += dst[d];
+    }
+  });
 }
 
 void CpuBackend::check_mtp_run(const CpuKvStore& store, const MtpRun& r) const {

@@ -254,7 +254,7 @@ void CpuBackend::add_norm_rows(const float* add, Weight w, int64_t T) {
     for (int64_t t = t0; t < t1; ++t) {
       float* x = &x_[size_t(t * E)];
       const float* a = add + t * E;
-      for (int64_t d = 0; d < E; ++d) x[d] += a[d];
+      add_to(x, a, E);
       rms_norm(x, wf, &xn_[size_t(t * E)], E, c_.rms_eps);
     }
   });
@@ -497,13 +497,10 @@ void CpuBackend::run_ffn_groups() {
       float* hg = hid_gate_.data() + hid_off_[g] + local * F;
       const float* hu = hid_up_.data() + hid_off_[g] + local * F;
       kern.silu_f32(hg, hg, F);
-      for (int64_t i = 0; i < F; ++i) {
-        float a = hg[i], u = hu[i];
-        if (grp.clamp > 0.f) {
-          a = std::min(a, grp.clamp);
-          u = std::clamp(u, -grp.clamp, grp.clamp);
-        }
-        hg[i] = a * u;
+      if (grp.clamp > 0.f) {
+        for (int64_t i = 0; i < F; ++i) hg[i] = std::min(hg[i], grp.clamp) * std::clamp(hu[i], -grp.clamp, grp.clamp);
+      } else {
+        multiply_by(hg, hu, F);
       }
       const TensorType at = activation_type(grp.down.type);
       if (at != TensorType::F32)
@@ -627,7 +624,7 @@ void CpuBackend::ffn(int il, int64_t T) {
                        acts_.get(pool_, lw.ffn_up->type), L.clamp_shexp, ff_.data()});
     run_ffn_groups();
     pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-      for (int64_t i = t0 * E; i < t1 * E; ++i) x_[size_t(i)] += ff_[size_t(i)];
+      add_to(&x_[size_t(t0 * E)], &ff_[size_t(t0 * E)], (t1 - t0) * E);
     });
     return;
   }
@@ -669,16 +666,10 @@ void CpuBackend::ffn(int il, int64_t T) {
       std::sort(own, own + K);  // the expert order: experts own ascending slot ranges
       for (int64_t k = 0; k < K; ++k) {
         const int64_t s = own[k];
-        const float* src = &moe_out_[size_t(s * E)];
-        const float wgt = slot_weight_[size_t(s)];
-        for (int64_t d = 0; d < E; ++d) dst[d] += wgt * src[d];
+        add_scaled(dst, slot_weight_[size_t(s)], &moe_out_[size_t(s * E)], E);
       }
-      if (L.shared_expert) {
-        const float* sh = &shexp_out_[size_t(t * E)];
-        for (int64_t d = 0; d < E; ++d) dst[d] += sh[d];
-      }
-      float* x = &x_[size_t(t * E)];
-      for (int64_t d = 0; d < E; ++d) x[d] += dst[d];
+      if (L.shared_expert) add_to(dst, &shexp_out_[size_t(t * E)], E);
+      add_to(&x_[size_t(t * E)], dst, E);
     }
   });
 }

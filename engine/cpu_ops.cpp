@@ -165,6 +165,34 @@ void matmul(ThreadPool& pool, const MatView& w, const float* x, int64_t n_tok, f
   matmul_jobs(pool, std::span<const MatmulJob>(&job, 1));
 }
 
+namespace {
+typedef float Float4 __attribute__((vector_size(16)));
+Float4 load4(const float* p) {
+  Float4 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+void store4(float* p, Float4 v) { __builtin_memcpy(p, &v, sizeof v); }
+}  // namespace
+
+void add_scaled(float* y, float a, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) store4(y + i, load4(y + i) + a * load4(x + i));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+void add_to(float* y, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) store4(y + i, load4(y + i) + load4(x + i));
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+void multiply_by(float* y, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) store4(y + i, load4(y + i) * load4(x + i));
+  for (; i < n; ++i) y[i] *= x[i];
+}
+
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   // Squares in float, summed in double, mean and scale in float: the reference's exact formula, so
   // normed activations agree to the last bit where they can (they feed 8-bit quantization, where a

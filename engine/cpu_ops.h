@@ -92,6 +92,14 @@ void yarn_corr_dims(const RopeConfig& rope, float dims[2]);
 
 void embed_row(Weight table, int32_t token, float* out);
 
+// y[i] += a * x[i] (the product rounded, then the sum: no fma), y[i] += x[i] and y[i] *= x[i], four
+// lanes at a time: every lane does the scalar loop's roundings, so the bits are the same. GCC's -O2
+// does not vectorize such loops itself (their length and aliasing are unknown), and scalar the MoE
+// weighted sum took twice the time of the memory it reads.
+void add_scaled(float* y, float a, const float* x, int64_t n);
+void add_to(float* y, const float* x, int64_t n);
+void multiply_by(float* y, const float* x, int64_t n);
+
 inline float sigmoid(float x) { return 1.f / (1.f + __builtin_expf(-x)); }
 
 }  // namespace flashfix::cpu

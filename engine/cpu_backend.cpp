@@ -241,7 +241,7 @@ void CpuBackend::norm_rows(const float* x, Weight w, float* y, int64_t T) {
   const int64_t E = c_.n_embd;
   const float* wf = reinterpret_cast<const float*>(w->data);
   pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) rms_norm(x + t * E, wf, y + t * E, E, c_.rms_eps);
+    rms_norm_rows(x + t0 * E, wf, y + t0 * E, t1 - t0, E, c_.rms_eps);
   });
 }
 
@@ -251,12 +251,8 @@ void CpuBackend::add_norm_rows(const float* add, Weight w, int64_t T) {
   const int64_t E = c_.n_embd;
   const float* wf = reinterpret_cast<const float*>(w->data);
   pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      float* x = &x_[size_t(t * E)];
-      const float* a = add + t * E;
-      add_to(x, a, E);
-      rms_norm(x, wf, &xn_[size_t(t * E)], E, c_.rms_eps);
-    }
+    add_to(&x_[size_t(t0 * E)], add + t0 * E, (t1 - t0) * E);
+    rms_norm_rows(&x_[size_t(t0 * E)], wf, &xn_[size_t(t0 * E)], t1 - t0, E, c_.rms_eps);
   });
 }
 
@@ -362,16 +358,10 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t pos = meta[size_t(t)].pos;
       rope_table(pos, L.rope, freq_factors, cos_sin);  // shared by every head of the token
-      for (int64_t h = 0; h < H; ++h) {
-        float* head = &q_[size_t(t * qw + h * hd)];
-        rms_norm(head, qn, head, hd, c_.rms_eps);
-        rope_apply(head, cos_sin, L.rope.n_rot);
-      }
-      for (int64_t h = 0; h < Hkv; ++h) {
-        float* head = &k_[size_t(t * kw + h * hd)];
-        rms_norm(head, kn, head, hd, c_.rms_eps);
-        rope_apply(head, cos_sin, L.rope.n_rot);
-      }
+      rms_norm_rows(&q_[size_t(t * qw)], qn, &q_[size_t(t * qw)], H, hd, c_.rms_eps);
+      for (int64_t h = 0; h < H; ++h) rope_apply(&q_[size_t(t * qw + h * hd)], cos_sin, L.rope.n_rot);
+      rms_norm_rows(&k_[size_t(t * kw)], kn, &k_[size_t(t * kw)], Hkv, hd, c_.rms_eps);
+      for (int64_t h = 0; h < Hkv; ++h) rope_apply(&k_[size_t(t * kw + h * hd)], cos_sin, L.rope.n_rot);
       // Every token's K/V goes into its block before any token attends: tokens of one sequence in
       // this micro-batch see each other.
       std::copy_n(&k_[size_t(t * kw)], kw, key_at(table(t), pos, 0));

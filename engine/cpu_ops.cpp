@@ -193,15 +193,45 @@ void multiply_by(float* y, const float* x, int64_t n) {
   for (; i < n; ++i) y[i] *= x[i];
 }
 
-void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+namespace {
+// y = x * scale * w, the product left to right, four lanes at a time (the same two roundings per lane).
+void scale_row(const float* x, float scale, const float* w, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) store4(y + i, load4(x + i) * scale * load4(w + i));
+  for (; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+}  // namespace
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) { rms_norm_rows(x, w, y, 1, n, eps); }
+
+void rms_norm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
   // Squares in float, summed in double, mean and scale in float: the reference's exact formula, so
   // normed activations agree to the last bit where they can (they feed 8-bit quantization, where a
-  // last-bit difference can move a value across a rounding boundary).
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += double(x[i] * x[i]);
-  const float mean = float(ss / double(n));
-  const float scale = 1.f / std::sqrt(mean + eps);
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+  // last-bit difference can move a value across a rounding boundary). Each row's sum is one chain of
+  // dependent double adds in element order, so its latency, not the adder's throughput, bounds a lone
+  // row; four rows' chains side by side keep the adders busy (each chain's order unchanged).
+  constexpr int64_t kChains = 4;
+  for (int64_t r0 = 0; r0 < rows; r0 += kChains) {
+    const int64_t nr = std::min(kChains, rows - r0);
+    const float* xr = x + r0 * n;
+    double ss[kChains] = {0, 0, 0, 0};
+    if (nr == kChains) {
+      for (int64_t i = 0; i < n; ++i) {
+        ss[0] += double(xr[i] * xr[i]);
+        ss[1] += double(xr[n + i] * xr[n + i]);
+        ss[2] += double(xr[2 * n + i] * xr[2 * n + i]);
+        ss[3] += double(xr[3 * n + i] * xr[3 * n + i]);
+      }
+    } else {
+      for (int64_t r = 0; r < nr; ++r)
+        for (int64_t i = 0; i < n; ++i) ss[r] += double(xr[r * n + i] * xr[r * n + i]);
+    }
+    for (int64_t r = 0; r < nr; ++r) {
+      const float mean = float(ss[r] / double(n));
+      const float scale = 1.f / std::sqrt(mean + eps);
+      scale_row(xr + r * n, scale, w, y + (r0 + r) * n, n);
+    }
+  }
 }
 
 // YaRN correction range: the rotary dims whose wavelength lies between beta_fast and beta_slow

@@ -79,6 +79,8 @@ void matmul(ThreadPool& pool, const MatView& w, const float* x, int64_t n_tok, f
 
 // y = x / sqrt(mean(x^2) + eps) * w over n elements (in place allowed).
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+// rms_norm of `rows` consecutive rows of n elements each (x and y: [rows x n], in place allowed).
+void rms_norm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps);
 
 // NEOX rotation of the first rope.n_rot dims of a head at position pos: pairs (i, i + n_rot/2).
 // rope_table writes the n_rot/2 (cos, sin) pairs of one position once (freq_factors: n_rot/2

@@ -110,31 +110,36 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 // l0 + kValueLanes - 1 sit in registers while a block of keys goes by (key u feeds lane u % 16; each
 // lane still sees its keys in order, so which lanes share a pass is free), and in L1 between blocks.
 // One loaded value slice feeds the group's heads: 1.5 loads per fma instead of a slice and a weight
-// (2, three 256-bit load ops) when a pass took one head's 16 lanes. The block's value slices are
-// first copied into one contiguous buffer: read in place, a column of rows 4 * kAttendWidth bytes
-// apart maps to a few L1 sets and would come from L2 again for every head (the copy doubled the
-// kernel's rate). At the end the lanes are folded.
-void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
-                       size_t p_stride) {
+// (2, three 256-bit load ops) when a pass took one head's 16 lanes. Where the heads take more than
+// one group (kCopy), the block's value slices are first copied into one contiguous buffer: read in
+// place, a column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come from L2
+// again for every group (the copy doubled the kernel's rate). Where one group takes every head, each
+// slice is read once and the copy would only add a store per load (a third of the kernel's time).
+// At the end the lanes are folded.
+template <int kValueHeads, int kValueLanes, bool kCopy>
+void attend_values_groups(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
+                          size_t p_stride) {
   constexpr int64_t kKeyBlock = 256;
-  constexpr int kValueHeads = kAttendWidth == 16 ? 4 : 2, kValueLanes = 4;  // 16 or 8 accumulators of 32 or 16 registers
   int64_t i = 0;
   for (; i + kAttendWidth <= d; i += kAttendWidth) {
     // Not zero-initialised: the first block starts its lanes from zero registers and every later
     // block (and the fold) reads only what an earlier block stored. Clearing all kAttendHeads heads'
     // state for every element slice was 16 KB of memset per slice, ~2% of a 512-token prefill.
     alignas(64) float state[kAttendHeads][kAttendLanes][kAttendWidth];
-    alignas(64) float slices[kKeyBlock][kAttendWidth];  // slices[u - b0]: key u's elements i..
+    alignas(64) float slices[kCopy ? kKeyBlock : 1][kAttendWidth];  // slices[u - b0]: key u's elements i..
     const int64_t block0 = first / kAttendLanes * kAttendLanes;
     for (int64_t b0 = block0; b0 < n; b0 += kKeyBlock) {
       const int64_t b1 = b0 + kKeyBlock < n ? b0 + kKeyBlock : n;
-      for (int64_t u = b0 > first ? b0 : first; u < b1; ++u) attend_store(slices[u - b0], attend_load(v[u] + i));
+      if constexpr (kCopy)
+        for (int64_t u = b0 > first ? b0 : first; u < b1; ++u) attend_store(slices[u - b0], attend_load(v[u] + i));
+      // Key u's slice: copied, or in place.
+      auto slice = [&](int64_t u) { return kCopy ? slices[u - b0] : v[u] + i; };
       for (int h0 = 0; h0 < nh; h0 += kValueHeads) {
         const float* ph[kValueHeads];  // a short group repeats its last head (and stores only its own)
         for (int g = 0; g < kValueHeads; ++g) ph[g] = p + size_t(h0 + g < nh ? h0 + g : nh - 1) * p_stride;
         for (int l0 = 0; l0 < kAttendLanes; l0 += kValueLanes) {
           AttendVec lane[kValueHeads][kValueLanes];
-          #pragma GCC unroll 4
+          #pragma GCC unroll 8
           for (int g = 0; g < kValueHeads; ++g)
             #pragma GCC unroll 4
             for (int l = 0; l < kValueLanes; ++l)
@@ -143,8 +148,8 @@ void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t fir
             if (u0 - l0 >= first && u0 - l0 + kAttendLanes <= b1) {   // a whole chunk: all but the window's first and the last
               #pragma GCC unroll 4
               for (int l = 0; l < kValueLanes; ++l) {
-                const AttendVec x = attend_load(slices[u0 - b0 + l]);
-                #pragma GCC unroll 4
+                const AttendVec x = attend_load(slice(u0 + l));
+                #pragma GCC unroll 8
                 for (int g = 0; g < kValueHeads; ++g) lane[g][l] = attend_fma(ph[g][u0 + l], x, lane[g][l]);
               }
               continue;
@@ -152,12 +157,12 @@ void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t fir
             #pragma GCC unroll 4
             for (int l = 0; l < kValueLanes; ++l)
               if (u0 + l >= first && u0 + l < b1) {
-                const AttendVec x = attend_load(slices[u0 - b0 + l]);
-                #pragma GCC unroll 4
+                const AttendVec x = attend_load(slice(u0 + l));
+                #pragma GCC unroll 8
                 for (int g = 0; g < kValueHeads; ++g) lane[g][l] = attend_fma(ph[g][u0 + l], x, lane[g][l]);
               }
           }
-          #pragma GCC unroll 4
+          #pragma GCC unroll 8
           for (int g = 0; g < kValueHeads; ++g)
             #pragma GCC unroll 4
             for (int l = 0; l < kValueLanes; ++l)
@@ -185,6 +190,20 @@ void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t fir
       for (int l = 0; l < 4; ++l) h4[l] = h8[l] + h8[l + 4];
       y[size_t(h) * y_stride + size_t(i)] = (h4[0] + h4[2]) + (h4[1] + h4[3]);
     }
+}
+
+// 16 or 8 accumulators of 32 or 16 registers: a group of up to 8 heads x 2 lanes (AVX-512; the GQA
+// groups of 8 here in one group, each value slice read once), else 4 heads x 4 lanes (2 x 4 on AVX2).
+void attend_values_x86(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
+                       size_t p_stride) {
+  if constexpr (kAttendWidth == 16) {
+    if (nh > 4 && nh <= 8) return attend_values_groups<8, 2, false>(y, y_stride, nh, d, first, n, v, p, p_stride);
+    if (nh <= 4) return attend_values_groups<4, 4, false>(y, y_stride, nh, d, first, n, v, p, p_stride);
+    return attend_values_groups<4, 4, true>(y, y_stride, nh, d, first, n, v, p, p_stride);
+  } else {
+    if (nh <= 2) return attend_values_groups<2, 4, false>(y, y_stride, nh, d, first, n, v, p, p_stride);
+    return attend_values_groups<2, 4, true>(y, y_stride, nh, d, first, n, v, p, p_stride);
+  }
 }
 
 // The scalar attend_exp's multiply, subtraction and exp 8 lanes at a time; the max over 8 lanes (any

@@ -355,7 +355,7 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
       std::vector<std::vector<float>> vals;
       std::vector<const float*> vptr(static_cast<size_t>(n), nullptr);  // rows before first are never read
       for (int64_t u = first; u < n; ++u) vals.push_back(gaussian(size_t(d), 40 + uint32_t(u))), vptr[size_t(u)] = vals.back().data();
-      for (int nh : {1, 4, 6, kAttendHeads}) {
+      for (int nh : {1, 2, 4, 6, 8, kAttendHeads}) {
         const size_t p_stride = size_t(n) + 1, y_stride = size_t(d) + 2;
         const auto p = gaussian(p_stride * size_t(nh), 41, 0.1f);
         std::vector<float> want(y_stride * size_t(nh), -777.f), got = want;

@@ -595,10 +595,14 @@ ActRows CpuBackend::gather(const ActRows& src, std::vector<uint8_t>& buf) {
   const int64_t n = int64_t(slot_token_.size());
   if (buf.size() < src.row_bytes * size_t(n)) buf.resize(src.row_bytes * size_t(n));
   uint8_t* const dst = buf.data();
-  pool_.parallel_for(n, [&](int64_t s0, int64_t s1, int) {
+  auto copy = [&](int64_t s0, int64_t s1, int) {
     for (int64_t s = s0; s < s1; ++s)
       std::memcpy(dst + size_t(s) * src.row_bytes, src.data + size_t(slot_token_[size_t(s)]) * src.row_bytes, src.row_bytes);
-  });
+  };
+  // A decode step's few rows copy in less time than a handoff to the pool takes (microseconds).
+  constexpr int64_t kPoolRows = 64;
+  if (n < kPoolRows) copy(0, n, 0);
+  else pool_.parallel_for(n, copy);
   return {src.type, buf.data(), src.row_bytes, n};
 }
 

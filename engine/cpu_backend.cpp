@@ -196,7 +196,7 @@ class CpuBackend final : public Backend {
   ActivationCache acts_;
   std::vector<MatmulJob> jobs_;
   std::vector<FfnGroup> groups_;
-  std::vector<int64_t> order_, rank_, token_slots_, expert_count_, expert_first_, slot_token_, group_rows_, hid_off_, hid_q_off_;
+  std::vector<int64_t> order_, rank_, expert_count_, expert_first_, slot_token_, group_rows_, hid_off_, hid_q_off_;
   std::vector<float> token_weight_, slot_weight_, head_in_, head_out_;
   UbatchSplitter splitter_;
   std::vector<const float*> head_rows_;  // hidden rows that want logits, and where they go
@@ -512,8 +512,7 @@ void CpuBackend::run_ffn_groups() {
 // Routes every token: probabilities from the router, selection on probabilities plus the optional
 // bias, weights from the unbiased probabilities, renormalised and scaled. Leaves the (token, weight)
 // pairs grouped by expert in slot_token_/slot_weight_ (expert e owns slots expert_first_[e]..+count,
-// tokens ascending), each token's K slots in token_slots_ (rank order), and returns the number of
-// slots (T * K).
+// tokens ascending) and returns the number of slots (T * K).
 int64_t CpuBackend::route(int il, int64_t T) {
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
   const int64_t X = c_.n_expert, K = c_.n_expert_used;
@@ -542,12 +541,10 @@ int64_t CpuBackend::route(int il, int64_t T) {
   std::vector<int64_t>& fill = expert_count_;  // next free slot per expert
   std::copy_n(expert_first_.begin(), X, fill.begin());
   slot_weight_.resize(size_t(T * K));
-  token_slots_.resize(size_t(T * K));
   for (int64_t i = 0; i < T * K; ++i) {
     const int64_t slot = fill[size_t(order_[size_t(i)])]++;
     slot_token_[size_t(slot)] = i / K;
     slot_weight_[size_t(slot)] = token_weight_[size_t(i)];
-    token_slots_[size_t(i)] = slot;
   }
   return T * K;
 }
@@ -648,23 +645,21 @@ void CpuBackend::ffn(int il, int64_t T) {
   }
   run_ffn_groups();
 
-  // Per token: the weighted sum from 0 in expert order (its slots ascending), then the shared expert:
-  // the reference's order of additions; then the residual add. Token by token in parallel (the
-  // tokens' rows are disjoint): done serially over all slots it left the other threads waiting.
-  const int64_t K = c_.n_expert_used;
+  // Per token: the weighted sum from 0 in expert order, then the shared expert (the reference's order
+  // of additions), then the residual add. A chunk of tokens takes, expert by expert, the run of that
+  // expert's slots that holds its tokens (tokens ascend within an expert's slots): the slot rows are
+  // read in address order, where walking each token's own slots read them scattered (twice the time).
+  const int64_t X = c_.n_expert;
   pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) {
-      float* dst = &ff_[size_t(t * E)];
-      std::fill(dst, dst + E, 0.f);
-      int64_t* own = &token_slots_[size_t(t * K)];
-      std::sort(own, own + K);  // the expert order: experts own ascending slot ranges
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t s = own[k];
-        add_scaled(dst, slot_weight_[size_t(s)], &moe_out_[size_t(s * E)], E);
-      }
-      if (L.shared_expert) add_to(dst, &shexp_out_[size_t(t * E)], E);
-      add_to(&x_[size_t(t * E)], dst, E);
+    std::fill(&ff_[size_t(t0 * E)], &ff_[size_t(t1 * E)], 0.f);
+    for (int64_t e = 0; e < X; ++e) {
+      const auto begin = slot_token_.begin() + expert_first_[size_t(e)], end = slot_token_.begin() + expert_first_[size_t(e) + 1];
+      const auto lo = std::lower_bound(begin, end, t0), hi = std::lower_bound(lo, end, t1);
+      for (int64_t s = lo - slot_token_.begin(); s < hi - slot_token_.begin(); ++s)
+        add_scaled(&ff_[size_t(slot_token_[size_t(s)] * E)], slot_weight_[size_t(s)], &moe_out_[size_t(s * E)], E);
     }
+    if (L.shared_expert) add_to(&ff_[size_t(t0 * E)], &shexp_out_[size_t(t0 * E)], (t1 - t0) * E);
+    add_to(&x_[size_t(t0 * E)], &ff_[size_t(t0 * E)], (t1 - t0) * E);
   });
 }
 

@@ -261,9 +261,7 @@ void CpuBackend::ubatch(CpuKvStore& store, std::span<const int32_t> tokens, std:
   const ModelWeights& w = model_.weights();
   x_.resize(size_t(T * E));
   xn_.resize(size_t(T * E));
-  pool_.parallel_for(T, [&](int64_t t0, int64_t t1, int) {
-    for (int64_t t = t0; t < t1; ++t) embed_row(w.token_embd, tokens[size_t(t)], &x_[size_t(t * E)]);
-  });
+  for (int64_t t = 0; t < T; ++t) embed_row(w.token_embd, tokens[size_t(t)], &x_[size_t(t * E)]);
   bytes_read_ += trunk_bytes_ + uint64_t(T) * embd_row_bytes_;
 
   for (int il = 0; il < c_.n_layer; ++il) decoder_layer(store, meta, il, 0);

@@ -119,6 +119,30 @@ struct GemmQ4K {
     }
   }
 
+  // Tokens per pass over the group's weights. Each token keeps two int32 accumulators per pair of
+  // sub-blocks, a block sum and two float chains in registers: five tokens fit the 32 zmm registers
+  // with the unpacked weights and scales, eight spill, and the spills cost more than unpacking the
+  // weights (from L1) once more. So a tile of 6..kTileTokens tokens is two passes (6 as 3 + 3, 7 as 4 +
+  // 3, 8 as 4 + 4), which measured 2-5% faster than one 8-token pass (docs/BENCHMARKS.md).
+  static constexpr int kPassTokens = 5;
+
+  static void tile(const void* packed, const void* a, size_t as, int nt, int64_t n, float* y, size_t ys, int nrows) {
+    const int first = nt <= kPassTokens ? nt : (nt + 1) / 2;
+    pass(first, packed, a, as, n, y, ys, nrows);
+    if (nt > first) pass(nt - first, packed, static_cast<const uint8_t*>(a) + size_t(first) * as, as, n, y + size_t(first) * ys, ys, nrows);
+  }
+
+  static void pass(int nt, const void* packed, const void* a, size_t as, int64_t n, float* y, size_t ys, int nrows) {
+    static_assert(kPassTokens == 5);
+    switch (nt) {
+      case 1: return run<1>(packed, a, as, n, y, ys, nrows);
+      case 2: return run<2>(packed, a, as, n, y, ys, nrows);
+      case 3: return run<3>(packed, a, as, n, y, ys, nrows);
+      case 4: return run<4>(packed, a, as, n, y, ys, nrows);
+      default: return run<5>(packed, a, as, n, y, ys, nrows);
+    }
+  }
+
   template <int NT>
   static void run(const void* pv, const void* av, size_t as, int64_t n, float* y, size_t ys, int nrows) {
     const uint8_t* p = static_cast<const uint8_t*>(pv);
@@ -381,7 +405,7 @@ struct GemmQ6K {
 };
 
 const GemmKernel* gemm_avx512(TensorType t) {
-  static const GemmKernel q4_K{GemmQ4K<false>::packed_bytes, GemmQ4K<false>::pack, gemm_tile<GemmQ4K<false>>};
+  static const GemmKernel q4_K{GemmQ4K<false>::packed_bytes, GemmQ4K<false>::pack, GemmQ4K<false>::tile};
   static const GemmKernel q8_0{GemmQ8_0::packed_bytes, GemmQ8_0::pack, gemm_tile<GemmQ8_0>};
   static const GemmKernel q6_K{GemmQ6K::packed_bytes, GemmQ6K::pack, gemm_tile<GemmQ6K>};
   switch (t) {
@@ -393,6 +417,6 @@ const GemmKernel* gemm_avx512(TensorType t) {
 }
 
 const GemmKernel& gemm_q4_K_pairs_avx512() {
-  static const GemmKernel k{GemmQ4K<true>::packed_bytes, GemmQ4K<true>::pack, gemm_tile<GemmQ4K<true>>};
+  static const GemmKernel k{GemmQ4K<true>::packed_bytes, GemmQ4K<true>::pack, GemmQ4K<true>::tile};
   return k;
 }

@@ -49,7 +49,8 @@ const char* kUsage =
     "bandwidth, which a cuda model run also reports decode's traffic against. --kernels: one core's dot-kernel throughput per weight\n"
     "type and kernel path on L2-resident weights, per second of CPU time (so other processes on a shared\n"
     "machine do not skew it): 1 token (decode, GB/s of weights) and 8 tokens (prefill, GMAC/s), the GEMM\n"
-    "tile on rows packed beforehand for 1..8 tokens (decode and verify passes on weights packed at load); and\n"
+    "tile on rows packed beforehand for 1..8 tokens (decode and verify passes on weights packed at load), a\n"
+    "64-token GEMM with per-call packing (gemm) and, for types packed at load, without it (gemm_packed); and\n"
     "attention's score and value loops for a group of 8 query heads over 2048 cached keys; and sampling\n"
     "one token from 151936 logits; against the core's int8 and f32 ceilings (AVX-512 machines).\n"
     "Kernel path: FLASHFIX_CPU=scalar|avx2|avx512 forces one.\n";
@@ -207,6 +208,18 @@ int run_kernels(bool json) {
         std::vector<uint8_t> all_packed(size_t(rows / cpu::kGemmRows) * gemm->packed_bytes(n));
         for (int64_t r = 0; r < rows; r += cpu::kGemmRows)
           gemm->pack(&w[size_t(r) * rb], rb, cpu::kGemmRows, n, &all_packed[size_t(r / cpu::kGemmRows) * gemm->packed_bytes(n)]);
+        // A type whose packed groups are its rows' own bytes (Q4_K) is packed at load, so its prefill
+        // runs the same 64-token batch without the per-call packing the "gemm" row pays (that row is
+        // its --no-repack prefill).
+        if (gemm->packed_bytes(n) == size_t(cpu::kGemmRows) * rb) {
+          const double packed_rate = passes_per_cpu_second([&] {
+            for (int64_t r = 0; r < rows; r += cpu::kGemmRows)
+              for (int k = 0; k < kGemmTiles; ++k)
+                gemm->tile(&all_packed[size_t(r / cpu::kGemmRows) * gemm->packed_bytes(n)], acts.data(), ab, cpu::kTileTokens, n, y,
+                           cpu::kGemmRows, cpu::kGemmRows);
+          });
+          record(label, p, "gemm_packed", tokens, double(w.size()), double(rows * n * tokens), packed_rate);
+        }
         for (int nt = 1; nt <= cpu::kTileTokens; ++nt) {
           const double tile_rate = passes_per_cpu_second([&] {
             for (int64_t r = 0; r < rows; r += cpu::kGemmRows)

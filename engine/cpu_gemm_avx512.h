@@ -102,6 +102,33 @@ inline __m512i gather_rows(const uint8_t* rows, size_t row_bytes, int nrows, siz
   return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), row_mask(nrows), index, rows + offset, 1);
 }
 
+// Dwords k0..k0 + 15 at `offset` of the group's rows, transposed: out[k] holds dword k0 + k of row
+// r in lane r; missing rows 0. Three shuffle stages (dwords, qwords, 128-bit lanes) instead of 16
+// vpgatherdd: a gather is one load uop per element and was most of the Q4_K pack's time.
+inline void transpose_rows(const uint8_t* rows, size_t row_bytes, int nrows, size_t offset, __m512i out[16]) {
+  __m512i r[16], a[16];
+  #pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = i < nrows ? load64(rows + size_t(i) * row_bytes + offset) : _mm512_setzero_si512();
+  // a[2p], a[2p + 1]: rows 2p, 2p + 1 interleaved, dwords (0, 1) and (2, 3) of each 128-bit lane.
+  #pragma GCC unroll 8
+  for (int p = 0; p < 8; ++p) a[2 * p] = _mm512_unpacklo_epi32(r[2 * p], r[2 * p + 1]), a[2 * p + 1] = _mm512_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
+  // r[4q + j]: lane L holds dword 4L + j of rows 4q..4q + 3.
+  #pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    const __m512i* x = a + 4 * q;
+    r[4 * q] = _mm512_unpacklo_epi64(x[0], x[2]), r[4 * q + 1] = _mm512_unpackhi_epi64(x[0], x[2]);
+    r[4 * q + 2] = _mm512_unpacklo_epi64(x[1], x[3]), r[4 * q + 3] = _mm512_unpackhi_epi64(x[1], x[3]);
+  }
+  // Dword 4L + j of all rows: lane L of r[j], r[4 + j], r[8 + j], r[12 + j], in that order.
+  #pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const __m512i p0 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x44), p1 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xee);
+    const __m512i p2 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x44), p3 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xee);
+    out[j] = _mm512_shuffle_i32x4(p0, p2, 0x88), out[4 + j] = _mm512_shuffle_i32x4(p0, p2, 0xdd);
+    out[8 + j] = _mm512_shuffle_i32x4(p1, p3, 0x88), out[12 + j] = _mm512_shuffle_i32x4(p1, p3, 0xdd);
+  }
+}
+
 template <class K>
 void gemm_tile(const void* packed, const void* a, size_t as, int nt, int64_t n, float* y, size_t ys, int nrows) {
   run_for_tokens<K>(nt, packed, a, as, n, y, ys, nrows);
@@ -129,7 +156,13 @@ struct GemmQ4K {
     uint8_t* out = static_cast<uint8_t*>(dst);
     for (int64_t b = 0; b < n / QK_K; ++b, out += kBlock) {
       const size_t at = size_t(b) * sizeof(block_q4_K);
-      for (int k = 0; k < 36; ++k)  // (d, dmin), 3 scale dwords, then 32 nibble dwords
+      __m512i dwords[16];
+      for (int k0 = 0; k0 < 32; k0 += 16) {  // (d, dmin), 3 scale dwords, then 32 nibble dwords
+        transpose_rows(rows, row_bytes, nrows, at + 4 * size_t(k0), dwords);
+        #pragma GCC unroll 16
+        for (int k = 0; k < 16; ++k) _mm512_storeu_si512(out + 64 * (k0 + k), dwords[k]);
+      }
+      for (int k = 32; k < 36; ++k)  // the last 4 (a transpose would read past a row's 144 bytes)
         _mm512_storeu_si512(out + 64 * k, gather_rows(rows, row_bytes, nrows, at + 4 * size_t(k)));
     }
   }

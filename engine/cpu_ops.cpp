@@ -106,11 +106,11 @@ void rows_by_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t r0, int6
 }
 
 // Row groups [g0, g1) of a job whose rows were packed at load, tokens in chunks of kChunkTokens
-// across all of them. Rows outer (each group against every token) wrote each token's 16 outputs of
-// a group n_out floats from the next token's and measured 5-20% slower at 512 tokens with n_out
-// 2048 (a dense q projection: 128 groups x 512 tokens x one 64-byte line, 4 MB apart in all); a
-// chunk's outputs and activations stay in L1/L2 while the groups' packed rows (read again once per
-// chunk) stream from L2/L3. With per-call packing the groups stay outer: each is packed once.
+// across all of them. Rows outer (each group against every token) measured 5-20% slower at 512
+// tokens with n_out 2048 (a dense q projection), most likely from the outputs: each group writes one
+// 64-byte line per token, n_out floats apart, so a pass scatters 128 groups x 512 lines over 4 MB.
+// A chunk's outputs and activations stay in L1/L2 while the groups' packed rows (read again once
+// per chunk) stream from L2/L3. With per-call packing the groups stay outer: each is packed once.
 constexpr int64_t kChunkTokens = 32;
 
 void groups_by_packed_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t g0, int64_t g1) {

@@ -211,10 +211,19 @@ struct GemmQ4K {
       const __m512i d_dmin = load64(p);
       const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d_dmin));
       const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(d_dmin, 16)));
-      __m512i pair_mins[kPairs ? NT : 1][4];
       if constexpr (kPairs) {
+        // The mins chain does not depend on the products: its four fmas (pairs in order, as in the
+        // oracle) run here, so no pair's mins wait in registers or on the stack for the c loop.
         const K4PairMins16 pm(scales);
-        for (int t = 0; t < NT; ++t) pm.times(act_row<block_q8_K>(av, as, t)[b], pair_mins[t]);
+        #pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) {
+          const block_q8_K& a = act_row<block_q8_K>(av, as, t)[b];
+          __m512i pair_mins[4];
+          pm.times(a, pair_mins);
+          const __m512 ad_dmin = _mm512_mul_ps(_mm512_set1_ps(a.d), dmin);
+          #pragma GCC unroll 4
+          for (int c = 0; c < 4; ++c) acc_min[t] = _mm512_fmadd_ps(ad_dmin, _mm512_cvtepi32_ps(pair_mins[c]), acc_min[t]);
+        }
       }
       #pragma GCC unroll 1
       for (int c = 0; c < 4; ++c) {
@@ -238,7 +247,6 @@ struct GemmQ4K {
           if constexpr (kPairs) {
             const __m512 ad = _mm512_set1_ps(act_row<block_q8_K>(av, as, t)[b].d);
             acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, d), _mm512_cvtepi32_ps(pair), acc[t]);
-            acc_min[t] = _mm512_fmadd_ps(_mm512_mul_ps(ad, dmin), _mm512_cvtepi32_ps(pair_mins[t][c]), acc_min[t]);
           } else {
             sum[t] = _mm512_add_epi32(sum[t], pair);
           }

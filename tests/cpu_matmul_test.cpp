@@ -1,7 +1,7 @@
 // matmul on every kernel path against the scalar dot (in both Q4_K orders), output by output, for
 // every token count that picks a different route (dot_tile, the decode GEMV for 1..kGemvTokens
-// tokens, the repacked GEMM above, and rows packed at load, which take the GEMM at every count): row
-// counts with and without a partial last row group, one and several blocks per row.
+// tokens, the repacked GEMM above, and rows packed at load, which take the GEMM at every count, in
+// token chunks): row counts with and without a partial last row group, one and several blocks per row.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -60,7 +60,12 @@ TEST_P(MatmulPath, EveryRouteMatchesScalarDot) {
           for (const bool use_packed : {false, true}) {
             if ((use_packed && packed.empty()) || (order == DotOrder::SubBlockPairs && wt != TensorType::Q4_K)) continue;
             const MatView m{wt, n_in, n_out, w.data(), rb, order, use_packed ? packed.data() : nullptr};
-            for (int64_t n_tok = 1; n_tok <= kGemvTokens + 2; ++n_tok) {
+            // Every count up to two past the GEMV's, and one spanning several of the 32-token chunks
+            // that rows packed at load are run in (cpu_ops.cpp groups_by_packed_gemm), with a partial tile.
+            std::vector<int64_t> token_counts;
+            for (int64_t n_tok = 1; n_tok <= kGemvTokens + 2; ++n_tok) token_counts.push_back(n_tok);
+            token_counts.push_back(2 * 32 + kTileTokens + 3);
+            for (const int64_t n_tok : token_counts) {
               std::vector<float> x(size_t(n_tok * n_in)), y(size_t(n_tok * n_out), -777.f);
               for (float& v : x) v = gauss(rng);
               matmul(pool, m, x.data(), n_tok, y.data());

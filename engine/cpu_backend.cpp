@@ -414,9 +414,8 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
         // The next run's keys and this run's values are asked for now (into L2: asking for L1 was
         // barely faster than not asking): in decode they come from DRAM (the weights streamed since
         // evict them), and the kernels would otherwise wait on one row's lines at a time (a third
-        // faster on cold keys).
-        // The values are summed only after every score, so this run's have the rest of the scoring
-        // to arrive.
+        // faster on cold keys). Values are summed only after every score, so this run's have the rest
+        // of the scoring to arrive.
         for (int64_t j = j0 + run, end = std::min(j0 + run + kKvBlockTokens, pos + 1); j < end; ++j)
           for (int64_t e = 0; e < hd; e += 64 / int64_t(sizeof(float))) __builtin_prefetch(key_at(blocks, j, kvh) + e, 0, 2);
         for (int64_t j = j0; j < j0 + run; ++j)

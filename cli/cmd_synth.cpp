@@ -12,14 +12,16 @@ namespace {
 const char* kUsage =
     "usage: flashfix synth (--arch qwen3moe|step35 | --preset NAME [--scale F]) [shape flags]\n"
     "                      [--type f32|f16|bf16|q8_0|q4_K|q5_K|q6_K] [--seed S] [--vocab V.gguf] [--name NAME]\n"
-    "                      --out M.gguf\n"
+    "                      [--random-blocks] --out M.gguf\n"
     "Writes a random-weight model (Gaussian, std 1/sqrt(fan_in); norms near 1) with the metadata a loader\n"
     "needs. Presets: qwen3-30b-a3b, step3.5-flash; --scale F in (0,1] shrinks one (layers, widths, experts).\n"
     "Without a preset the shape is a tiny model like the golden files; flags override either.\n"
     "Shape flags: --layers --embd --heads --heads-swa (step35) --heads-kv --head-dim --experts --experts-used\n"
     "  --ff-exp --ff (dense) --ff-shexp --swa-window --dense-layers --mtp --context --rope-base\n"
     "The tokenizer (and so the vocabulary size) is copied from --vocab, else a 263-token byte-level vocab\n"
-    "with ChatML specials.\n";
+    "with ChatML specials.\n"
+    "--random-blocks writes q4_K/q6_K/q8_0 weights as random quants under sane scales, ~20x faster than\n"
+    "quantizing Gaussians: for speed benchmarks of full-size shapes, where the values do not matter.\n";
 
 int run_synth(const std::vector<std::string>& argv) {
   const std::vector<std::pair<const char*, int SynthShape::*>> int_flags = {
@@ -32,7 +34,7 @@ int run_synth(const std::vector<std::string>& argv) {
       {"--dense-layers", &SynthShape::n_dense}, {"--mtp", &SynthShape::n_mtp}};
   std::vector<FlagSpec> specs = {{"--arch", true},  {"--preset", true}, {"--scale", true}, {"--type", true},
                                  {"--seed", true},  {"--vocab", true},  {"--out", true},   {"--context", true},
-                                 {"--rope-base", true}, {"--name", true}};
+                                 {"--rope-base", true}, {"--name", true}, {"--random-blocks", false}};
   for (const auto& [flag, field] : int_flags) specs.push_back({flag, true});
   Args args(argv, specs);
   if (args.help()) return std::fputs(kUsage, stdout), 0;
@@ -59,6 +61,7 @@ int run_synth(const std::vector<std::string>& argv) {
     opt.type = *t;
     opt.seed = uint64_t(args.get_int("--seed", 1, 0, INT64_MAX));
     opt.vocab_path = args.get("--vocab").value_or("");
+    opt.random_blocks = args.has("--random-blocks");
     synth_validate(opt);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());  // an impossible shape is a wrong command line

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "engine/gguf.h"
+#include "engine/quant_blocks.h"
 #include "engine/quantize_model.h"
 
 namespace flashfix {
@@ -65,13 +66,50 @@ struct Init {
   bool rope_factors = false;
 };
 
+// Random quants under scales chosen so a weight's spread is about `std`. The quants' and the sub-block
+// scales' bits come straight from the generator; only the fp16 super-block scales are set, since random
+// bits there would be infinities and NaNs. Returns false for a type it does not write.
+bool random_block_row(uint8_t* dst, TensorType type, int64_t row_len, Rng& rng, float std) {
+  const size_t bytes = row_bytes(type, row_len);
+  for (size_t i = 0; i < bytes; i += 8) {
+    uint64_t r = rng.next();
+    std::memcpy(dst + i, &r, std::min<size_t>(8, bytes - i));
+  }
+  const int64_t blocks = row_len / type_traits(type).block_elems;
+  switch (type) {
+    case TensorType::Q4_K: {
+      // y = d*sc*q - dmin*m with sc, m uniform on 0..63 and q on 0..15. dmin = 7.5 d centres y
+      // (E[sc*q] = 7.5 E[m]); then Var(y) / d^2 = Var(sc*q) + 7.5^2 Var(m) = 47532 + 19195 = 258^2.
+      auto* b = reinterpret_cast<block_q4_K*>(dst);
+      for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / 258.f), b[i].dmin = fp32_to_fp16(std / 258.f * 7.5f);
+      return true;
+    }
+    case TensorType::Q6_K: {  // y = d*sc*(q-32), sc uniform on -128..127 (sd 74), q-32 on -32..31 (18.5)
+      auto* b = reinterpret_cast<block_q6_K*>(dst);
+      for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / (74.f * 18.5f));
+      return true;
+    }
+    case TensorType::Q8_0: {  // y = d*q, q uniform on -128..127
+      auto* b = reinterpret_cast<block_q8_0*>(dst);
+      for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / 74.f);
+      return true;
+    }
+    default: return false;
+  }
+}
+
 // Fills `rows` rows of `row_len` values encoded as `type`. Each row has its own generator seeded from
 // (tensor seed, row), so the bytes do not depend on how rows are split over threads.
-void fill_rows(uint8_t* dst, TensorType type, int64_t row_len, int64_t rows, uint64_t seed, Init init) {
+void fill_rows(uint8_t* dst, TensorType type, int64_t row_len, int64_t rows, uint64_t seed, Init init,
+               bool random_blocks) {
   const size_t rb = row_bytes(type, row_len);
   auto work = [&](int64_t r0, int64_t r1) {
     std::vector<float> row(static_cast<size_t>(row_len));
     for (int64_t r = r0; r < r1; ++r) {
+      if (random_blocks) {
+        Rng rng(seed ^ (uint64_t(r) * 0xd1b54a32d192ed03ull));
+        if (random_block_row(dst + size_t(r) * rb, type, row_len, rng, init.std)) continue;
+      }
       if (init.rope_factors) {
         // Ramp from 1 to 2 over the rotated pairs (n_rot/2 = row_len/2), padded with 1 like the converter.
         for (int64_t i = 0; i < row_len; ++i) row[i] = i < row_len / 2 ? 1.f + float(i) / float(row_len / 2) : 1.f;
@@ -385,7 +423,10 @@ void synth_model(const SynthOptions& opt, const std::string& path) {
     int64_t rows = 1;
     for (size_t d = 1; d < t.ne.size(); ++d) rows *= t.ne[d];
     const uint64_t seed = hash_name(t.name, opt.seed);
-    w.add_tensor(t.name, type, t.ne, [=, init = t.init](uint8_t* dst, size_t) { fill_rows(dst, type, row_len, rows, seed, init); });
+    const bool random_blocks = opt.random_blocks && t.weight;
+    w.add_tensor(t.name, type, t.ne, [=, init = t.init](uint8_t* dst, size_t) {
+      fill_rows(dst, type, row_len, rows, seed, init, random_blocks);
+    });
   }
   w.write(path);
 }

@@ -210,6 +210,30 @@ TEST(Synth, WeightStatistics) {
   for (const auto& t : f->tensors()) EXPECT_EQ(t.type, TensorType::F32);
 }
 
+TEST(Synth, RandomBlocksHaveTheGaussiansMeanAndSpread) {
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0}) {
+    SCOPED_TRACE(std::string(type_traits(type).name));
+    SynthOptions o = small("step35", type);
+    o.random_blocks = true;
+    std::string path = temp("random-blocks.gguf");
+    synth_model(o, path);
+    auto f = GgufFile::open(path);
+    const GgufTensor* t = f->find_tensor("blk.1.ffn_down_exps.weight");  // fan_in 256: std 1/16
+    ASSERT_EQ(t->type, type);
+    std::vector<float> x(size_t(t->n_elements()));
+    dequantize_row(type, t->data, x.data(), t->n_elements());
+    double s = 0, s2 = 0;
+    for (float v : x) s += v, s2 += double(v) * v;
+    const double n = double(x.size()), mean = s / n, sd = std::sqrt(s2 / n - mean * mean);
+    EXPECT_NEAR(mean, 0.0, 0.004);
+    EXPECT_NEAR(sd, 1.0 / 16, 0.004);
+    // Norms and the router stay Gaussian F32, and the same seed gives the same bytes.
+    EXPECT_EQ(f->find_tensor("blk.1.ffn_gate_inp.weight")->type, TensorType::F32);
+    synth_model(o, temp("random-blocks-2.gguf"));
+    EXPECT_EQ(slurp(path), slurp(temp("random-blocks-2.gguf")));
+  }
+}
+
 TEST(Synth, TypesApplyToWeightsOnly) {
   for (TensorType type : {TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q5_K, TensorType::Q6_K}) {
     SCOPED_TRACE(std::string(type_traits(type).name));

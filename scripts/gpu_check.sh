@@ -8,7 +8,9 @@
 # Expects the bundle scripts/gpu_bundle.sh made in .gpu/ (carried) and writes logs and JSON lines
 # under $OUT (the device tool brings back at most 8 files). Each step has its own time limit, so
 # one hang costs that step, not the whole call. GPU_CHECK_SKIP_BENCH=1 runs the tests only;
-# GPU_CHECK_BF16=1 also benchmarks the BF16 model (61 GB: needs the disk and ~5 more minutes).
+# GPU_CHECK_AB=1 repeats the op tests and the 1K benchmark without programmatic dependent launch
+# (FLASHFIX_CUDA_PDL=0); GPU_CHECK_PROFILE=1 adds a run printing each op's device time (FLASHFIX_CUDA_PROFILE);
+# GPU_CHECK_SHORT_CONTEXT_ONLY=1 skips the 16K benchmark; GPU_CHECK_BF16=1 also benchmarks the BF16 model (61 GB: needs the disk and ~5 more minutes).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 G=$root/.gpu
@@ -60,7 +62,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max
 nproc; df -h "$W" | tail -1
 
 step "op tests"
-run_each cuda_ops_test 60 "$OUT/ops_test.txt"
+run_each cuda_ops_test 40 "$OUT/ops_test.txt"
+if [[ ${GPU_CHECK_AB:-0} == 1 ]]; then
+  step "op tests with FLASHFIX_CUDA_PDL=0"
+  FLASHFIX_CUDA_PDL=0 run_each cuda_ops_test 40 "$OUT/ops_test_no_pdl.txt"
+fi
 
 step "synthesize F32 models of the golden shapes"
 models=()
@@ -72,7 +78,7 @@ timeout 120 "${ffx[@]}" synth --arch step35 --type q4_K --out "$W/tiny-step35-q4
 step "whole-model tests"
 export FLASHFIX_GOLDEN_DIR=$G/golden FLASHFIX_CUDA_MODELS
 FLASHFIX_CUDA_MODELS=$(IFS=:; echo "${models[*]}")
-run_each cuda_forward_test 120 "$OUT/forward_test.txt"
+run_each cuda_forward_test 60 "$OUT/forward_test.txt"
 grep -E "^\[cuda\]|exact through" "$OUT/forward_test.txt"
 
 [[ ${GPU_CHECK_SKIP_BENCH:-0} == 1 ]] && exit 0
@@ -81,24 +87,35 @@ step "copy bandwidth"
 timeout 60 "${ffx[@]}" bench --membw --backend cuda --json | tee -a "$results"
 (( PIPESTATUS[0] == 0 )) || { echo "gpu_check: no usable GPU, no benchmarks"; exit 1; }
 
-# The full 48-layer model takes ~5 minutes to synthesize in Q4_K on 16 cores (the K-quant scale
-# search); if that runs out of time, a 12-layer cut of the same shape is benchmarked instead and
-# labelled so (decode time per token scales with the layers).
-bench_model() {  # type
-  local m=$W/qwen3-30b-a3b-$1.gguf layers=48
-  step "synthesize qwen3-30b-a3b $1"
-  if ! time timeout 330 "${ffx[@]}" synth --preset qwen3-30b-a3b --type "$1" --out "$m"; then
-    layers=12
-    echo "full synth failed or timed out: synthesizing $layers layers"
-    time timeout 150 "${ffx[@]}" synth --preset qwen3-30b-a3b --layers $layers --type "$1" --out "$m" || { echo "synth failed"; return; }
-  fi
+# The 48-layer model is synthesized with random quant blocks (synth --random-blocks: seconds, where
+# quantizing Gaussians took ~5 minutes on 16 cores) in whichever of $W and /dev/shm has more room. If
+# neither holds all 48 layers (BF16: 61 GB), the most layers that fit are benchmarked and labelled so
+# (decode time per token scales with the layers).
+bench_model() {  # type bytes-per-layer
+  local dir=$W
+  (( $(df --output=avail -B1 /dev/shm 2>/dev/null | tail -1 || echo 0) > $(df --output=avail -B1 "$W" | tail -1) )) && dir=/dev/shm
+  local m=$dir/qwen3-30b-a3b-$1.gguf avail layers
+  avail=$(df --output=avail -B1 "$dir" | tail -1)
+  layers=$(( (avail - (2 << 30)) / $2 )); (( layers > 48 )) && layers=48
+  (( layers >= 1 )) || { echo "no room for one layer of $1 in $dir"; return; }
+  step "synthesize qwen3-30b-a3b $1, $layers layers, in $dir"
+  time timeout 240 "${ffx[@]}" synth --preset qwen3-30b-a3b --layers $layers --type "$1" --random-blocks --out "$m" || { echo "synth failed"; rm -f "$m"; return; }
   ls -la "$m"
   step "bench $1 ($layers layers) decode at 1K context"
   timeout 150 "${ffx[@]}" bench --model "$m" --backend cuda --prompt-tokens 1024 --gen-tokens 128 --json | tee -a "$results"
+  if [[ ${GPU_CHECK_AB:-0} == 1 ]]; then  # the same binary without programmatic dependent launch
+    step "bench $1 ($layers layers) at 1K context with FLASHFIX_CUDA_PDL=0"
+    FLASHFIX_CUDA_PDL=0 timeout 100 "${ffx[@]}" bench --model "$m" --backend cuda --prompt-tokens 1024 --gen-tokens 128 --json
+  fi
+  if [[ ${GPU_CHECK_PROFILE:-0} == 1 ]]; then  # the device time of each op (events between ops perturb the total)
+    step "profile $1 ($layers layers) at 1K context"
+    FLASHFIX_CUDA_PROFILE=1 timeout 100 "${ffx[@]}" bench --model "$m" --backend cuda --prompt-tokens 1024 --gen-tokens 64 --json > /dev/null
+  fi
+  [[ ${GPU_CHECK_SHORT_CONTEXT_ONLY:-0} == 1 ]] && { rm -f "$m"; return; }
   step "bench $1 ($layers layers) decode at 16K context (and prefill of 16K)"
-  timeout 240 "${ffx[@]}" bench --model "$m" --backend cuda --prompt-tokens 16384 --gen-tokens 64 --json | tee -a "$results"
+  timeout 240 "${ffx[@]}" bench --model "$m" --backend cuda --prompt-tokens 16384 --gen-tokens 32 --json | tee -a "$results"
   rm -f "$m"
 }
-bench_model q4_K
-[[ ${GPU_CHECK_BF16:-0} == 1 ]] && bench_model bf16
+bench_model q4_K $((360 << 20))
+[[ ${GPU_CHECK_BF16:-0} == 1 ]] && bench_model bf16 $((1300 << 20))
 step "done"

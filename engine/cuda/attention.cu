@@ -23,6 +23,7 @@ __device__ __forceinline__ int64_t kv_row(const TokenKv& kv, int64_t t, int64_t 
 // does: theta_base = pos * theta_scale^i by repeated float multiplication, then the frequency
 // factor, the scaling and the YaRN blend.
 __global__ void qk_norm_rope_store_kernel(QkStore a) {
+  wait_for_previous_kernel();
   __shared__ float head[kMaxHeadDim];
   const int64_t t = blockIdx.x;
   const int hi = int(blockIdx.y);
@@ -77,11 +78,17 @@ __global__ void qk_norm_rope_store_kernel(QkStore a) {
   for (int i = threadIdx.x; i < vd; i += blockDim.x) vdst[i] = vs[i];
 }
 
-// One block per (token * head, split). Each warp streams keys j = first + warp, + kAttnWarps, ...:
-// lanes hold head dims lane + 32 i, a warp sum gives the score, and the running max M, sum S and
-// unnormalised output are rescaled when M grows (the CPU's order of operations, key by key). The
-// warps then merge in shared memory and the block writes (M, S, out) for its split.
+// One block per (token * head, split). Each warp takes kKeyUnroll consecutive keys at a time (j0 =
+// first + kKeyUnroll * warp, then + kKeyUnroll * kAttnWarps): it loads all their K and V rows before
+// using any, so a warp has that many rows' loads in flight instead of one key's round trip to memory
+// per step (the loop is latency-bound, not bandwidth-bound, at decode's few keys per warp). Lanes
+// hold head dims lane + 32 i, a warp sum gives each score, and the running max M, sum S and
+// unnormalised output are rescaled when M grows, key by key in order. The warps then merge in shared
+// memory and the block writes (M, S, out) for its split.
+constexpr int kKeyUnroll = 4;
+
 __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_partial_kernel(Attention a) {
+  wait_for_previous_kernel();
   constexpr int kPer = kMaxHeadDim / kWarpSize;
   __shared__ float wm[kAttnWarps], ws[kAttnWarps];
   __shared__ float wout[kAttnWarps][kMaxHeadDim];
@@ -108,30 +115,44 @@ __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_partial_kern
   const float scale = 1.f / sqrtf(float(hd));
   const int64_t kw = int64_t(a.n_head_kv) * hd, vw = int64_t(a.n_head_kv) * vd;
   float M = -INFINITY, S = 0;
-  for (int64_t j = k0 + warp; j < k1; j += kAttnWarps) {
-    const int64_t row = kv_row(a.kv, t, j);
-    const float* kp = a.k_cache + row * kw + int64_t(kvh) * hd;
-    const float* vp = a.v_cache + row * vw + int64_t(kvh) * vd;
-    float part = 0;
+  for (int64_t j0 = k0 + kKeyUnroll * warp; j0 < k1; j0 += kKeyUnroll * kAttnWarps) {
+    float kr[kKeyUnroll][kPer], vr[kKeyUnroll][kPer];
 #pragma unroll
-    for (int i = 0; i < kPer; ++i) {
-      const int d = lane + kWarpSize * i;
-      if (d < hd) part += q[i] * kp[d];
+    for (int u = 0; u < kKeyUnroll; ++u) {
+      const bool live = j0 + u < k1;
+      const int64_t row = live ? kv_row(a.kv, t, j0 + u) : 0;
+      const float* kp = a.k_cache + row * kw + int64_t(kvh) * hd;
+      const float* vp = a.v_cache + row * vw + int64_t(kvh) * vd;
+#pragma unroll
+      for (int i = 0; i < kPer; ++i) {
+        const int d = lane + kWarpSize * i;
+        kr[u][i] = live && d < hd ? kp[d] : 0.f;
+        vr[u][i] = live && d < vd ? vp[d] : 0.f;
+      }
     }
-    const float s = warp_sum_f(part) * scale;
-    float ms = 1, vs = 1;
-    if (s > M) {
-      ms = expf(M - s);
-      M = s;
-    } else {
-      vs = expf(s - M);
+    float sc[kKeyUnroll];
+#pragma unroll
+    for (int u = 0; u < kKeyUnroll; ++u) {
+      float part = 0;
+#pragma unroll
+      for (int i = 0; i < kPer; ++i) part += q[i] * kr[u][i];
+      sc[u] = warp_sum_f(part) * scale;
     }
 #pragma unroll
-    for (int i = 0; i < kPer; ++i) {
-      const int d = lane + kWarpSize * i;
-      if (d < vd) o[i] = o[i] * ms + vs * vp[d];
+    for (int u = 0; u < kKeyUnroll; ++u) {
+      if (j0 + u >= k1) break;
+      const float s = sc[u];
+      float ms = 1, vs = 1;
+      if (s > M) {
+        ms = expf(M - s);
+        M = s;
+      } else {
+        vs = expf(s - M);
+      }
+#pragma unroll
+      for (int i = 0; i < kPer; ++i) o[i] = o[i] * ms + vs * vr[u][i];
+      S = S * ms + vs;
     }
-    S = S * ms + vs;
   }
   if (lane == 0) wm[warp] = M, ws[warp] = S;
 #pragma unroll
@@ -155,25 +176,37 @@ __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_partial_kern
   if (threadIdx.x == 0) out[0] = Mb, out[1] = Sb;
 }
 
-// Merges the splits of one (token, head), normalises and applies the gate.
-__global__ void attention_merge_kernel(Attention a) {
+// Merges the splits of one (token, head), normalises and applies the gate. Each split's weight
+// exp(m - M) is computed once into shared memory, then every output dim sums over the splits with
+// independent loads (decode has up to kMaxSplits of them).
+constexpr int kMergeThreads = 128;
+__global__ void __launch_bounds__(kMergeThreads) attention_merge_kernel(Attention a) {
+  wait_for_previous_kernel();
+  __shared__ float wsp[kMaxSplits];
+  __shared__ float red[kMergeThreads / kWarpSize];
   const int64_t th = blockIdx.x;
   const int vd = a.v_head_dim;
   const float* part = a.partial + th * a.n_split * (vd + 2);
   float M = -INFINITY;
-  for (int sp = 0; sp < a.n_split; ++sp) M = fmaxf(M, part[sp * (vd + 2)]);
-  float S = 0;
-  for (int sp = 0; sp < a.n_split; ++sp) {
+  for (int sp = threadIdx.x; sp < a.n_split; sp += blockDim.x) M = fmaxf(M, part[sp * (vd + 2)]);
+  M = warp_max_f(M);
+  if (threadIdx.x % kWarpSize == 0) red[threadIdx.x / kWarpSize] = M;
+  __syncthreads();
+  M = red[0];
+  for (int w = 1; w < kMergeThreads / kWarpSize; ++w) M = fmaxf(M, red[w]);
+  for (int sp = threadIdx.x; sp < a.n_split; sp += blockDim.x) {
     const float m = part[sp * (vd + 2)];
-    if (m != -INFINITY) S += part[sp * (vd + 2) + 1] * expf(m - M);
+    wsp[sp] = m != -INFINITY ? expf(m - M) : 0.f;
   }
+  __syncthreads();
+  float S = 0;
+  for (int sp = 0; sp < a.n_split; ++sp)
+    if (wsp[sp] != 0.f) S += part[sp * (vd + 2) + 1] * wsp[sp];
   const float g = a.gate ? sigmoid_f(a.gate[th]) : 1.f;
   for (int d = threadIdx.x; d < vd; d += blockDim.x) {
     float acc = 0;
-    for (int sp = 0; sp < a.n_split; ++sp) {
-      const float m = part[sp * (vd + 2)];
-      if (m != -INFINITY) acc += part[sp * (vd + 2) + 2 + d] * expf(m - M);
-    }
+    for (int sp = 0; sp < a.n_split; ++sp)
+      if (wsp[sp] != 0.f) acc += part[sp * (vd + 2) + 2 + d] * wsp[sp];
     const float v = acc * (1.f / S);
     a.out[th * vd + d] = a.gate ? v * g : v;
   }
@@ -185,8 +218,7 @@ void qk_norm_rope_store(const QkStore& a, cudaStream_t s) {
   if (a.n_tok == 0) return;
   if (a.head_dim > kMaxHeadDim || a.v_head_dim > kMaxHeadDim || a.rope.n_rot > a.head_dim)
     throw std::invalid_argument("cuda attention: head dims above 256 are not supported");
-  qk_norm_rope_store_kernel<<<dim3(unsigned(a.n_tok), unsigned(a.n_head + a.n_head_kv)), kHeadThreads, 0, s>>>(a);
-  check_launch("qk_norm_rope_store");
+  launch_kernel("qk_norm_rope_store", qk_norm_rope_store_kernel, dim3(unsigned(a.n_tok), unsigned(a.n_head + a.n_head_kv)), dim3(kHeadThreads), s, a);
 }
 
 size_t attention_partial_floats(int64_t n_tok, int n_head, int v_head_dim, int n_split) {
@@ -197,10 +229,9 @@ void attention(const Attention& a, cudaStream_t s) {
   if (a.n_tok == 0) return;
   if (a.head_dim > kMaxHeadDim || a.v_head_dim > kMaxHeadDim)
     throw std::invalid_argument("cuda attention: head dims above 256 are not supported");
-  attention_partial_kernel<<<dim3(unsigned(a.n_tok * a.n_head), unsigned(a.n_split)), kAttnWarps * kWarpSize, 0, s>>>(a);
-  check_launch("attention");
-  attention_merge_kernel<<<unsigned(a.n_tok * a.n_head), 128, 0, s>>>(a);
-  check_launch("attention_merge");
+  if (a.n_split < 1 || a.n_split > kMaxSplits) throw std::invalid_argument("cuda attention: 1 to kMaxSplits key splits");
+  launch_kernel("attention_partial", attention_partial_kernel, dim3(unsigned(a.n_tok * a.n_head), unsigned(a.n_split)), dim3(kAttnWarps * kWarpSize), s, a);
+  launch_kernel("attention_merge", attention_merge_kernel, dim3(unsigned(a.n_tok * a.n_head)), dim3(kMergeThreads), s, a);
 }
 
 }  // namespace flashfix::cuda

@@ -11,8 +11,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -89,14 +92,15 @@ void select_device(int device) {
 
 // KV blocks on the device, laid out as CpuKvStore lays them out (per kind: K then V of every layer
 // of that kind, then for Full blocks the hidden state), so a block's bytes mean the same on either
-// backend and the prefix cache's files move between them.
+// backend and the prefix cache's files move between them. MTP layers have their slots in Full blocks,
+// as on the CPU, though this backend does not draft with them: the bytes still travel.
 class CudaKvStore final : public KvStore {
  public:
   CudaKvStore(const ModelConfig& c, int64_t full_blocks, int64_t sliding_blocks) : c_(c), serial_(next_serial_++) {
     n_blocks_[0] = full_blocks, n_blocks_[1] = sliding_blocks;
-    for (int il = 0; il < c.n_layer; ++il) {
+    for (int il = 0; il < int(c.layers.size()); ++il) {
       const LayerConfig& L = c.layers[size_t(il)];
-      const int kind = L.sliding ? 1 : 0;
+      const int kind = kind_of(L);
       slot_.push_back(int(k_[kind].size()));
       const auto rows = size_t(n_blocks_[kind] * kKvBlockTokens);
       k_[kind].push_back(std::make_unique<DeviceArray<float>>(rows * size_t(L.n_head_kv * c.head_dim)));
@@ -146,8 +150,9 @@ class CudaKvStore final : public KvStore {
  private:
   using Arrays = std::vector<std::unique_ptr<DeviceArray<float>>>;
   float* array(const Arrays (&arr)[2], int il) const {
-    return arr[c_.layers[size_t(il)].sliding ? 1 : 0][size_t(slot_[size_t(il)])]->get();
+    return arr[kind_of(c_.layers[size_t(il)])][size_t(slot_[size_t(il)])]->get();
   }
+  static int kind_of(const LayerConfig& L) { return L.sliding && !L.mtp ? 1 : 0; }
   void check_size(KvKind kind, size_t bytes) const {
     if (bytes != block_bytes(kind)) throw std::invalid_argument("KV block buffer of the wrong size");
   }
@@ -242,12 +247,100 @@ class DeviceActs {
   std::vector<TensorType> valid_;
 };
 
+// FLASHFIX_CUDA_PROFILE=1: the device time of every op of every forward pass, from events recorded
+// between the ops (captured into the decode graphs too, as event-record nodes, so replays are timed
+// as they run), printed per op to stderr when the backend is destroyed. For finding where a step's
+// time goes; when off, a mark costs one branch.
+class OpProfile {
+ public:
+  // The events of one sequence of ops: one set for eager passes, one per captured graph.
+  struct Marks {
+    std::vector<cudaEvent_t> events;
+    std::vector<const char*> names;
+    size_t used = 0;
+  };
+  OpProfile() : on_(std::getenv("FLASHFIX_CUDA_PROFILE") != nullptr) {}
+  OpProfile(const OpProfile&) = delete;
+  OpProfile& operator=(const OpProfile&) = delete;
+  ~OpProfile() {
+    if (!on_) return;
+    print();
+    for (auto& m : marks_)
+      for (cudaEvent_t e : m->events) cudaEventDestroy(e);
+  }
+  bool on() const { return on_; }
+  // Starts recording a sequence into fresh (or, for eager passes, reused) marks.
+  Marks* begin(Marks* reuse = nullptr) {
+    if (!on_) return current_ = nullptr;
+    if (!reuse) marks_.push_back(std::make_unique<Marks>()), reuse = marks_.back().get();
+    reuse->used = 0;
+    return current_ = reuse;
+  }
+  // The op called `name` starts here (and the previous one ends).
+  void mark(const char* name, cudaStream_t s) {
+    if (!current_) return;
+    Marks& m = *current_;
+    if (m.used == m.events.size()) {
+      cudaEvent_t e = nullptr;
+      check(cudaEventCreate(&e), "profile event");
+      m.events.push_back(e), m.names.push_back(nullptr);
+    }
+    m.names[m.used] = name;
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    check(cudaStreamIsCapturing(s, &st), "cudaStreamIsCapturing");
+    check(cudaEventRecordWithFlags(m.events[m.used], s, st == cudaStreamCaptureStatusActive ? cudaEventRecordExternal : 0),
+          "profile event record");
+    ++m.used;
+  }
+  void end(cudaStream_t s) {
+    mark("", s);
+    current_ = nullptr;
+  }
+  // After the stream finished a pass that recorded into m; `kind` prefixes its ops' names.
+  void collect(const Marks* m, const char* kind) {
+    if (!m) return;
+    ++passes_;
+    for (size_t i = 0; i + 1 < m->used; ++i) {
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, m->events[i], m->events[i + 1]), "cudaEventElapsedTime");
+      auto& [n, total] = totals_[std::string(kind) + m->names[i]];
+      ++n, total += ms;
+    }
+  }
+
+ private:
+  void print() const {
+    std::vector<std::pair<std::string, std::pair<int64_t, double>>> rows(totals_.begin(), totals_.end());
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
+    double all = 0;
+    for (const auto& r : rows) all += r.second.second;
+    std::fprintf(stderr, "cuda op profile: %lld passes, %.3f ms of device time\n%-28s %10s %12s %10s %7s\n", (long long)passes_, all,
+                 "op", "calls", "total ms", "avg us", "share");
+    for (const auto& [name, v] : rows)
+      std::fprintf(stderr, "%-28s %10lld %12.3f %10.2f %6.1f%%\n", name.c_str(), (long long)v.first, v.second,
+                   1e3 * v.second / double(v.first), 100 * v.second / all);
+  }
+
+  bool on_;
+  std::vector<std::unique_ptr<Marks>> marks_;
+  Marks* current_ = nullptr;
+  int64_t passes_ = 0;
+  std::map<std::string, std::pair<int64_t, double>> totals_;
+};
+
 // Decode batches up to this many tokens run their experts one routed slot per launch group
 // (expert_of); larger batches group the slots by expert on the device so each expert's weights are
 // read once per batch.
 constexpr int64_t kSlotwiseMaxTokens = 8;
-// Key splits of decode's attention (flash-decoding); prefill has enough (token, head) pairs.
-constexpr int kDecodeSplits = 32;
+// Key splits of decode's attention (flash-decoding; prefill has enough (token, head) pairs): about
+// this many keys per split, the split count rounded up to a power of two so a captured decode graph
+// serves every position up to twice the one it was captured at.
+constexpr int64_t kKeysPerSplit = 64;
+int splits_for(int64_t keys) {
+  int s = 1;
+  while (s < cuda::kMaxSplits && int64_t(s) * kKeysPerSplit < keys) s *= 2;
+  return s;
+}
 // Rows of logits computed per output-head pass.
 constexpr int64_t kHeadRows = 64;
 
@@ -261,7 +354,7 @@ class CudaBackend final : public Backend {
     allocate_scratch();
   }
   ~CudaBackend() override {
-    for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g);
+    for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.first);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -311,7 +404,7 @@ class CudaBackend final : public Backend {
       if (f32_only ? t->type != TensorType::F32 : !cuda::matvec_supported(t->type))
         throw std::runtime_error("the cuda backend cannot run " + std::string(t->name) + " of type " +
                                  std::string(type_traits(t->type).name) +
-                                 (f32_only ? " (norms, biases and rope factors must be f32)" : " (supported: f32, f16, bf16, q8_0, q4_K, q6_K)"));
+                                 (f32_only ? " (norms, biases and rope factors must be f32)" : " (supported: f32, f16, bf16, q8_0, q4_K, q5_K, q6_K)"));
     };
     need(w.output_norm, true), need(w.output, false), need(w.rope_freqs, true);
     for (int il = 0; il < c_.n_layer; ++il) {
@@ -340,7 +433,7 @@ class CudaBackend final : public Backend {
     q_.reset(size_t(T * qw)), k_.reset(size_t(T * kw)), v_.reset(size_t(T * vw)), att_.reset(size_t(T * vw));
     gate_.reset(size_t(T * heads));
     partial_.reset(std::max(cuda::attention_partial_floats(T, int(heads), c_.v_head_dim, 1),
-                            cuda::attention_partial_floats(kSlotwiseMaxTokens * 2, int(heads), c_.v_head_dim, kDecodeSplits)));
+                            cuda::attention_partial_floats(kSlotwiseMaxTokens * 2, int(heads), c_.v_head_dim, cuda::kMaxSplits)));
     const int64_t slots = T * K;
     router_.reset(size_t(T * std::max(1, c_.n_expert)));
     ids_.reset(size_t(slots)), weights_k_.reset(size_t(slots));
@@ -391,11 +484,14 @@ class CudaBackend final : public Backend {
   PinnedArray<int32_t> h_meta_;
   PinnedArray<float> h_x_, h_logits_;
   size_t meta_capacity_ = 0;
+  int decode_splits_ = 1;  // attention key splits of a full-attention layer in this micro-batch
   // Device views into d_meta_ for the current micro-batch.
   const int32_t *pos_ = nullptr, *table_ = nullptr, *off_full_ = nullptr, *off_sliding_ = nullptr, *hidden_row_ = nullptr,
                 *logit_rows_ = nullptr;
-  // Captured decode steps by (tokens, rows wanting logits, store serial).
-  std::map<std::tuple<int64_t, int64_t, uint64_t>, cudaGraphExec_t> graphs_;
+  // Captured decode steps by (tokens, rows wanting logits, store serial, attention splits).
+  std::map<std::tuple<int64_t, int64_t, uint64_t, int>, std::pair<cudaGraphExec_t, OpProfile::Marks*>> graphs_;
+  OpProfile profile_;
+  OpProfile::Marks* eager_marks_ = nullptr;
 };
 
 void CudaBackend::ubatch(CudaKvStore& store, std::span<const int32_t> tokens, std::span<const UbatchToken> meta) {
@@ -428,6 +524,9 @@ void CudaBackend::ubatch(CudaKvStore& store, std::span<const int32_t> tokens, st
     h[3 * T + t] = int32_t(int64_t(block_of(m.blocks->full, m.pos)) * kKvBlockTokens + m.pos % kKvBlockTokens);
     if (m.logits) h[4 * T + n_logits++] = int32_t(t);
   }
+  int64_t max_pos = 0;
+  for (const UbatchToken& m : meta) max_pos = std::max(max_pos, m.pos);
+  decode_splits_ = splits_for(max_pos + 1);
   check(cudaMemcpyAsync(d_meta_.get(), h, used * sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "metadata upload");
   check(cudaMemcpyAsync(x_.get(), h_x_.get(), size_t(T * E) * sizeof(float), cudaMemcpyHostToDevice, stream_), "embedding upload");
   const int32_t* d = d_meta_.get();
@@ -436,14 +535,18 @@ void CudaBackend::ubatch(CudaKvStore& store, std::span<const int32_t> tokens, st
   // A decode step (few tokens) replays a graph captured the first time its shape was seen: kernel
   // arguments are device pointers fixed at construction, so only the uploads above change.
   if (T <= kSlotwiseMaxTokens) {
-    const auto key = std::make_tuple(T, n_logits, store.serial());
+    const auto key = std::make_tuple(T, n_logits, store.serial(), decode_splits_);
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
       cudaGraph_t graph = nullptr;
       check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+      OpProfile::Marks* marks = nullptr;
       try {
+        marks = profile_.begin();
         layers(store, T);
+        profile_.mark("head", stream_);
         output_head(x_.get(), logit_rows_, n_logits);
+        if (marks) profile_.end(stream_);
       } catch (...) {
         cudaStreamEndCapture(stream_, &graph);
         if (graph) cudaGraphDestroy(graph);
@@ -454,14 +557,19 @@ void CudaBackend::ubatch(CudaKvStore& store, std::span<const int32_t> tokens, st
       const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
       cudaGraphDestroy(graph);
       check(e, "cudaGraphInstantiate");
-      it = graphs_.emplace(key, exec).first;
+      it = graphs_.emplace(key, std::make_pair(exec, marks)).first;
     }
-    check(cudaGraphLaunch(it->second, stream_), "cudaGraphLaunch");
+    check(cudaGraphLaunch(it->second.first, stream_), "cudaGraphLaunch");
     download_logits(n_logits, [&](int64_t i) { return meta[size_t(h[4 * T + i])].logits; });
+    profile_.collect(it->second.second, "decode ");
     return;
   }
+  OpProfile::Marks* marks = profile_.begin(eager_marks_);
+  if (marks) eager_marks_ = marks;
   layers(store, T);
-  if (n_logits == 0) check(cudaStreamSynchronize(stream_), "forward");
+  if (marks) profile_.end(stream_);
+  if (n_logits == 0 || marks) check(cudaStreamSynchronize(stream_), "forward");
+  profile_.collect(marks, "batch ");
   for (int64_t g = 0; g < n_logits; g += kHeadRows) {
     const int64_t rows = std::min(kHeadRows, n_logits - g);
     output_head(x_.get(), logit_rows_ + g, rows);
@@ -474,11 +582,14 @@ void CudaBackend::layers(CudaKvStore& store, int64_t T) {
   const int64_t E = c_.n_embd;
   for (int il = 0; il < c_.n_layer; ++il) {
     const LayerWeights& lw = w.layers[size_t(il)];
+    profile_.mark("attn_norm", stream_);
     norm(lw.attn_norm, lw.attn_q->type, T);
     attention(store, il, T);
+    profile_.mark("ffn_norm", stream_);
     norm(lw.ffn_norm, c_.layers[size_t(il)].moe ? lw.ffn_gate_exps->type : lw.ffn_gate->type, T);
     ffn(il, T);
   }
+  profile_.mark("hidden_store", stream_);
   cuda::scatter_rows(x_.get(), T, E, hidden_row_, store.hidden(), stream_);
 }
 
@@ -493,6 +604,7 @@ void CudaBackend::norm(Weight w, TensorType next, int64_t T) {
 void CudaBackend::attention(CudaKvStore& store, int il, int64_t T) {
   const LayerConfig& L = c_.layers[size_t(il)];
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
+  profile_.mark("qkv", stream_);
   const cuda::Matvec qkvg[4] = {mv(lw.attn_q, acts_.get(lw.attn_q->type, stream_), T, q_.get()),
                                 mv(lw.attn_k, acts_.get(lw.attn_k->type, stream_), T, k_.get()),
                                 mv(lw.attn_v, acts_.get(lw.attn_v->type, stream_), T, v_.get()),
@@ -516,6 +628,7 @@ void CudaBackend::attention(CudaKvStore& store, int il, int64_t T) {
   }
   qs.rope.freq_factors = r.use_freq_factors ? weights_->f32(model_.weights().rope_freqs) : nullptr;
   qs.kv = kv, qs.k_cache = store.k_base(il), qs.v_cache = store.v_base(il);
+  profile_.mark("qk_rope_store", stream_);
   cuda::qk_norm_rope_store(qs, stream_);
 
   cuda::Attention a;
@@ -524,8 +637,10 @@ void CudaBackend::attention(CudaKvStore& store, int il, int64_t T) {
   a.window = L.sliding ? c_.sliding_window : 0;
   a.gate = L.attn_gate ? gate_.get() : nullptr;
   a.out = att_.get(), a.partial = partial_.get();
-  a.n_split = T <= kSlotwiseMaxTokens * 2 ? kDecodeSplits : 1;
+  a.n_split = T <= kSlotwiseMaxTokens * 2 ? std::min(decode_splits_, L.sliding ? splits_for(c_.sliding_window) : cuda::kMaxSplits) : 1;
+  profile_.mark("attention", stream_);
   cuda::attention(a, stream_);
+  profile_.mark("attn_output", stream_);
 
   acts_.reset(att_.get(), T, int64_t(L.n_head) * c_.v_head_dim);
   cuda::matvec(mv(lw.attn_output, acts_.get(lw.attn_output->type, stream_), T, x_.get(), /*accumulate=*/true), stream_);
@@ -546,6 +661,7 @@ void CudaBackend::ffn(int il, int64_t T) {
   const LayerConfig& L = c_.layers[size_t(il)];
   const LayerWeights& lw = model_.weights().layers[size_t(il)];
   const int64_t E = c_.n_embd;
+  profile_.mark(L.moe ? "router" : "dense_ffn", stream_);
   if (!L.moe) return dense_ffn(lw.ffn_gate, lw.ffn_up, lw.ffn_down, L.clamp_shexp, T, x_.get(), true);
 
   const int X = c_.n_expert, K = c_.n_expert_used;
@@ -555,6 +671,7 @@ void CudaBackend::ffn(int il, int64_t T) {
   rt.logits = router_.get(), rt.n_tok = T, rt.n_expert = X, rt.k = K, rt.softmax = c_.router == RouterKind::Softmax;
   rt.bias = weights_->f32(lw.exp_probs_b), rt.renorm = c_.router_renorm, rt.scale = c_.expert_weights_scale;
   rt.ids = ids_.get(), rt.weights = weights_k_.get();
+  profile_.mark("route", stream_);
   cuda::route(rt, stream_);
 
   // Which activation rows each launch group meets, and which expert's slab: one routed slot per group
@@ -575,16 +692,21 @@ void CudaBackend::ffn(int il, int64_t T) {
     return m;
   };
   // Gate and up read each slot's token row of the layer input; down reads the slots' own hidden rows.
+  profile_.mark("expert_gate_up", stream_);
   const cuda::Matvec gate_up[2] = {
       experts(lw.ffn_gate_exps, acts_.get(lw.ffn_gate_exps->type, stream_), slot_token, hid_gate_.get()),
       experts(lw.ffn_up_exps, acts_.get(lw.ffn_up_exps->type, stream_), slot_token, hid_up_.get())};
   cuda::matvec(gate_up, 2, stream_);
   hid_acts_.reset(hid_gate_.get(), slots, F);
+  profile_.mark("expert_swiglu", stream_);
   cuda::swiglu(hid_gate_.get(), hid_up_.get(), slots, F, L.clamp_exp, stream_, cpu::activation_type(lw.ffn_down_exps->type),
                hid_acts_.claim(lw.ffn_down_exps->type));
+  profile_.mark("expert_down", stream_);
   cuda::matvec(experts(lw.ffn_down_exps, hid_acts_.get(lw.ffn_down_exps->type, stream_), nullptr, expert_out_.get()), stream_);
 
+  profile_.mark("shared_expert", stream_);
   if (L.shared_expert) dense_ffn(lw.ffn_gate_shexp, lw.ffn_up_shexp, lw.ffn_down_shexp, L.clamp_shexp, T, shared_out_.get(), false);
+  profile_.mark("moe_combine", stream_);
   cuda::moe_combine(expert_out_.get(), ids_.get(), weights_k_.get(), slotwise ? nullptr : entry_slot_.get(),
                     L.shared_expert ? shared_out_.get() : nullptr, T, K, E, x_.get(), stream_);
 }

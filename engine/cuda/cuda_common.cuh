@@ -4,12 +4,44 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "engine/cpu_silu.h"
 
 namespace flashfix::cuda {
 
 constexpr int kWarpSize = 32;
+
+// Programmatic dependent launch (Hopper). A decode step is a chain of ~16 small kernels per layer,
+// each waiting for the one before; between two of them the GPU spends a launch latency (a microsecond
+// or two) with nothing running. Launched through launch_kernel, a kernel may be scheduled as soon as
+// every block of the kernel before it has started: it then waits at its first statement
+// (wait_for_previous_kernel) until that kernel has finished and its writes are visible, so its launch
+// overlaps the previous kernel's run instead of following it. Every kernel in a chain begins with both
+// calls; neither reads nor writes memory before the wait, so the order of effects is the stream's.
+// Where PDL is off (FLASHFIX_CUDA_PDL=0, or a GPU before compute capability 9.0) both are no-ops.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+
+bool pdl_enabled();
+void check(cudaError_t e, const char* what);
+
+// Launches kernel<<<grid, block, 0, s>>>(args...) (with PDL where enabled); a bad configuration
+// throws here, naming `what`, not at the next synchronisation.
+template <class... Params, class... Args>
+void launch_kernel(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s, Args&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = 0, cfg.stream = s;
+  cudaLaunchAttribute attr = {};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = &attr, cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), what);
+}
 
 __device__ __forceinline__ float warp_sum_f(float v) {
   for (int o = kWarpSize / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -15,15 +15,13 @@ namespace flashfix::cuda {
 
 // Throws std::runtime_error "<what>: <CUDA error string>" unless e is cudaSuccess.
 void check(cudaError_t e, const char* what);
-// Checks the last launch (a bad configuration surfaces here, not at the next synchronisation).
-void check_launch(const char* what);
 
 // Rows of n floats converted to act_type (cpu::activation_type of a weight type: F16, BF16, Q8_0,
 // Q8_K), row_bytes(act_type, n) each, bit-identical to cpu::quantize_activation. F32 is not converted.
 void convert_rows(TensorType act_type, const float* x, int64_t n_rows, int64_t n, uint8_t* out, cudaStream_t s);
 
 // y[row r][o] (+)= sum_i W[o][i] * a[r][i] for weights in their file layout (F32, F16, BF16, Q8_0,
-// Q4_K, Q6_K) and activations converted by convert_rows. The launch's z dimension selects a group of
+// Q4_K, Q5_K, Q6_K) and activations converted by convert_rows. The launch's z dimension selects a group of
 // activation rows and, for stacked expert tensors, the expert whose slab they meet:
 //   rows of group z: [z_first[z], z_first[z+1]) when z_first is set (experts grouped by the device's
 //   routing), else [z * n_rows / n_z, (z + 1) * n_rows / n_z);
@@ -124,6 +122,8 @@ struct Attention {
   int n_split = 1;
 };
 size_t attention_partial_floats(int64_t n_tok, int n_head, int v_head_dim, int n_split);
+// Most key splits one attention launch takes (decode's flash-decoding partials).
+constexpr int kMaxSplits = 256;
 void attention(const Attention& a, cudaStream_t s);
 
 // Router: probabilities (softmax or sigmoid) of logits [T][X], the top k by probability + bias (ties:

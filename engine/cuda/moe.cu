@@ -42,6 +42,7 @@ __device__ float block_max_f(float v) {
 
 // One block per token.
 __global__ void __launch_bounds__(kRouteThreads) route_kernel(Route r) {
+  wait_for_previous_kernel();
   __shared__ float p[kMaxExperts];
   __shared__ bool taken[kMaxExperts];
   __shared__ int chosen[kMaxUsed];
@@ -93,6 +94,7 @@ __global__ void __launch_bounds__(kRouteThreads) route_kernel(Route r) {
 // entry order (stable: tokens ascending within an expert).
 __global__ void group_kernel(const int32_t* ids, int64_t n, int X, int32_t* first, int32_t* slot_token, int32_t* entry_slot,
                              int k) {
+  wait_for_previous_kernel();
   __shared__ int count[kMaxExperts + 1];
   for (int e = threadIdx.x; e <= X; e += blockDim.x) count[e] = 0;
   __syncthreads();
@@ -120,12 +122,14 @@ __global__ void group_kernel(const int32_t* ids, int64_t n, int X, int32_t* firs
 }
 
 __global__ void entry_tokens_kernel(int64_t n, int k, int32_t* slot_token) {
+  wait_for_previous_kernel();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) slot_token[i] = int32_t(i / k);
 }
 
 // One block per row: the row in place, then (act_out) converted for the down matvec.
 __global__ void swiglu_kernel(float* gate, const float* up, int64_t n, float clamp, TensorType at, uint8_t* act_out) {
+  wait_for_previous_kernel();
   const int64_t r = blockIdx.x;
   float* g = gate + r * n;
   const float* u_row = up + r * n;
@@ -143,21 +147,27 @@ __global__ void swiglu_kernel(float* gate, const float* up, int64_t n, float cla
   }
 }
 
-// One block per token: its entries sorted by expert (k is small), then summed in that order.
-__global__ void combine_kernel(const float* eo, const int32_t* ids, const float* w, const int32_t* entry_slot,
+// Blocks (token, slice of kCombineThreads dims): the token's entries sorted by expert (k is small),
+// then each thread sums its dim in that order. Slicing the dims over blocks matters at decode's one
+// token: a single block walked 2048 dims x 8 experts in a chain of dependent rounds.
+constexpr int kCombineThreads = 128;
+__global__ void __launch_bounds__(kCombineThreads) combine_kernel(const float* eo, const int32_t* ids, const float* w, const int32_t* entry_slot,
                                const float* shared, int k, int64_t n, float* x) {
+  wait_for_previous_kernel();
   __shared__ int order[kMaxUsed];
   const int64_t t = blockIdx.x;
-  if (threadIdx.x == 0) {
-    for (int j = 0; j < k; ++j) order[j] = j;
-    for (int j = 1; j < k; ++j)  // insertion sort by expert id
-      for (int m = j; m > 0 && ids[t * k + order[m - 1]] > ids[t * k + order[m]]; --m) {
-        const int tmp = order[m];
-        order[m] = order[m - 1], order[m - 1] = tmp;
-      }
+  if (threadIdx.x < k) {  // entry j's rank by (expert id, j): a stable sort in one round
+    const int j = threadIdx.x, id = ids[t * k + j];
+    int rank = 0;
+    for (int i = 0; i < k; ++i) {
+      const int other = ids[t * k + i];
+      rank += other < id || (other == id && i < j);
+    }
+    order[rank] = j;
   }
   __syncthreads();
-  for (int64_t d = threadIdx.x; d < n; d += blockDim.x) {
+  const int64_t d = int64_t(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (d < n) {
     float acc = 0;
     for (int j = 0; j < k; ++j) {
       const int64_t e = t * k + order[j];
@@ -175,36 +185,31 @@ void route(const Route& r, cudaStream_t s) {
   if (r.n_tok == 0) return;
   if (r.n_expert > kMaxExperts || r.k > kMaxUsed || r.k > r.n_expert)
     throw std::invalid_argument("cuda router: at most 1024 experts and 32 used per token");
-  route_kernel<<<unsigned(r.n_tok), kRouteThreads, 0, s>>>(r);
-  check_launch("route");
+  launch_kernel("route", route_kernel, dim3(unsigned(r.n_tok)), dim3(kRouteThreads), s, r);
 }
 
 void group_by_expert(const int32_t* ids, int64_t n_tok, int k, int n_expert, int32_t* expert_first, int32_t* slot_token,
                      int32_t* entry_slot, cudaStream_t s) {
-  group_kernel<<<1, 1024, 0, s>>>(ids, n_tok * k, n_expert, expert_first, slot_token, entry_slot, k);
-  check_launch("group_by_expert");
+  launch_kernel("group", group_kernel, dim3(1), dim3(1024), s, ids, n_tok * k, n_expert, expert_first, slot_token, entry_slot, k);
 }
 
 void entry_tokens(int64_t n_tok, int k, int32_t* slot_token, cudaStream_t s) {
   const int64_t n = n_tok * k;
   if (n == 0) return;
-  entry_tokens_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(n, k, slot_token);
-  check_launch("entry_tokens");
+  launch_kernel("entry_tokens", entry_tokens_kernel, dim3(unsigned((n + 255) / 256)), dim3(256), s, n, k, slot_token);
 }
 
 void swiglu(float* gate, const float* up, int64_t n_rows, int64_t n, float clamp, cudaStream_t s, TensorType act_type,
             uint8_t* act_out) {
   if (n_rows == 0) return;
   if (act_out) check_act_type(act_type, n);
-  swiglu_kernel<<<unsigned(n_rows), 256, 0, s>>>(gate, up, n, clamp, act_type, act_out);
-  check_launch("swiglu");
+  launch_kernel("swiglu", swiglu_kernel, dim3(unsigned(n_rows)), dim3(256), s, gate, up, n, clamp, act_type, act_out);
 }
 
 void moe_combine(const float* expert_out, const int32_t* ids, const float* weights, const int32_t* entry_slot,
                  const float* shared, int64_t n_tok, int k, int64_t n, float* x, cudaStream_t s) {
   if (n_tok == 0) return;
-  combine_kernel<<<unsigned(n_tok), 256, 0, s>>>(expert_out, ids, weights, entry_slot, shared, k, n, x);
-  check_launch("moe_combine");
+  launch_kernel("combine", combine_kernel, dim3(unsigned(n_tok), unsigned((n + kCombineThreads - 1) / kCombineThreads)), dim3(kCombineThreads), s, expert_out, ids, weights, entry_slot, shared, k, n, x);
 }
 
 }  // namespace flashfix::cuda

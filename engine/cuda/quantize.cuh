@@ -1,5 +1,5 @@
-// Activation conversion on the device, bit-identical to quant.cpp's quant_q8_0 / quant_q8_K and
-// tensor_types.cpp's fp32_to_fp16 / fp32_to_bf16: the rows the CPU's integer dot products read.
+// Activation conversion on the device, bit-identical to cpu_dot.cpp's quantize_q8_0 / quantize_q8_K
+// and tensor_types.cpp's fp32_to_fp16 / fp32_to_bf16: the rows the CPU's integer dot products read.
 // quantize_row_block is run by a whole thread block over one row, so the kernel that produces the
 // row (RMSNorm, SwiGLU) can convert it before exiting instead of a separate launch.
 #pragma once
@@ -14,42 +14,42 @@
 
 namespace flashfix::cuda {
 
-// NaN -> 0, +-Inf -> +-(largest finite |x| of the block), as quant.cpp's sanitize.
-__device__ __forceinline__ float sanitize(float x, float amax) {
-  return isfinite(x) ? x : isnan(x) ? 0.f : copysignf(amax, x);
-}
-__device__ __forceinline__ int8_t round_clamp127(float x) {
-  if (isnan(x)) x = 0;
-  return int8_t(rintf(fminf(fmaxf(x, -127.f), 127.f)));
-}
+// Float to int as the CPU's int(nearbyint(x)) gives it: round half to even; NaN (and an Inf times a
+// zero scale) ends as 0 in the int8 the CPU stores, which is what CUDA's conversion gives directly.
+__device__ __forceinline__ int nearest_even(float x) { return int(rintf(x)); }
 
-// One warp per 32-element block, one element per lane.
+// One warp per 32-element block, one element per lane. The CPU's quantize_q8_0 (cpu_dot.cpp): the
+// scale from the block's largest |x| (NaN ignored, as fmaxf and std::max both do), 127/amax rather
+// than 1/d, ties to even.
 __device__ __forceinline__ void quantize_q8_0_block(const float* src, block_q8_0* b, int lane) {
   const float v = src[lane];
-  const float amax = warp_max_f(isfinite(v) ? fabsf(v) : 0.f);
-  uint16_t d16 = __half_as_ushort(__float2half_rn(amax / 127));
-  if ((d16 & 0x7fff) == 0x7c00) d16 = uint16_t((d16 & 0x8000) | 0x7bff);  // a scale never becomes Inf
-  const float d = h2f(d16), id = d != 0 ? 1 / d : 0;
-  b->qs[lane] = round_clamp127(sanitize(v, amax) * id);
-  if (lane == 0) b->d = d16;
+  const float amax = warp_max_f(fabsf(v));
+  const float id = amax != 0.f ? __fdiv_rn(127.f, amax) : 0.f;
+  b->qs[lane] = int8_t(nearest_even(__fmul_rn(v, id)));
+  if (lane == 0) b->d = __half_as_ushort(__float2half_rn(__fdiv_rn(amax, 127.f)));
 }
 
-// One warp per 256-element block, 8 elements per lane; bsums are the sums of 16 (two lanes).
+// One warp per 256-element block, 8 elements per lane; bsums are the sums of 16 (two lanes). The CPU's
+// quantize_q8_K: the first element of largest magnitude maps to -127 (its sign folded into d).
 __device__ __forceinline__ void quantize_q8_K_block(const float* src, block_q8_K* b, int lane) {
   float v[8];
   float m = 0;
-  for (int i = 0; i < 8; ++i) v[i] = src[lane * 8 + i], m = fmaxf(m, isfinite(v[i]) ? fabsf(v[i]) : 0.f);
+  for (int i = 0; i < 8; ++i) v[i] = src[lane * 8 + i], m = fmaxf(m, fabsf(v[i]));
   const float amax = warp_max_f(m);
-  const float id = amax != 0 ? 127 / amax : 0;
+  int first = QK_K;
+  for (int i = 7; i >= 0; --i)
+    if (fabsf(v[i]) == amax) first = lane * 8 + i;
+  for (int o = kWarpSize / 2; o > 0; o /= 2) first = min(first, __shfl_xor_sync(0xffffffffu, first, o));
+  const float iscale = amax != 0.f ? __fdiv_rn(-127.f, src[first]) : 0.f;
   int sum = 0;
   for (int i = 0; i < 8; ++i) {
-    const int8_t q = round_clamp127(sanitize(v[i], amax) * id);
+    const int8_t q = amax != 0.f ? int8_t(min(127, nearest_even(__fmul_rn(iscale, v[i])))) : int8_t(0);
     b->qs[lane * 8 + i] = q;
     sum += q;
   }
   sum += __shfl_xor_sync(0xffffffffu, sum, 1);
   if (lane % 2 == 0) b->bsums[lane / 2] = int16_t(sum);
-  if (lane == 0) b->d = amax / 127;
+  if (lane == 0) b->d = amax != 0.f ? __fdiv_rn(1.f, iscale) : 0.f;
 }
 
 __device__ __forceinline__ uint16_t half_bits(float x, bool bf16) {

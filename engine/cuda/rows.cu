@@ -11,6 +11,7 @@ constexpr int kNormThreads = 256;
 // One block per row. Squares in float, summed in double, mean and scale in float: the CPU's formula.
 __global__ void rms_norm_kernel(const float* x, const int32_t* src_row, const float* w, float* y, int64_t n, float eps,
                                 TensorType at, uint8_t* act_out) {
+  wait_for_previous_kernel();
   const int64_t r = blockIdx.x;
   const float* xr = x + (src_row ? int64_t(src_row[r]) : r) * n;
   double ss = 0;
@@ -26,11 +27,13 @@ __global__ void rms_norm_kernel(const float* x, const int32_t* src_row, const fl
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
+  wait_for_previous_kernel();
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) x[i] = __fadd_rn(x[i], y[i]);
 }
 
 __global__ void scatter_kernel(const float* src, int64_t n, const int32_t* dst_row, float* dst) {
+  wait_for_previous_kernel();
   const int64_t r = blockIdx.x;
   float* d = dst + int64_t(dst_row[r]) * n;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) d[i] = src[r * n + i];
@@ -42,20 +45,17 @@ void rms_norm_rows(const float* x, const int32_t* src_row, const float* w, float
                    cudaStream_t s, TensorType act_type, uint8_t* act_out) {
   if (n_rows == 0) return;
   if (act_out) check_act_type(act_type, n);
-  rms_norm_kernel<<<unsigned(n_rows), kNormThreads, 0, s>>>(x, src_row, w, y, n, eps, act_type, act_out);
-  check_launch("rms_norm");
+  launch_kernel("rms_norm", rms_norm_kernel, dim3(unsigned(n_rows)), dim3(kNormThreads), s, x, src_row, w, y, n, eps, act_type, act_out);
 }
 
 void add_into(float* x, const float* y, int64_t n, cudaStream_t s) {
   if (n == 0) return;
-  add_kernel<<<unsigned((n + 255) / 256), 256, 0, s>>>(x, y, n);
-  check_launch("add_into");
+  launch_kernel("add", add_kernel, dim3(unsigned((n + 255) / 256)), dim3(256), s, x, y, n);
 }
 
 void scatter_rows(const float* src, int64_t n_rows, int64_t n, const int32_t* dst_row, float* dst, cudaStream_t s) {
   if (n_rows == 0) return;
-  scatter_kernel<<<unsigned(n_rows), 256, 0, s>>>(src, n, dst_row, dst);
-  check_launch("scatter_rows");
+  launch_kernel("scatter", scatter_kernel, dim3(unsigned(n_rows)), dim3(256), s, src, n, dst_row, dst);
 }
 
 }  // namespace flashfix::cuda

@@ -85,7 +85,7 @@ TEST_F(CudaOps, ActivationConversionIsBitIdenticalToCpu) {
 // reading its token's row), one token and a tile with a ragged tail, against cpu::vec_dot on the same
 // converted activations.
 TEST_F(CudaOps, MatvecMatchesCpuDotForEveryType) {
-  for (TensorType wt : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+  for (TensorType wt : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
     const bool blocky = type_traits(wt).block_elems > 1;
     for (int64_t n_in : {int64_t(512), int64_t(blocky ? 768 : 300)}) {
       const int64_t n_out = 37, n_exp = 3, rows = 13;
@@ -127,20 +127,22 @@ TEST_F(CudaOps, MatvecMatchesCpuDotForEveryType) {
       std::vector<int32_t> token(rows);
       for (int64_t r = 0; r < rows; ++r) token[size_t(r)] = int32_t((r * 5 + 3) % rows);
       Dev<int32_t> dtoken(token);
-      {  // one routed slot per group: row r meets expert ids[r]
-        std::vector<int32_t> ids(rows);
-        for (int64_t r = 0; r < rows; ++r) ids[size_t(r)] = int32_t((r * 7 + 1) % n_exp);
-        Dev<int32_t> did(ids);
-        Dev<float> dy(size_t(rows * n_out));
+      // One routed slot per group: slot r meets expert ids[r] and reads token row (5r + 3) % rows. 13
+      // slots give a launch of few rows (a block per row), 40 one of many (a warp per row).
+      for (int64_t slots : {rows, int64_t(40)}) {
+        std::vector<int32_t> ids(slots), slot_token(slots);
+        for (int64_t r = 0; r < slots; ++r) ids[size_t(r)] = int32_t((r * 7 + 1) % n_exp), slot_token[size_t(r)] = int32_t((r * 5 + 3) % rows);
+        Dev<int32_t> did(ids), dslot_token(slot_token);
+        Dev<float> dy(size_t(slots * n_out));
         cuda::Matvec m;
         m.type = wt, m.w = dw.get(), m.w_row_bytes = wrb, m.n_in = n_in, m.n_out = n_out, m.expert_bytes = wrb * n_out;
-        m.expert_of = did.get(), m.n_z = int(rows), m.max_rows_per_z = 1;
-        m.a = da.get(), m.a_row_bytes = arb, m.a_row_of = dtoken.get(), m.n_rows = rows, m.y = dy.get(), m.y_stride = n_out;
+        m.expert_of = did.get(), m.n_z = int(slots), m.max_rows_per_z = 1;
+        m.a = da.get(), m.a_row_bytes = arb, m.a_row_of = dslot_token.get(), m.n_rows = slots, m.y = dy.get(), m.y_stride = n_out;
         cuda::matvec(m, nullptr);
-        std::vector<float> want(size_t(rows * n_out));
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t o = 0; o < n_out; ++o) want[size_t(r * n_out + o)] = cpu_row(ids[size_t(r)], o, token[size_t(r)]);
-        EXPECT_LE(rel_l2(dy.host(), want), 2e-6) << what << " slot-wise experts";
+        std::vector<float> want(size_t(slots * n_out));
+        for (int64_t r = 0; r < slots; ++r)
+          for (int64_t o = 0; o < n_out; ++o) want[size_t(r * n_out + o)] = cpu_row(ids[size_t(r)], o, slot_token[size_t(r)]);
+        EXPECT_LE(rel_l2(dy.host(), want), 2e-6) << what << " slot-wise experts, " << slots << " slots";
       }
       {  // grouped: expert e owns rows [first[e], first[e+1]); expert 1 none
         std::vector<int32_t> first{0, 9, 9, int32_t(rows)};

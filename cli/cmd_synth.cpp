@@ -20,8 +20,9 @@ const char* kUsage =
     "  --ff-exp --ff (dense) --ff-shexp --swa-window --dense-layers --mtp --context --rope-base\n"
     "The tokenizer (and so the vocabulary size) is copied from --vocab, else a 263-token byte-level vocab\n"
     "with ChatML specials.\n"
-    "--random-blocks writes q4_K/q6_K/q8_0 weights as random quants under sane scales, ~20x faster than\n"
-    "quantizing Gaussians: for speed benchmarks of full-size shapes, where the values do not matter.\n";
+    "--random-blocks writes q8_0/q4_K/q5_K/q6_K weights as random quants under scales that give the\n"
+    "Gaussian's spread, ~20x faster than quantizing Gaussians: for speed benchmarks of full-size shapes,\n"
+    "where the values do not matter (float types stay Gaussian: they have nothing to skip).\n";
 
 int run_synth(const std::vector<std::string>& argv) {
   const std::vector<std::pair<const char*, int SynthShape::*>> int_flags = {

@@ -68,7 +68,8 @@ struct Init {
 
 // Random quants under scales chosen so a weight's spread is about `std`. The quants' and the sub-block
 // scales' bits come straight from the generator; only the fp16 super-block scales are set, since random
-// bits there would be infinities and NaNs. Returns false for a type it does not write.
+// bits there would be infinities and NaNs. Returns false for a float type (those need no scale search:
+// they stay Gaussian).
 bool random_block_row(uint8_t* dst, TensorType type, int64_t row_len, Rng& rng, float std) {
   const size_t bytes = row_bytes(type, row_len);
   for (size_t i = 0; i < bytes; i += 8) {
@@ -84,6 +85,12 @@ bool random_block_row(uint8_t* dst, TensorType type, int64_t row_len, Rng& rng, 
       for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / 258.f), b[i].dmin = fp32_to_fp16(std / 258.f * 7.5f);
       return true;
     }
+    case TensorType::Q5_K: {
+      // As Q4_K with q on 0..31: dmin = 15.5 d centres y; Var(y) / d^2 = 195665 + 15.5^2 Var(m) = 527^2.
+      auto* b = reinterpret_cast<block_q5_K*>(dst);
+      for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / 527.f), b[i].dmin = fp32_to_fp16(std / 527.f * 15.5f);
+      return true;
+    }
     case TensorType::Q6_K: {  // y = d*sc*(q-32), sc uniform on -128..127 (sd 74), q-32 on -32..31 (18.5)
       auto* b = reinterpret_cast<block_q6_K*>(dst);
       for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / (74.f * 18.5f));
@@ -94,7 +101,10 @@ bool random_block_row(uint8_t* dst, TensorType type, int64_t row_len, Rng& rng, 
       for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / 74.f);
       return true;
     }
-    default: return false;
+    default:
+      if (type_traits(type).block_elems > 1)  // a quantized type synth_validate let through: never quietly slow
+        throw std::logic_error("synth --random-blocks has no block layout for " + std::string(type_traits(type).name));
+      return false;
   }
 }
 

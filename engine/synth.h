@@ -39,9 +39,10 @@ struct SynthOptions {
   TensorType type = TensorType::F32;  // of 2-D/3-D weights; norms, biases, router, rope_freqs stay F32
   uint64_t seed = 1;
   std::string vocab_path;             // GGUF whose tokenizer.* metadata is copied; empty: built-in byte vocab
-  // Q4_K, Q6_K and Q8_0 weights as blocks of random quants under sane scales instead of quantized
-  // Gaussians: ~20x faster (the K-quant scale search is 90% of synth's time), for speed benchmarks of
-  // full-size shapes, where only the bytes and the routing matter. Other types ignore it.
+  // Quantized weights (Q8_0, Q4_K, Q5_K, Q6_K) as blocks of random quants under scales that give the
+  // Gaussian's spread, instead of quantized Gaussians: ~20x faster (the K-quant scale search is 90% of
+  // synth's time), for speed benchmarks of full-size shapes, where only the bytes and the routing
+  // matter. Float weights stay Gaussian either way: they have no quantization to skip.
   bool random_blocks = false;
 };
 

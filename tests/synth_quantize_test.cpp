@@ -211,7 +211,7 @@ TEST(Synth, WeightStatistics) {
 }
 
 TEST(Synth, RandomBlocksHaveTheGaussiansMeanAndSpread) {
-  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q8_0}) {
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::Q8_0}) {
     SCOPED_TRACE(std::string(type_traits(type).name));
     SynthOptions o = small("step35", type);
     o.random_blocks = true;

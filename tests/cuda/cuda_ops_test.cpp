@@ -255,7 +255,7 @@ TEST_F(CudaOps, AttentionMatchesReference) {
   Dev<float> dkc(kc), dvc(vc), dq(q), dg(gate), out(size_t(T * H * vd));
   Dev<int32_t> dpos(kv.pos), dtab(kv.table), doff(kv.off);
   for (int window : {0, 100})
-    for (int split : {1, 32})
+    for (int split : {1, 32, cuda::kMaxSplits})  // 256 splits: most hold 1-3 keys, some none
       for (bool gated : {false, true}) {
         Dev<float> part(cuda::attention_partial_floats(T, H, vd, split));
         cuda::Attention a;

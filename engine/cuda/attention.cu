@@ -3,6 +3,7 @@
 // head-wise sigmoid gate.
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 #include "engine/cuda/cuda_common.cuh"
 #include "engine/cuda/cuda_ops.h"
@@ -218,7 +219,8 @@ void qk_norm_rope_store(const QkStore& a, cudaStream_t s) {
   if (a.n_tok == 0) return;
   if (a.head_dim > kMaxHeadDim || a.v_head_dim > kMaxHeadDim || a.rope.n_rot > a.head_dim)
     throw std::invalid_argument("cuda attention: head dims above 256 are not supported");
-  launch_kernel("qk_norm_rope_store", qk_norm_rope_store_kernel, dim3(unsigned(a.n_tok), unsigned(a.n_head + a.n_head_kv)), dim3(kHeadThreads), s, a);
+  launch_kernel("qk_norm_rope_store", qk_norm_rope_store_kernel, dim3(unsigned(a.n_tok), unsigned(a.n_head + a.n_head_kv)),
+                dim3(kHeadThreads), s, a);
 }
 
 size_t attention_partial_floats(int64_t n_tok, int n_head, int v_head_dim, int n_split) {
@@ -229,8 +231,10 @@ void attention(const Attention& a, cudaStream_t s) {
   if (a.n_tok == 0) return;
   if (a.head_dim > kMaxHeadDim || a.v_head_dim > kMaxHeadDim)
     throw std::invalid_argument("cuda attention: head dims above 256 are not supported");
-  if (a.n_split < 1 || a.n_split > kMaxSplits) throw std::invalid_argument("cuda attention: 1 to kMaxSplits key splits");
-  launch_kernel("attention_partial", attention_partial_kernel, dim3(unsigned(a.n_tok * a.n_head), unsigned(a.n_split)), dim3(kAttnWarps * kWarpSize), s, a);
+  if (a.n_split < 1 || a.n_split > kMaxSplits)
+    throw std::invalid_argument("cuda attention: n_split must be 1.." + std::to_string(kMaxSplits));
+  launch_kernel("attention_partial", attention_partial_kernel, dim3(unsigned(a.n_tok * a.n_head), unsigned(a.n_split)),
+                dim3(kAttnWarps * kWarpSize), s, a);
   launch_kernel("attention_merge", attention_merge_kernel, dim3(unsigned(a.n_tok * a.n_head)), dim3(kMergeThreads), s, a);
 }
 

@@ -268,7 +268,6 @@ class OpProfile {
     for (auto& m : marks_)
       for (cudaEvent_t e : m->events) cudaEventDestroy(e);
   }
-  bool on() const { return on_; }
   // Starts recording a sequence into fresh (or, for eager passes, reused) marks.
   Marks* begin(Marks* reuse = nullptr) {
     if (!on_) return current_ = nullptr;
@@ -365,14 +364,8 @@ class CudaBackend final : public Backend {
     if (full_blocks < 0 || sliding_blocks < 0) throw std::invalid_argument("negative KV block count");
     return std::make_unique<CudaKvStore>(c_, full_blocks, sliding_blocks);
   }
-  size_t kv_block_bytes(KvKind kind) const override {
-    size_t floats = kind == KvKind::Full ? size_t(c_.n_embd) : 0;
-    for (int il = 0; il < c_.n_layer; ++il) {
-      const LayerConfig& L = c_.layers[size_t(il)];
-      if (L.sliding == (kind == KvKind::Sliding)) floats += size_t(L.n_head_kv) * size_t(c_.head_dim + c_.v_head_dim);
-    }
-    return floats * kKvBlockTokens * sizeof(float);
-  }
+  // A store of no blocks allocates nothing: its block size is the one every store has (MTP slots too).
+  size_t kv_block_bytes(KvKind kind) const override { return CudaKvStore(c_, 0, 0).block_bytes(kind); }
 
   void forward(KvStore& store_base, std::span<const BatchRun> runs) override {
     auto& store = static_cast<CudaKvStore&>(store_base);
@@ -637,7 +630,9 @@ void CudaBackend::attention(CudaKvStore& store, int il, int64_t T) {
   a.window = L.sliding ? c_.sliding_window : 0;
   a.gate = L.attn_gate ? gate_.get() : nullptr;
   a.out = att_.get(), a.partial = partial_.get();
-  a.n_split = T <= kSlotwiseMaxTokens * 2 ? std::min(decode_splits_, L.sliding ? splits_for(c_.sliding_window) : cuda::kMaxSplits) : 1;
+  a.n_split = T <= kSlotwiseMaxTokens * 2
+                  ? std::min(decode_splits_, L.sliding ? splits_for(c_.sliding_window) : cuda::kMaxSplits)
+                  : 1;
   profile_.mark("attention", stream_);
   cuda::attention(a, stream_);
   profile_.mark("attn_output", stream_);

@@ -396,7 +396,8 @@ bool same_launch(const Matvec& a, const Matvec& b) {
 void convert_rows(TensorType at, const float* x, int64_t n_rows, int64_t n, uint8_t* out, cudaStream_t s) {
   if (n_rows == 0) return;
   check_act_type(at, n);
-  launch_kernel("convert", convert_kernel, dim3(unsigned(n_rows), unsigned((n + kConvertSlice - 1) / kConvertSlice)), dim3(kRowsPerBlock * kWarp), s, x, n, at, out);
+  launch_kernel("convert", convert_kernel, dim3(unsigned(n_rows), unsigned((n + kConvertSlice - 1) / kConvertSlice)),
+                dim3(kRowsPerBlock * kWarp), s, x, n, at, out);
 }
 
 bool matvec_supported(TensorType t) {

@@ -190,7 +190,8 @@ void route(const Route& r, cudaStream_t s) {
 
 void group_by_expert(const int32_t* ids, int64_t n_tok, int k, int n_expert, int32_t* expert_first, int32_t* slot_token,
                      int32_t* entry_slot, cudaStream_t s) {
-  launch_kernel("group", group_kernel, dim3(1), dim3(1024), s, ids, n_tok * k, n_expert, expert_first, slot_token, entry_slot, k);
+  launch_kernel("group", group_kernel, dim3(1), dim3(1024), s, ids, n_tok * k, n_expert, expert_first, slot_token, entry_slot,
+                k);
 }
 
 void entry_tokens(int64_t n_tok, int k, int32_t* slot_token, cudaStream_t s) {
@@ -209,7 +210,8 @@ void swiglu(float* gate, const float* up, int64_t n_rows, int64_t n, float clamp
 void moe_combine(const float* expert_out, const int32_t* ids, const float* weights, const int32_t* entry_slot,
                  const float* shared, int64_t n_tok, int k, int64_t n, float* x, cudaStream_t s) {
   if (n_tok == 0) return;
-  launch_kernel("combine", combine_kernel, dim3(unsigned(n_tok), unsigned((n + kCombineThreads - 1) / kCombineThreads)), dim3(kCombineThreads), s, expert_out, ids, weights, entry_slot, shared, k, n, x);
+  launch_kernel("combine", combine_kernel, dim3(unsigned(n_tok), unsigned((n + kCombineThreads - 1) / kCombineThreads)),
+                dim3(kCombineThreads), s, expert_out, ids, weights, entry_slot, shared, k, n, x);
 }
 
 }  // namespace flashfix::cuda

@@ -66,11 +66,10 @@ struct Init {
   bool rope_factors = false;
 };
 
-// Random quants under scales chosen so a weight's spread is about `std`. The quants' and the sub-block
-// scales' bits come straight from the generator; only the fp16 super-block scales are set, since random
-// bits there would be infinities and NaNs. Returns false for a float type (those need no scale search:
-// they stay Gaussian).
-bool random_block_row(uint8_t* dst, TensorType type, int64_t row_len, Rng& rng, float std) {
+// Random quants under scales chosen so a weight's spread is about `std`, for a quantized type. The
+// quants' and the sub-block scales' bits come straight from the generator; only the fp16 super-block
+// scales are set, since random bits there would be infinities and NaNs.
+void random_block_row(uint8_t* dst, TensorType type, int64_t row_len, Rng& rng, float std) {
   const size_t bytes = row_bytes(type, row_len);
   for (size_t i = 0; i < bytes; i += 8) {
     uint64_t r = rng.next();
@@ -81,30 +80,32 @@ bool random_block_row(uint8_t* dst, TensorType type, int64_t row_len, Rng& rng, 
     case TensorType::Q4_K: {
       // y = d*sc*q - dmin*m with sc, m uniform on 0..63 and q on 0..15. dmin = 7.5 d centres y
       // (E[sc*q] = 7.5 E[m]); then Var(y) / d^2 = Var(sc*q) + 7.5^2 Var(m) = 47532 + 19195 = 258^2.
+      const uint16_t d = fp32_to_fp16(std / 258.f), dmin = fp32_to_fp16(std / 258.f * 7.5f);
       auto* b = reinterpret_cast<block_q4_K*>(dst);
-      for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / 258.f), b[i].dmin = fp32_to_fp16(std / 258.f * 7.5f);
-      return true;
+      for (int64_t i = 0; i < blocks; ++i) b[i].d = d, b[i].dmin = dmin;
+      return;
     }
     case TensorType::Q5_K: {
       // As Q4_K with q on 0..31: dmin = 15.5 d centres y; Var(y) / d^2 = 195665 + 15.5^2 Var(m) = 527^2.
+      const uint16_t d = fp32_to_fp16(std / 527.f), dmin = fp32_to_fp16(std / 527.f * 15.5f);
       auto* b = reinterpret_cast<block_q5_K*>(dst);
-      for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / 527.f), b[i].dmin = fp32_to_fp16(std / 527.f * 15.5f);
-      return true;
+      for (int64_t i = 0; i < blocks; ++i) b[i].d = d, b[i].dmin = dmin;
+      return;
     }
     case TensorType::Q6_K: {  // y = d*sc*(q-32), sc uniform on -128..127 (sd 74), q-32 on -32..31 (18.5)
+      const uint16_t d = fp32_to_fp16(std / (74.f * 18.5f));
       auto* b = reinterpret_cast<block_q6_K*>(dst);
-      for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / (74.f * 18.5f));
-      return true;
+      for (int64_t i = 0; i < blocks; ++i) b[i].d = d;
+      return;
     }
     case TensorType::Q8_0: {  // y = d*q, q uniform on -128..127
+      const uint16_t d = fp32_to_fp16(std / 74.f);
       auto* b = reinterpret_cast<block_q8_0*>(dst);
-      for (int64_t i = 0; i < blocks; ++i) b[i].d = fp32_to_fp16(std / 74.f);
-      return true;
+      for (int64_t i = 0; i < blocks; ++i) b[i].d = d;
+      return;
     }
-    default:
-      if (type_traits(type).block_elems > 1)  // a quantized type synth_validate let through: never quietly slow
-        throw std::logic_error("synth --random-blocks has no block layout for " + std::string(type_traits(type).name));
-      return false;
+    default:  // a quantized type synth_validate let through: never a quiet fallback to the slow search
+      throw std::logic_error("synth --random-blocks has no block layout for " + std::string(type_traits(type).name));
   }
 }
 
@@ -116,19 +117,20 @@ void fill_rows(uint8_t* dst, TensorType type, int64_t row_len, int64_t rows, uin
   auto work = [&](int64_t r0, int64_t r1) {
     std::vector<float> row(static_cast<size_t>(row_len));
     for (int64_t r = r0; r < r1; ++r) {
+      uint8_t* out = dst + size_t(r) * rb;
+      Rng rng(seed ^ (uint64_t(r) * 0xd1b54a32d192ed03ull));
       if (random_blocks) {
-        Rng rng(seed ^ (uint64_t(r) * 0xd1b54a32d192ed03ull));
-        if (random_block_row(dst + size_t(r) * rb, type, row_len, rng, init.std)) continue;
+        random_block_row(out, type, row_len, rng, init.std);
+        continue;
       }
       if (init.rope_factors) {
         // Ramp from 1 to 2 over the rotated pairs (n_rot/2 = row_len/2), padded with 1 like the converter.
         for (int64_t i = 0; i < row_len; ++i) row[i] = i < row_len / 2 ? 1.f + float(i) / float(row_len / 2) : 1.f;
       } else {
-        Rng rng(seed ^ (uint64_t(r) * 0xd1b54a32d192ed03ull));
         rng.normals(row.data(), row_len, init.mean, init.std);
       }
-      if (type == TensorType::F32) std::memcpy(dst + size_t(r) * rb, row.data(), rb);
-      else quantize_row(type, row.data(), dst + size_t(r) * rb, row_len);
+      if (type == TensorType::F32) std::memcpy(out, row.data(), rb);
+      else quantize_row(type, row.data(), out, row_len);
     }
   };
   parallel_rows(rows, row_len, work);
@@ -433,7 +435,8 @@ void synth_model(const SynthOptions& opt, const std::string& path) {
     int64_t rows = 1;
     for (size_t d = 1; d < t.ne.size(); ++d) rows *= t.ne[d];
     const uint64_t seed = hash_name(t.name, opt.seed);
-    const bool random_blocks = opt.random_blocks && t.weight;
+    // Float weights have no scale search to skip: they stay Gaussian under --random-blocks.
+    const bool random_blocks = opt.random_blocks && t.weight && type_traits(type).block_elems > 1;
     w.add_tensor(t.name, type, t.ne, [=, init = t.init](uint8_t* dst, size_t) {
       fill_rows(dst, type, row_len, rows, seed, init, random_blocks);
     });

@@ -17,9 +17,10 @@ constexpr int kWarpSize = 32;
 // or two) with nothing running. Launched through launch_kernel, a kernel may be scheduled as soon as
 // every block of the kernel before it has started: it then waits at its first statement
 // (wait_for_previous_kernel) until that kernel has finished and its writes are visible, so its launch
-// overlaps the previous kernel's run instead of following it. Every kernel in a chain begins with both
-// calls; neither reads nor writes memory before the wait, so the order of effects is the stream's.
-// Where PDL is off (FLASHFIX_CUDA_PDL=0, or a GPU before compute capability 9.0) both are no-ops.
+// overlaps the previous kernel's run instead of following it (this kernel lets its own dependents
+// launch right after its wait). Every kernel in a chain begins with this call and touches no memory
+// before it, so the order of effects is the stream's. Where PDL is off (FLASHFIX_CUDA_PDL=0, or a GPU
+// before compute capability 9.0) the launch has no programmatic edge and the wait returns at once.
 __device__ __forceinline__ void wait_for_previous_kernel() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

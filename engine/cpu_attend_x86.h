@@ -9,71 +9,95 @@
 
 #ifdef __AVX512F__
 
-// Folds 16 dot registers (acc[4h + k]: head h's dot with key k, 16 lanes) into out[4 * k + h], each exactly as hsum(acc.lo256 + acc.hi256) folds one: lane i + (i + 8),
-// then i + (i + 4), then (0 + 2) + (1 + 3). Float addition is commutative, so only the pairing matters.
-inline void fold_dots_4x4(const __m512* acc, float* out) {
-  __m512 r[8], s[4], t[2];
-  #pragma GCC unroll 8
-  for (int m = 0; m < 8; ++m)  // [a.lo256 + a.hi256 | b.lo256 + b.hi256]
-    r[m] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0x44), _mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0xEE));
+// Folds 8 dot registers into one: dot m (acc[m]) ends in lane 4m (m < 4) or 4(m - 4) + 1 (m >= 4),
+// each exactly as hsum(acc.lo256 + acc.hi256) folds one: lane i + (i + 8), then i + (i + 4), then
+// (0 + 2) + (1 + 3). Float addition is commutative, so only the pairing matters.
+inline __m512 fold_dots_8(const __m512* acc) {
+  __m512 r[4], s[2];
   #pragma GCC unroll 4
-  for (int p = 0; p < 4; ++p)  // quarter q: dot 4p + q's lanes i + (i + 4)
-    s[p] = _mm512_add_ps(_mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0x88), _mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0xDD));
+  for (int m = 0; m < 4; ++m)  // [a.lo256 + a.hi256 | b.lo256 + b.hi256]
+    r[m] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0x44), _mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0xEE));
   #pragma GCC unroll 2
-  for (int p = 0; p < 2; ++p)  // quarter q: (0 + 2, 1 + 3) of dots 8p + q and 8p + 4 + q
-    t[p] = _mm512_add_ps(_mm512_shuffle_ps(s[2 * p], s[2 * p + 1], 0x44), _mm512_shuffle_ps(s[2 * p], s[2 * p + 1], 0xEE));
-  // quarter q, lane j: dot 4j + q
-  _mm512_storeu_ps(out, _mm512_add_ps(_mm512_shuffle_ps(t[0], t[1], 0x88), _mm512_shuffle_ps(t[0], t[1], 0xDD)));
+  for (int p = 0; p < 2; ++p)  // quarter q: dot 4p + q's lanes i + (i + 4)
+    s[p] = _mm512_add_ps(_mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0x88), _mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0xDD));
+  // quarter q: (0 + 2, 1 + 3) of dots q and 4 + q
+  const __m512 t = _mm512_add_ps(_mm512_shuffle_ps(s[0], s[1], 0x44), _mm512_shuffle_ps(s[0], s[1], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_ps(t, t, 0x88), _mm512_shuffle_ps(t, t, 0xDD));  // quarter q: dots q, 4 + q
 }
 
-// Blocks of 4 heads x 4 keys. dot_f32_vec keeps 4 accumulators per dot (64-element steps, accumulator
-// j taking elements 16j.. of each step), 64 registers for a block: so the block runs one accumulator
-// at a time over all steps (16 registers, 8 loads per 16 fmas), adds them (0 + 2) + (1 + 3) and folds
-// the 16 dots with one transposing tree.
-void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
-                       size_t s_stride) {
-  const int64_t body = d / 64 * 64;
-  for (int h0 = 0; h0 < nh; h0 += 4) {
-    const float* qh[4];
-    for (int h = 0; h < 4; ++h) qh[h] = q + size_t(h0 + h < nh ? h0 + h : nh - 1) * q_stride;  // a short block repeats its last row
-    for (int u0 = 0; u0 < n; u0 += 4) {
-      const float* ku[4];
-      for (int u = 0; u < 4; ++u) ku[u] = k + size_t(u0 + u < n ? u0 + u : n - 1) * k_stride;
-      // Accumulators 0, 2, 1, 3 in turn: 0 is kept, 2 added to it, 1 kept, 3 added to it and the two
-      // sums added, (0 + 2) + (1 + 3) per lane (float addition is commutative).
-      __m512 kept[16], even[16], dots16[16];
-      #pragma GCC unroll 1
-      for (int pass = 0; pass < 4; ++pass) {
-        const int j = pass == 1 ? 2 : pass == 2 ? 1 : pass;
-        __m512 acc[16];
-        #pragma GCC unroll 16
-        for (int m = 0; m < 16; ++m) acc[m] = _mm512_setzero_ps();
+// Blocks of 4 heads x 2 keys. dot_f32_vec keeps 4 accumulators per dot (64-element steps, accumulator
+// j taking elements 16j.. of each step) and adds them (0 + 2) + (1 + 3): run in the order 0, 2, 1, 3,
+// a dot never holds more than three at once, so a block's 8 dots take 24 registers and a step's 6
+// loaded rows the rest of the 32. A 4 x 4 block (8 loads per 16 fmas instead of 6 per 8) needs 48
+// registers, and its spills ran it at ~0.85x of this; 2 heads x 4 keys (the same registers) prefilled
+// 4096 tokens 9-20% slower than 4 x 2 (docs/BENCHMARKS.md).
+// kSteps: the number of whole 64-element steps when known at compile time (head_dim 128: 2), else 0.
+template <int kSteps>
+void attend_scores_blocks(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
+                          size_t s_stride) {
+  constexpr int kHeads = 4, kKeys = 2;
+  const int64_t body = kSteps ? 64 * kSteps : d / 64 * 64;
+  for (int h0 = 0; h0 < nh; h0 += kHeads) {
+    const float* qh[kHeads];
+    for (int h = 0; h < kHeads; ++h) qh[h] = q + size_t(h0 + h < nh ? h0 + h : nh - 1) * q_stride;  // a short block repeats its last row
+    for (int u0 = 0; u0 < n; u0 += kKeys) {
+      const float* ku[kKeys];
+      for (int u = 0; u < kKeys; ++u) ku[u] = k + size_t(u0 + u < n ? u0 + u : n - 1) * k_stride;
+      // Accumulator j of dot kKeys * h + u over every step. The first step multiplies (fma onto a
+      // zero register needs a copy of the zero or of an operand per dot); the rows are pinned in
+      // registers, or the compiler reads each from L1 once per use and the loads outrun the fmas.
+      auto chain = [&](int j, __m512* acc) __attribute__((always_inline)) {
+        if (16 * j >= body)  // under 64 elements: the tail is all
+          for (int m = 0; m < 8; ++m) acc[m] = _mm512_setzero_ps();
+        #pragma GCC unroll 4
         for (int64_t i = 16 * j; i < body; i += 64) {
-          __m512 qv[4], kv[4];
+          __m512 kv[kKeys], qv[kHeads];
           #pragma GCC unroll 4
-          for (int h = 0; h < 4; ++h) qv[h] = _mm512_loadu_ps(qh[h] + i);
+          for (int u = 0; u < kKeys; ++u) {
+            kv[u] = _mm512_loadu_ps(ku[u] + i);
+            asm("" : "+v"(kv[u]));
+          }
           #pragma GCC unroll 4
-          for (int u = 0; u < 4; ++u) kv[u] = _mm512_loadu_ps(ku[u] + i);
-          #pragma GCC unroll 16
-          for (int m = 0; m < 16; ++m) acc[m] = _mm512_fmadd_ps(qv[m / 4], kv[m % 4], acc[m]);
+          for (int h = 0; h < kHeads; ++h) {
+            qv[h] = _mm512_loadu_ps(qh[h] + i);
+            asm("" : "+v"(qv[h]));
+          }
+          #pragma GCC unroll 8
+          for (int m = 0; m < 8; ++m)
+            acc[m] = i == 16 * j ? _mm512_mul_ps(qv[m / kKeys], kv[m % kKeys]) : _mm512_fmadd_ps(qv[m / kKeys], kv[m % kKeys], acc[m]);
         }
-        #pragma GCC unroll 16
-        for (int m = 0; m < 16; ++m) {
-          if (pass == 0 || pass == 2) kept[m] = acc[m];
-          else if (pass == 1) even[m] = _mm512_add_ps(kept[m], acc[m]);
-          else dots16[m] = _mm512_add_ps(even[m], _mm512_add_ps(kept[m], acc[m]));
-        }
+      };
+      __m512 a[8], b[8], dots[8];
+      chain(0, a);
+      chain(2, b);
+      #pragma GCC unroll 8
+      for (int m = 0; m < 8; ++m) dots[m] = _mm512_add_ps(a[m], b[m]);
+      chain(1, a);
+      chain(3, b);
+      #pragma GCC unroll 8
+      for (int m = 0; m < 8; ++m) dots[m] = _mm512_add_ps(dots[m], _mm512_add_ps(a[m], b[m]));
+      alignas(64) float folded[16];
+      _mm512_store_ps(folded, fold_dots_8(dots));
+      if (kSteps && h0 + kHeads <= nh && u0 + kKeys <= n) {  // a whole block, no tail
+        #pragma GCC unroll 8
+        for (int m = 0; m < 8; ++m) s[size_t(h0 + m / kKeys) * s_stride + size_t(u0 + m % kKeys)] = folded[m < 4 ? 4 * m : 4 * (m - 4) + 1];
+        continue;
       }
-      float dots[16];
-      fold_dots_4x4(dots16, dots);
-      for (int h = 0; h < 4 && h0 + h < nh; ++h)
-        for (int u = 0; u < 4 && u0 + u < n; ++u) {
-          float v = dots[4 * u + h];
+      for (int h = 0; h < kHeads && h0 + h < nh; ++h)
+        for (int u = 0; u < kKeys && u0 + u < n; ++u) {
+          const int m = kKeys * h + u;
+          float v = folded[m < 4 ? 4 * m : 4 * (m - 4) + 1];
           for (int64_t i = body; i < d; ++i) v = fma1(qh[h][i], ku[u][i], v);
           s[size_t(h0 + h) * s_stride + size_t(u0 + u)] = v;
         }
     }
   }
+}
+
+void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
+                       size_t s_stride) {
+  if (d == 128) return attend_scores_blocks<2>(q, q_stride, nh, k, k_stride, n, d, s, s_stride);
+  attend_scores_blocks<0>(q, q_stride, nh, k, k_stride, n, d, s, s_stride);
 }
 
 using AttendVec = __m512;

@@ -2,10 +2,10 @@
 // cpu_kernels_avx2.cpp and cpu_kernels_avx512.cpp after cpu_kernels_x86.h, inside their anonymous
 // namespaces (see the rules there).
 //
-// Every score must be the bits of dot_f32_vec and every value lane must see the scalar path's fma
-// key by key: on quantized models a last-bit difference moves 8-bit activations across rounding
-// boundaries. So the vector versions change only which loads are shared and where sums live, never
-// an operation on a lane.
+// Every score must be the bits of dot_f32_vec (an exact zero's sign aside, attend_scores_blocks) and
+// every value lane must see the scalar path's fma key by key: on quantized models a last-bit
+// difference moves 8-bit activations across rounding boundaries. So the vector versions change only
+// which loads are shared and where sums live, never the value of an operation on a lane.
 
 #ifdef __AVX512F__
 
@@ -44,8 +44,11 @@ void attend_scores_blocks(const float* q, size_t q_stride, int nh, const float* 
       const float* ku[kKeys];
       for (int u = 0; u < kKeys; ++u) ku[u] = k + size_t(u0 + u < n ? u0 + u : n - 1) * k_stride;
       // Accumulator j of dot kKeys * h + u over every step. The first step multiplies (fma onto a
-      // zero register needs a copy of the zero or of an operand per dot); the rows are pinned in
-      // registers, or the compiler reads each from L1 once per use and the loads outrun the fmas.
+      // zero register needs a copy of the zero or of an operand per dot): q * k and fma(q, k, +0)
+      // differ only where the product is an exact -0, which gives +0 through the fma, and a zero's
+      // sign cannot reach the softmax's weights (any nonzero term erases it; an all-zero score is
+      // scaled, compared and exp'd to the same values). The rows are pinned in registers, or the
+      // compiler reads each from L1 once per use and the loads outrun the fmas.
       auto chain = [&](int j, __m512* acc) __attribute__((always_inline)) {
         if (16 * j >= body)  // under 64 elements: the tail is all
           for (int m = 0; m < 8; ++m) acc[m] = _mm512_setzero_ps();

@@ -88,7 +88,8 @@ struct CpuKernels {
   void (*exp_vector_f32)(const float* x, float* y, int64_t n);
   // Attention scores for one run of n >= 1 keys (rows k + u * k_stride; a KV block's) and nh <=
   // kAttendHeads query heads that share them (one GQA group; rows q + h * q_stride): s[h * s_stride +
-  // u] = the bits of dot_f32_vec(q_h, k_u, d) (cpu_dot.h). A group at once loads each key once.
+  // u] = the bits of dot_f32_vec(q_h, k_u, d) (cpu_dot.h; a zero score may carry the other sign, which
+  // the softmax cannot see). A group at once loads each key once.
   void (*attend_scores)(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
                         size_t s_stride);
   // The weighted value sums over key positions first <= u < n (counted from a multiple of

@@ -323,7 +323,7 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
     }
   }
 
-  // attend_scores: every (head, key) score is the bits of a lone dot_f32_vec, for head and key counts
+  // attend_scores: every (head, key) score is a lone dot_f32_vec (its bits but for a zero's sign), for head and key counts
   // and widths below, at and past a 64-element step, with a tail; runs up to a KV block's 16 keys and past.
   constexpr int kMostKeys = 21;
   for (int64_t d : {128, 64, 131, 70, 256, 197, 16, 7}) {

@@ -9,9 +9,10 @@
 
 #ifdef __AVX512F__
 
-// Folds 8 dot registers into one: dot m (acc[m]) ends in lane 4m (m < 4) or 4(m - 4) + 1 (m >= 4),
-// each exactly as hsum(acc.lo256 + acc.hi256) folds one: lane i + (i + 8), then i + (i + 4), then
-// (0 + 2) + (1 + 3). Float addition is commutative, so only the pairing matters.
+// Folds 8 dot registers into one: dot m (acc[m]) ends in lane folded_lane(m) (quarter m % 4, lane
+// m / 4), each exactly as hsum(acc.lo256 + acc.hi256) folds one: lane i + (i + 8), then i + (i + 4),
+// then (0 + 2) + (1 + 3). Float addition is commutative, so only the pairing matters.
+constexpr int folded_lane(int m) { return m < 4 ? 4 * m : 4 * (m - 4) + 1; }
 inline __m512 fold_dots_8(const __m512* acc) {
   __m512 r[4], s[2];
   #pragma GCC unroll 4
@@ -83,13 +84,13 @@ void attend_scores_blocks(const float* q, size_t q_stride, int nh, const float* 
       _mm512_store_ps(folded, fold_dots_8(dots));
       if (kSteps && h0 + kHeads <= nh && u0 + kKeys <= n) {  // a whole block, no tail
         #pragma GCC unroll 8
-        for (int m = 0; m < 8; ++m) s[size_t(h0 + m / kKeys) * s_stride + size_t(u0 + m % kKeys)] = folded[m < 4 ? 4 * m : 4 * (m - 4) + 1];
+        for (int m = 0; m < 8; ++m) s[size_t(h0 + m / kKeys) * s_stride + size_t(u0 + m % kKeys)] = folded[folded_lane(m)];
         continue;
       }
       for (int h = 0; h < kHeads && h0 + h < nh; ++h)
         for (int u = 0; u < kKeys && u0 + u < n; ++u) {
           const int m = kKeys * h + u;
-          float v = folded[m < 4 ? 4 * m : 4 * (m - 4) + 1];
+          float v = folded[folded_lane(m)];
           for (int64_t i = body; i < d; ++i) v = fma1(qh[h][i], ku[u][i], v);
           s[size_t(h0 + h) * s_stride + size_t(u0 + u)] = v;
         }

@@ -134,82 +134,141 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 
 #endif
 
-// A slice of kAttendWidth output elements at a time: a group of kValueHeads heads' lanes l0 ..
-// l0 + kValueLanes - 1 sit in registers while a block of keys goes by (key u feeds lane u % 16; each
-// lane still sees its keys in order, so which lanes share a pass is free), and in L1 between blocks.
-// One loaded value slice feeds the group's heads: 1.5 loads per fma instead of a slice and a weight
-// (2, three 256-bit load ops) when a pass took one head's 16 lanes. Where the heads take more than
-// one group (kCopy), the block's value slices are first copied into one contiguous buffer: read in
-// place, a column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come from L2
-// again for every group (the copy doubled the kernel's rate). Where one group takes every head, each
-// slice is read once and the copy would only add a store per load (a third of the kernel's time).
-// At the end the lanes are folded.
+// out[u * kHeads + g] = ph[g][u] for u0 <= u < u1: a group's attention weights key by key.
+template <int kHeads>
+void interleave_heads(const float* const* ph, int64_t u0, int64_t u1, float* out) {
+  int64_t u = u0;
+#ifdef __AVX512F__
+  if constexpr (kHeads == 8)  // 16 keys at a time: an 8 x 16 transpose in three shuffle stages
+    for (; u + 16 <= u1; u += 16) {
+      __m512 r[8], a[8], b[8];
+      #pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) r[g] = _mm512_loadu_ps(ph[g] + u);
+      // a[2q]: per 128-bit lane c, heads 2q, 2q + 1 of keys 4c, 4c + 1; a[2q + 1]: of keys 4c + 2, 4c + 3
+      #pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) a[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]), a[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+      // b[m]: per lane c, heads 0-3 of key 4c + m; b[4 + m]: heads 4-7
+      #pragma GCC unroll 2
+      for (int q = 0; q < 2; ++q)
+        #pragma GCC unroll 2
+        for (int j = 0; j < 2; ++j) {
+          const __m512d lo = _mm512_castps_pd(a[4 * q + j]), hi = _mm512_castps_pd(a[4 * q + 2 + j]);
+          b[4 * q + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi)), b[4 * q + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi));
+        }
+      // Key 4c + m is lane c of b[m] then lane c of b[4 + m]: two keys per register, stored 256 bits each.
+      const __m512i keys_0_1 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+      const __m512i keys_2_3 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+      #pragma GCC unroll 4
+      for (int m = 0; m < 4; ++m) {
+        const __m512 k01 = _mm512_permutex2var_ps(b[m], keys_0_1, b[4 + m]), k23 = _mm512_permutex2var_ps(b[m], keys_2_3, b[4 + m]);
+        float* o = out + (u + m) * 8;
+        _mm256_storeu_ps(o, _mm512_castps512_ps256(k01));
+        _mm256_storeu_ps(o + 4 * 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(k01), 1)));
+        _mm256_storeu_ps(o + 8 * 8, _mm512_castps512_ps256(k23));
+        _mm256_storeu_ps(o + 12 * 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(k23), 1)));
+      }
+    }
+#endif
+  for (; u < u1; ++u)
+    for (int g = 0; g < kHeads; ++g) out[u * kHeads + g] = ph[g][u];
+}
+
+// Lanes l0 .. l0 + kValueLanes - 1 of a group of kValueHeads heads sit in registers while a pass goes
+// over a block of keys for one slice of kAttendWidth output elements (key u feeds lane u % 16; each
+// lane still sees its keys in order, so which lanes share a pass is free), and in L1/L2 between
+// passes. One loaded value slice feeds the group's heads.
+//
+// Blocks outside, slices inside: a block's value rows (256 KB at 512 keys of 128 dims) come from
+// L3 or DRAM once and stay in L2 for all its slices, where sweeping every key for each slice in turn
+// read each row again per slice on long contexts. Larger blocks keep the lanes in registers longer
+// but outgrow L2 (512 measured best of 64..4096). The block's weights are first interleaved key by
+// key (weights[u][g]) so that the group's broadcasts of one key come from one pointer and constant
+// displacements: with a pointer per head row the compiler ran out of general registers and moved
+// them in and out of vector registers in the hot loop. Together: `bench --kernels` attend_values
+// 30 -> 44 GMAC/s per CPU-second (docs/BENCHMARKS.md). Where the heads take more than one group
+// (kCopy), each slice of the block is first copied into one contiguous buffer: read in place, a
+// column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come from L2 again for
+// every group. Where one group takes every head, each slice is read once and the copy would only add
+// a store per load. At the end the lanes are folded.
 template <int kValueHeads, int kValueLanes, bool kCopy>
 void attend_values_groups(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                           size_t p_stride) {
-  constexpr int64_t kKeyBlock = 256;
-  int64_t i = 0;
-  for (; i + kAttendWidth <= d; i += kAttendWidth) {
-    // Not zero-initialised: the first block starts its lanes from zero registers and every later
-    // block (and the fold) reads only what an earlier block stored. Clearing all kAttendHeads heads'
-    // state for every element slice was 16 KB of memset per slice, ~2% of a 512-token prefill.
-    alignas(64) float state[kAttendHeads][kAttendLanes][kAttendWidth];
-    alignas(64) float slices[kCopy ? kKeyBlock : 1][kAttendWidth];  // slices[u - b0]: key u's elements i..
-    const int64_t block0 = first / kAttendLanes * kAttendLanes;
+  constexpr int64_t kKeyBlock = kCopy ? 256 : 512;
+  constexpr int kRunSlices = 128 / kAttendWidth;  // slices whose lanes are kept across blocks: 128 elements
+  constexpr int kGroups = kAttendHeads / kValueHeads;
+  const int groups = (nh + kValueHeads - 1) / kValueHeads;
+  // Not zero-initialised: the first block starts its lanes from zero registers and every later
+  // block (and the fold) reads only what an earlier block stored.
+  alignas(64) float state[kRunSlices][kAttendHeads][kAttendLanes][kAttendWidth];
+  alignas(64) float weights[kGroups][kKeyBlock][kValueHeads];  // weights[g / kValueHeads][u - b0][g % kValueHeads]
+  alignas(64) float slices[kCopy ? kKeyBlock : 1][kAttendWidth];  // slices[u - b0]: key u's elements i..
+  const int64_t block0 = first / kAttendLanes * kAttendLanes, whole = d / kAttendWidth * kAttendWidth;
+  for (int64_t i0 = 0; i0 < whole; i0 += kRunSlices * kAttendWidth) {
+    const int run_slices = int(std::min<int64_t>(kRunSlices, (whole - i0) / kAttendWidth));
     for (int64_t b0 = block0; b0 < n; b0 += kKeyBlock) {
-      const int64_t b1 = b0 + kKeyBlock < n ? b0 + kKeyBlock : n;
-      if constexpr (kCopy)
-        for (int64_t u = b0 > first ? b0 : first; u < b1; ++u) attend_store(slices[u - b0], attend_load(v[u] + i));
-      // Key u's slice: copied, or in place.
-      auto slice = [&](int64_t u) { return kCopy ? slices[u - b0] : v[u] + i; };
-      for (int h0 = 0; h0 < nh; h0 += kValueHeads) {
-        const float* ph[kValueHeads];  // a short group repeats its last head (and stores only its own)
-        for (int g = 0; g < kValueHeads; ++g) ph[g] = p + size_t(h0 + g < nh ? h0 + g : nh - 1) * p_stride;
-        for (int l0 = 0; l0 < kAttendLanes; l0 += kValueLanes) {
-          AttendVec lane[kValueHeads][kValueLanes];
-          #pragma GCC unroll 8
-          for (int g = 0; g < kValueHeads; ++g)
-            #pragma GCC unroll 4
-            for (int l = 0; l < kValueLanes; ++l)
-              lane[g][l] = b0 == block0 ? attend_zero() : attend_load(state[h0 + g < nh ? h0 + g : nh - 1][l0 + l]);
-          for (int64_t u0 = b0 + l0; u0 < b1; u0 += kAttendLanes) {  // keys u0.. feed lanes l0..
-            if (u0 - l0 >= first && u0 - l0 + kAttendLanes <= b1) {   // a whole chunk: all but the window's first and the last
+      const int64_t b1 = b0 + kKeyBlock < n ? b0 + kKeyBlock : n, u_begin = b0 > first ? b0 : first;
+      for (int grp = 0; grp < groups; ++grp) {  // a short group repeats its last head (and stores only its own)
+        const float* ph[kValueHeads];
+        for (int g = 0; g < kValueHeads; ++g) ph[g] = p + size_t(std::min(grp * kValueHeads + g, nh - 1)) * p_stride;
+        interleave_heads<kValueHeads>(ph, u_begin, b1, &weights[grp][0][0] - b0 * kValueHeads);
+      }
+      for (int s = 0; s < run_slices; ++s) {
+        const int64_t i = i0 + int64_t(s) * kAttendWidth;
+        if constexpr (kCopy)
+          for (int64_t u = u_begin; u < b1; ++u) attend_store(slices[u - b0], attend_load(v[u] + i));
+        // Key u's slice: copied, or in place.
+        auto slice = [&](int64_t u) { return kCopy ? slices[u - b0] : v[u] + i; };
+        for (int grp = 0; grp < groups; ++grp) {
+          const int h0 = grp * kValueHeads;
+          const float* const pw = &weights[grp][0][0] - b0 * kValueHeads;  // key u's weights at pw + u * kValueHeads
+          for (int l0 = 0; l0 < kAttendLanes; l0 += kValueLanes) {
+            AttendVec lane[kValueHeads][kValueLanes];
+            #pragma GCC unroll 8
+            for (int g = 0; g < kValueHeads; ++g)
               #pragma GCC unroll 4
-              for (int l = 0; l < kValueLanes; ++l) {
-                const AttendVec x = attend_load(slice(u0 + l));
-                #pragma GCC unroll 8
-                for (int g = 0; g < kValueHeads; ++g) lane[g][l] = attend_fma(ph[g][u0 + l], x, lane[g][l]);
+              for (int l = 0; l < kValueLanes; ++l)
+                lane[g][l] = b0 == block0 ? attend_zero() : attend_load(state[s][std::min(h0 + g, nh - 1)][l0 + l]);
+            for (int64_t u0 = b0 + l0; u0 < b1; u0 += kAttendLanes) {  // keys u0.. feed lanes l0..
+              if (u0 - l0 >= first && u0 - l0 + kAttendLanes <= b1) {   // a whole chunk: all but the window's first and the last
+                #pragma GCC unroll 4
+                for (int l = 0; l < kValueLanes; ++l) {
+                  const AttendVec x = attend_load(slice(u0 + l));
+                  #pragma GCC unroll 8
+                  for (int g = 0; g < kValueHeads; ++g) lane[g][l] = attend_fma(pw[(u0 + l) * kValueHeads + g], x, lane[g][l]);
+                }
+                continue;
               }
-              continue;
+              #pragma GCC unroll 4
+              for (int l = 0; l < kValueLanes; ++l)
+                if (u0 + l >= first && u0 + l < b1) {
+                  const AttendVec x = attend_load(slice(u0 + l));
+                  #pragma GCC unroll 8
+                  for (int g = 0; g < kValueHeads; ++g) lane[g][l] = attend_fma(pw[(u0 + l) * kValueHeads + g], x, lane[g][l]);
+                }
             }
-            #pragma GCC unroll 4
-            for (int l = 0; l < kValueLanes; ++l)
-              if (u0 + l >= first && u0 + l < b1) {
-                const AttendVec x = attend_load(slice(u0 + l));
-                #pragma GCC unroll 8
-                for (int g = 0; g < kValueHeads; ++g) lane[g][l] = attend_fma(ph[g][u0 + l], x, lane[g][l]);
-              }
+            #pragma GCC unroll 8
+            for (int g = 0; g < kValueHeads; ++g)
+              #pragma GCC unroll 4
+              for (int l = 0; l < kValueLanes; ++l)
+                if (h0 + g < nh) attend_store(state[s][h0 + g][l0 + l], lane[g][l]);
           }
-          #pragma GCC unroll 8
-          for (int g = 0; g < kValueHeads; ++g)
-            #pragma GCC unroll 4
-            for (int l = 0; l < kValueLanes; ++l)
-              if (h0 + g < nh) attend_store(state[h0 + g][l0 + l], lane[g][l]);
         }
       }
     }
-    for (int h = 0; h < nh; ++h) {
-      AttendVec lane[kAttendLanes];
-      #pragma GCC unroll 16
-      for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_load(state[h][l]);
-      #pragma GCC unroll 8
-      for (int l = 0; l < 8; ++l) lane[l] = attend_add(lane[l], lane[l + 8]);
-      #pragma GCC unroll 4
-      for (int l = 0; l < 4; ++l) lane[l] = attend_add(lane[l], lane[l + 4]);
-      attend_store(y + size_t(h) * y_stride + size_t(i), attend_add(attend_add(lane[0], lane[2]), attend_add(lane[1], lane[3])));
-    }
+    for (int s = 0; s < run_slices; ++s)
+      for (int h = 0; h < nh; ++h) {
+        AttendVec lane[kAttendLanes];
+        #pragma GCC unroll 16
+        for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_load(state[s][h][l]);
+        #pragma GCC unroll 8
+        for (int l = 0; l < 8; ++l) lane[l] = attend_add(lane[l], lane[l + 8]);
+        #pragma GCC unroll 4
+        for (int l = 0; l < 4; ++l) lane[l] = attend_add(lane[l], lane[l + 4]);
+        attend_store(y + size_t(h) * y_stride + size_t(i0 + int64_t(s) * kAttendWidth),
+                     attend_add(attend_add(lane[0], lane[2]), attend_add(lane[1], lane[3])));
+      }
   }
-  for (; i < d; ++i)  // the tail, element by element as the scalar path
+  for (int64_t i = whole; i < d; ++i)  // the tail, element by element as the scalar path
     for (int h = 0; h < nh; ++h) {
       float lane[kAttendLanes] = {};
       for (int64_t u = first; u < n; ++u) lane[u % kAttendLanes] = fma1(p[size_t(h) * p_stride + size_t(u)], v[u][i], lane[u % kAttendLanes]);

@@ -14,6 +14,7 @@
 #include "engine/cpu_kernels.h"
 #include "engine/cpu_ops.h"
 #include "engine/cpu_packed_weights.h"
+#include "engine/huge_page_buffer.h"
 
 namespace flashfix {
 namespace {
@@ -37,18 +38,23 @@ class CpuKvStore final : public KvStore {
  public:
   CpuKvStore(const ModelConfig& c, int64_t full_blocks, int64_t sliding_blocks) : c_(c) {
     n_blocks_[0] = full_blocks, n_blocks_[1] = sliding_blocks;
+    size_t floats = 0;
+    auto add_span = [&](int kind, size_t width) {
+      const Span span{floats, width};
+      floats += size_t(n_blocks_[kind] * kKvBlockTokens) * width;
+      row_floats_[kind] += width;
+      return span;
+    };
     slot_.resize(c.layers.size());
     for (int il = 0; il < int(c.layers.size()); ++il) {
       const LayerConfig& L = c.layers[size_t(il)];
       const int kind = int(kind_of(il));
       slot_[size_t(il)] = int(k_[kind].size());
-      const auto rows = size_t(n_blocks_[kind] * kKvBlockTokens);
-      k_[kind].emplace_back(rows * size_t(L.n_head_kv * c.head_dim), 0.f);
-      v_[kind].emplace_back(rows * size_t(L.n_head_kv * c.v_head_dim), 0.f);
-      row_floats_[kind] += size_t(L.n_head_kv) * size_t(c.head_dim + c.v_head_dim);
+      k_[kind].push_back(add_span(kind, size_t(L.n_head_kv * c.head_dim)));
+      v_[kind].push_back(add_span(kind, size_t(L.n_head_kv * c.v_head_dim)));
     }
-    row_floats_[0] += size_t(c.n_embd);
-    hidden_.assign(size_t(full_blocks * kKvBlockTokens * c.n_embd), 0.f);
+    hidden_ = add_span(0, size_t(c.n_embd));
+    mem_ = HugePageBuffer(floats * sizeof(float), "the KV cache (lower --kv-budget-mb or --ctx-size)");
   }
 
   int64_t n_blocks(KvKind kind) const override { return n_blocks_[int(kind)]; }
@@ -61,7 +67,7 @@ class CpuKvStore final : public KvStore {
   // Position rows of one layer's K or V: [n_blocks * kKvBlockTokens][n_head_kv * dim].
   float* k_base(int il) { return base(k_, il); }
   float* v_base(int il) { return base(v_, il); }
-  float* hidden_row(int32_t block, int64_t off) { return &hidden_[size_t((block * kKvBlockTokens + off) * c_.n_embd)]; }
+  float* hidden_row(int32_t block, int64_t off) { return at(hidden_) + size_t(block * kKvBlockTokens + off) * hidden_.width; }
   const float* hidden_row(int32_t block, int64_t off) const { return const_cast<CpuKvStore*>(this)->hidden_row(block, off); }
 
   void copy_block(KvKind kind, int32_t src, int32_t dst, int64_t n) override {
@@ -86,9 +92,12 @@ class CpuKvStore final : public KvStore {
   }
 
  private:
-  float* base(std::array<std::vector<std::vector<float>>, 2>& arr, int il) {
-    return arr[int(kind_of(il))][size_t(slot_[size_t(il)])].data();
-  }
+  // One array: position rows of `width` floats from `offset` floats into mem_.
+  struct Span {
+    size_t offset, width;
+  };
+  float* at(Span s) { return reinterpret_cast<float*>(mem_.data()) + s.offset; }
+  float* base(const std::array<std::vector<Span>, 2>& arr, int il) { return at(arr[int(kind_of(il))][size_t(slot_[size_t(il)])]); }
   void check_size(KvKind kind, size_t bytes) const {
     if (bytes != block_bytes(kind)) throw std::invalid_argument("KV block buffer of the wrong size");
   }
@@ -97,19 +106,23 @@ class CpuKvStore final : public KvStore {
   void for_each_span(KvKind kind, Fn&& fn) {
     const int k = int(kind);
     for (size_t i = 0; i < k_[k].size(); ++i) {
-      const size_t rows = size_t(n_blocks_[k] * kKvBlockTokens);
-      fn(k_[k][i].data(), k_[k][i].size() / rows);
-      fn(v_[k][i].data(), v_[k][i].size() / rows);
+      fn(at(k_[k][i]), k_[k][i].width);
+      fn(at(v_[k][i]), v_[k][i].width);
     }
-    if (kind == KvKind::Full) fn(hidden_.data(), size_t(c_.n_embd));
+    if (kind == KvKind::Full) fn(at(hidden_), hidden_.width);
   }
 
   const ModelConfig& c_;
   int64_t n_blocks_[2] = {0, 0};
   size_t row_floats_[2] = {0, 0};
   std::vector<int> slot_;                                  // layer -> index among the layers of its kind
-  std::array<std::vector<std::vector<float>>, 2> k_, v_;   // [kind][slot][rows * width]
-  std::vector<float> hidden_;
+  std::array<std::vector<Span>, 2> k_, v_;  // [kind][slot]
+  Span hidden_;
+  // Every array in one buffer of huge pages: attention walks a layer's cached rows per token, on 4
+  // KB pages a TLB miss per page on long contexts. Its pages are zeros until written (resident
+  // memory grows with the positions used), and a budget the machine cannot hold is refused here
+  // with a clear error instead of ending in the OOM killer once the cache fills.
+  HugePageBuffer mem_;
 };
 
 class CpuBackend final : public Backend {

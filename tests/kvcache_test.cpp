@@ -10,6 +10,7 @@
 
 #include "engine/backend.h"
 #include "engine/engine.h"
+#include "engine/huge_page_buffer.h"
 #include "tests/golden.h"
 #include "tests/greedy_request.h"
 #include "tests/scratch.h"
@@ -142,6 +143,23 @@ TEST(PrefixCache, TinyBudgetEvictsAndStaysCorrect) {
     // A single request larger than the whole budget is refused up front.
     EXPECT_THROW(e->generate(greedy_request(long_prompt(g, 250, 9), 8)), std::length_error);
   }
+}
+
+// The CPU store is one buffer of huge pages that become resident as positions are written, so a
+// budget beyond the machine's memory would open fine and die in the OOM killer once the cache
+// filled: it is refused when the engine opens, naming the cache and the flags that size it.
+TEST(KvBudget, MoreThanTheMachineHoldsIsRefusedAtOpen) {
+  auto g = test::load_golden("tiny-qwen3moe-s11");
+  const uint64_t too_much = available_memory_bytes() + (uint64_t(1) << 30);
+  try {
+    Engine::open(g.model_path, opts(true, "", too_much));
+    FAIL() << "a " << (too_much >> 20) << " MiB KV budget was accepted";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("the KV cache"), std::string::npos) << what;
+    EXPECT_NE(what.find("--kv-budget-mb"), std::string::npos) << what;
+  }
+  EXPECT_NO_THROW(Engine::open(g.model_path, opts(true, "", uint64_t(64) << 20)));  // a budget that fits
 }
 
 TEST(DiskCache, ReusedByTheNextEngineAndRejectedAfterTheModelChanges) {

@@ -185,7 +185,10 @@ void interleave_heads(const float* const* ph, int64_t u0, int64_t u1, float* out
 // key (weights[u][g]) so that the group's broadcasts of one key come from one pointer and constant
 // displacements: with a pointer per head row the compiler ran out of general registers and moved
 // them in and out of vector registers in the hot loop. Together: `bench --kernels` attend_values
-// 30 -> 44 GMAC/s per CPU-second (docs/BENCHMARKS.md). Where the heads take more than one group
+// 30 -> 44 GMAC/s per CPU-second (docs/BENCHMARKS.md). Each pass also asks for its lines of the next
+// block's rows (into L2): in decode the rows come from DRAM (the prefetch during scoring has long
+// left L2 on a long context), and three quarters of the kernel's samples sat on the fmas waiting
+// for value loads; asking one block ahead made decode at 4096 positions 1.3x faster. Where the heads take more than one group
 // (kCopy), each slice of the block is first copied into one contiguous buffer: read in place, a
 // column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come from L2 again for
 // every group. Where one group takes every head, each slice is read once and the copy would only add
@@ -230,8 +233,10 @@ void attend_values_groups(float* y, size_t y_stride, int nh, int64_t d, int64_t 
                 lane[g][l] = b0 == block0 ? attend_zero() : attend_load(state[s][std::min(h0 + g, nh - 1)][l0 + l]);
             for (int64_t u0 = b0 + l0; u0 < b1; u0 += kAttendLanes) {  // keys u0.. feed lanes l0..
               if (u0 - l0 >= first && u0 - l0 + kAttendLanes <= b1) {   // a whole chunk: all but the window's first and the last
+                const bool ahead = grp == 0 && u0 + kKeyBlock + kValueLanes <= n;
                 #pragma GCC unroll 4
                 for (int l = 0; l < kValueLanes; ++l) {
+                  if (ahead) __builtin_prefetch(v[u0 + l + kKeyBlock] + i, 0, 2);
                   const AttendVec x = attend_load(slice(u0 + l));
                   #pragma GCC unroll 8
                   for (int g = 0; g < kValueHeads; ++g) lane[g][l] = attend_fma(pw[(u0 + l) * kValueHeads + g], x, lane[g][l]);

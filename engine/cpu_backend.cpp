@@ -205,6 +205,7 @@ class CpuBackend final : public Backend {
   std::vector<float> rope_tables_;  // [pool thread][n_rot]: each thread's (cos, sin) table
   std::vector<float> attend_weights_;       // [pool thread][head of a slice][key position]: attention's weights
   std::vector<const float*> attend_rows_;  // [pool thread][key position]: the value rows they weigh
+  std::vector<uint8_t> cold_keys_;          // [token of the micro-batch]: attention prefetches its keys and values
   std::vector<uint8_t> gathered_gate_, gathered_up_, hid_q_;
   ActivationCache acts_;
   std::vector<MatmulJob> jobs_;
@@ -407,6 +408,16 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
     attend_weights_.resize(size_t(slice) * key_room * size_t(pool_.size()));
   if (attend_rows_.size() < key_room * size_t(pool_.size())) attend_rows_.resize(key_room * size_t(pool_.size()));
   att_.resize(size_t(T * H * vd));
+  // Whose keys are cold: a decode step's or verify pass's tokens read their sequence's rows from DRAM
+  // (the weights streamed since evicted them), all at once on the pool's threads, as does the first
+  // token of a prompt's run. The next tokens of a longer run read the same rows again, from L3, and
+  // prefetching for them too stalled the task loop on a full miss queue (4096-token prefill 5-8%
+  // slower, decode no faster).
+  if (cold_keys_.size() < size_t(T)) cold_keys_.resize(size_t(T));
+  for (int64_t t0 = 0, t1; t0 < T; t0 = t1) {
+    for (t1 = t0 + 1; t1 < T && meta[size_t(t1)].blocks == meta[size_t(t0)].blocks;) ++t1;
+    for (int64_t t = t0; t < t1; ++t) cold_keys_[size_t(t)] = t == t0 || t1 - t0 <= kTileTokens;
+  }
   pool_.parallel_for(T * Hkv * slices, [&](int64_t i0, int64_t i1, int thread) {
     float* const weights = &attend_weights_[size_t(slice) * key_room * size_t(thread)];
     const float** const rows = &attend_rows_[key_room * size_t(thread)];
@@ -422,11 +433,7 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
       const int64_t chunk0 = start / kAttendLanes * kAttendLanes, first = start - chunk0, n = pos + 1 - chunk0;
       const int64_t padded = (n + kAttendLanes - 1) / kAttendLanes * kAttendLanes;
       const float* q = &q_[size_t(t * qw + h0 * hd)];
-      // Whether this token's keys are cold: the first of its sequence in the micro-batch. A decode
-      // step's token reads its sequence's rows from DRAM (the weights streamed since evicted them);
-      // the next token of a prompt reads the same rows again, from L3. Prefetching for those too
-      // stalled the loop on a full miss queue: 4096-token prefill 5-8% slower, decode no faster.
-      const bool cold = t == 0 || meta[size_t(t - 1)].blocks != meta[size_t(t)].blocks;
+      const bool cold = cold_keys_[size_t(t)];
       for (int64_t j0 = start; j0 <= pos;) {
         const int run = int(keys_in_run(j0, pos + 1 - j0));
         // Cold keys: the next run's keys and this run's values are asked for now (into L2: asking

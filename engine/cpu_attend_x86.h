@@ -181,18 +181,20 @@ void interleave_heads(const float* const* ph, int64_t u0, int64_t u1, float* out
 // Blocks outside, slices inside: a block's value rows (256 KB at 512 keys of 128 dims) come from
 // L3 or DRAM once and stay in L2 for all its slices, where sweeping every key for each slice in turn
 // read each row again per slice on long contexts. Larger blocks keep the lanes in registers longer
-// but outgrow L2 (512 measured best of 64..4096). The block's weights are first interleaved key by
-// key (weights[u][g]) so that the group's broadcasts of one key come from one pointer and constant
-// displacements: with a pointer per head row the compiler ran out of general registers and moved
-// them in and out of vector registers in the hot loop. Together: `bench --kernels` attend_values
-// 30 -> 44 GMAC/s per CPU-second (docs/BENCHMARKS.md). Each pass also asks for its lines of the next
-// block's rows (into L2): in decode the rows come from DRAM (the prefetch during scoring has long
-// left L2 on a long context), and three quarters of the kernel's samples sat on the fmas waiting
-// for value loads; asking one block ahead made decode at 4096 positions 1.3x faster. Where the heads take more than one group
-// (kCopy), each slice of the block is first copied into one contiguous buffer: read in place, a
-// column of rows 4 * kAttendWidth bytes apart maps to a few L1 sets and would come from L2 again for
-// every group. Where one group takes every head, each slice is read once and the copy would only add
-// a store per load. At the end the lanes are folded.
+// but outgrow L2 (512 measured best of 32..2048). The lanes of all slices wait in `state` between
+// blocks: 128 KB of stack, which every thread that runs attention has (8 MB by default). The block's
+// weights are first interleaved key by key (weights[u][g]) so that the group's broadcasts of one key
+// come from one pointer and constant displacements: with a pointer per head row the compiler ran out
+// of general registers and moved them in and out of vector registers in the hot loop. Together:
+// `bench --kernels` attend_values 30 -> 44 GMAC/s per CPU-second (docs/BENCHMARKS.md). Each pass
+// also asks for its lines of the next block's rows (into L2): in decode the rows come from DRAM (the
+// prefetch during scoring has long left L2 on a long context), and three quarters of the kernel's
+// samples sat on the fmas waiting for value loads; asking one block ahead made decode at 4096
+// positions 1.3x faster. Where the heads take more than one group (kCopy), each slice of the block is
+// first copied into one contiguous buffer: read in place, a column of rows 4 * kAttendWidth bytes
+// apart maps to a few L1 sets and would come from L2 again for every group. Where one group takes
+// every head, each slice is read once and the copy would only add a store per load. At the end the
+// lanes are folded.
 template <int kValueHeads, int kValueLanes, bool kCopy>
 void attend_values_groups(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,
                           size_t p_stride) {

@@ -105,21 +105,33 @@ void rows_by_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t r0, int6
   gemm_tiles(job, gemm, scratch, r0, int(r1 - r0), 0, job.a.n_tok);
 }
 
-// Row groups [g0, g1) of a job whose rows were packed at load, tokens in chunks of kChunkTokens
-// across all of them. Rows outer (each group against every token) measured 5-20% slower at 512
-// tokens with n_out 2048 (a dense q projection), most likely from the outputs: each group writes one
-// 64-byte line per token, n_out floats apart, so a pass scatters 128 groups x 512 lines over 4 MB.
-// A chunk's outputs and activations stay in L1/L2 while the groups' packed rows (read again once
-// per chunk) stream from L2/L3. With per-call packing the groups stay outer: each is packed once.
-constexpr int64_t kChunkTokens = 32;
+// Row groups [g0, g1) of a job whose rows were packed at load, in three loops sized to the caches:
+// chunks of kChunkTokens tokens, runs of groups whose packed rows fit in kGroupRunBytes, then each
+// tile of kTileTokens tokens against every group of the run. The tile's activations (9 KB of Q8_K at
+// n_in 1024) and the group it reads (9 KB) stay in L1; the run's rows stay in L2 for all the chunk's
+// tiles, so they come from L3/DRAM once per chunk, and the chunk's activations (150 KB) stay in L2
+// beside them. Chunks of 32 tokens against every group one tile at a time, before, read a chunk's
+// 37 KB of activations from L2 for each group: prefill was 1.06-1.09x slower at 512 tokens
+// (docs/BENCHMARKS.md). The shapes found no difference between chunks of 64..512 tokens and runs of
+// 64..256 KB on this machine's 1 MB L2; these sizes leave room for caches half as large.
+constexpr int64_t kChunkTokens = 128;
+constexpr size_t kGroupRunBytes = 128 * 1024;
 
 void groups_by_packed_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t g0, int64_t g1) {
-  for (int64_t c0 = 0; c0 < job.a.n_tok; c0 += kChunkTokens)
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t r0 = g * kRowBlock;
-      gemm_tiles(job, gemm, job.w.packed + size_t(g) * gemm.packed_bytes(job.w.n_in), r0, int(std::min(job.w.n_out, r0 + kRowBlock) - r0), c0,
-                 std::min(job.a.n_tok, c0 + kChunkTokens));
+  const size_t group_bytes = gemm.packed_bytes(job.w.n_in);
+  const int64_t run = std::max<int64_t>(1, int64_t(kGroupRunBytes / group_bytes));
+  for (int64_t c0 = 0; c0 < job.a.n_tok; c0 += kChunkTokens) {
+    const int64_t c1 = std::min(job.a.n_tok, c0 + kChunkTokens);
+    for (int64_t run0 = g0; run0 < g1; run0 += run) {
+      const int64_t run1 = std::min(g1, run0 + run);
+      for (int64_t t0 = c0; t0 < c1; t0 += kTileTokens)
+        for (int64_t g = run0; g < run1; ++g) {
+          const int64_t r0 = g * kRowBlock;
+          gemm_tiles(job, gemm, job.w.packed + size_t(g) * group_bytes, r0, int(std::min(job.w.n_out, r0 + kRowBlock) - r0), t0,
+                     std::min(c1, t0 + kTileTokens));
+        }
     }
+  }
 }
 
 }  // namespace

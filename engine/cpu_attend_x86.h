@@ -2,107 +2,12 @@
 // cpu_kernels_avx2.cpp and cpu_kernels_avx512.cpp after cpu_kernels_x86.h, inside their anonymous
 // namespaces (see the rules there).
 //
-// Every score must be the bits of dot_f32_vec (an exact zero's sign aside, attend_scores_blocks) and
+// Every score must be the bits of dot_f32_vec (an exact zero's sign aside, attend_scores_pass) and
 // every value lane must see the scalar path's fma key by key: on quantized models a last-bit
 // difference moves 8-bit activations across rounding boundaries. So the vector versions change only
 // which loads are shared and where sums live, never the value of an operation on a lane.
 
 #ifdef __AVX512F__
-
-// Folds 8 dot registers into one: dot m (acc[m]) ends in lane folded_lane(m) (quarter m % 4, lane
-// m / 4), each exactly as hsum(acc.lo256 + acc.hi256) folds one: lane i + (i + 8), then i + (i + 4),
-// then (0 + 2) + (1 + 3). Float addition is commutative, so only the pairing matters.
-constexpr int folded_lane(int m) { return m < 4 ? 4 * m : 4 * (m - 4) + 1; }
-inline __m512 fold_dots_8(const __m512* acc) {
-  __m512 r[4], s[2];
-  #pragma GCC unroll 4
-  for (int m = 0; m < 4; ++m)  // [a.lo256 + a.hi256 | b.lo256 + b.hi256]
-    r[m] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0x44), _mm512_shuffle_f32x4(acc[2 * m], acc[2 * m + 1], 0xEE));
-  #pragma GCC unroll 2
-  for (int p = 0; p < 2; ++p)  // quarter q: dot 4p + q's lanes i + (i + 4)
-    s[p] = _mm512_add_ps(_mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0x88), _mm512_shuffle_f32x4(r[2 * p], r[2 * p + 1], 0xDD));
-  // quarter q: (0 + 2, 1 + 3) of dots q and 4 + q
-  const __m512 t = _mm512_add_ps(_mm512_shuffle_ps(s[0], s[1], 0x44), _mm512_shuffle_ps(s[0], s[1], 0xEE));
-  return _mm512_add_ps(_mm512_shuffle_ps(t, t, 0x88), _mm512_shuffle_ps(t, t, 0xDD));  // quarter q: dots q, 4 + q
-}
-
-// Blocks of 4 heads x 2 keys. dot_f32_vec keeps 4 accumulators per dot (64-element steps, accumulator
-// j taking elements 16j.. of each step) and adds them (0 + 2) + (1 + 3): run in the order 0, 2, 1, 3,
-// a dot never holds more than three at once, so a block's 8 dots take 24 registers and a step's 6
-// loaded rows the rest of the 32. A 4 x 4 block (8 loads per 16 fmas instead of 6 per 8) needs 48
-// registers, and its spills ran it at ~0.85x of this; 2 heads x 4 keys (the same registers) prefilled
-// 4096 tokens 9-20% slower than 4 x 2 (docs/BENCHMARKS.md).
-// kSteps: the number of whole 64-element steps when known at compile time (head_dim 128: 2), else 0.
-template <int kSteps>
-void attend_scores_blocks(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
-                          size_t s_stride) {
-  constexpr int kHeads = 4, kKeys = 2;
-  const int64_t body = kSteps ? 64 * kSteps : d / 64 * 64;
-  for (int h0 = 0; h0 < nh; h0 += kHeads) {
-    const float* qh[kHeads];
-    for (int h = 0; h < kHeads; ++h) qh[h] = q + size_t(h0 + h < nh ? h0 + h : nh - 1) * q_stride;  // a short block repeats its last row
-    for (int u0 = 0; u0 < n; u0 += kKeys) {
-      const float* ku[kKeys];
-      for (int u = 0; u < kKeys; ++u) ku[u] = k + size_t(u0 + u < n ? u0 + u : n - 1) * k_stride;
-      // Accumulator j of dot kKeys * h + u over every step. The first step multiplies (fma onto a
-      // zero register needs a copy of the zero or of an operand per dot): q * k and fma(q, k, +0)
-      // differ only where the product is an exact -0, which gives +0 through the fma, and a zero's
-      // sign cannot reach the softmax's weights (any nonzero term erases it; an all-zero score is
-      // scaled, compared and exp'd to the same values). The rows are pinned in registers, or the
-      // compiler reads each from L1 once per use and the loads outrun the fmas.
-      auto chain = [&](int j, __m512* acc) __attribute__((always_inline)) {
-        if (16 * j >= body)  // under 64 elements: the tail is all
-          for (int m = 0; m < 8; ++m) acc[m] = _mm512_setzero_ps();
-        #pragma GCC unroll 4
-        for (int64_t i = 16 * j; i < body; i += 64) {
-          __m512 kv[kKeys], qv[kHeads];
-          #pragma GCC unroll 4
-          for (int u = 0; u < kKeys; ++u) {
-            kv[u] = _mm512_loadu_ps(ku[u] + i);
-            asm("" : "+v"(kv[u]));
-          }
-          #pragma GCC unroll 4
-          for (int h = 0; h < kHeads; ++h) {
-            qv[h] = _mm512_loadu_ps(qh[h] + i);
-            asm("" : "+v"(qv[h]));
-          }
-          #pragma GCC unroll 8
-          for (int m = 0; m < 8; ++m)
-            acc[m] = i == 16 * j ? _mm512_mul_ps(qv[m / kKeys], kv[m % kKeys]) : _mm512_fmadd_ps(qv[m / kKeys], kv[m % kKeys], acc[m]);
-        }
-      };
-      __m512 a[8], b[8], dots[8];
-      chain(0, a);
-      chain(2, b);
-      #pragma GCC unroll 8
-      for (int m = 0; m < 8; ++m) dots[m] = _mm512_add_ps(a[m], b[m]);
-      chain(1, a);
-      chain(3, b);
-      #pragma GCC unroll 8
-      for (int m = 0; m < 8; ++m) dots[m] = _mm512_add_ps(dots[m], _mm512_add_ps(a[m], b[m]));
-      alignas(64) float folded[16];
-      _mm512_store_ps(folded, fold_dots_8(dots));
-      if (kSteps && h0 + kHeads <= nh && u0 + kKeys <= n) {  // a whole block, no tail
-        #pragma GCC unroll 8
-        for (int m = 0; m < 8; ++m) s[size_t(h0 + m / kKeys) * s_stride + size_t(u0 + m % kKeys)] = folded[folded_lane(m)];
-        continue;
-      }
-      for (int h = 0; h < kHeads && h0 + h < nh; ++h)
-        for (int u = 0; u < kKeys && u0 + u < n; ++u) {
-          const int m = kKeys * h + u;
-          float v = folded[folded_lane(m)];
-          for (int64_t i = body; i < d; ++i) v = fma1(qh[h][i], ku[u][i], v);
-          s[size_t(h0 + h) * s_stride + size_t(u0 + u)] = v;
-        }
-    }
-  }
-}
-
-void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
-                       size_t s_stride) {
-  if (d == 128) return attend_scores_blocks<2>(q, q_stride, nh, k, k_stride, n, d, s, s_stride);
-  attend_scores_blocks<0>(q, q_stride, nh, k, k_stride, n, d, s, s_stride);
-}
 
 using AttendVec = __m512;
 constexpr int kAttendWidth = 16;
@@ -110,19 +15,11 @@ inline __m512 attend_load(const float* p) { return _mm512_loadu_ps(p); }
 inline void attend_store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
 inline __m512 attend_add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
 inline __m512 attend_fma(float a, __m512 x, __m512 y) { return _mm512_fmadd_ps(_mm512_set1_ps(a), x, y); }
+inline __m512 attend_mul(float a, __m512 x) { return _mm512_mul_ps(_mm512_set1_ps(a), x); }
+constexpr int kScoreHeads = 4;  // 16 accumulators of 32 registers
 inline __m512 attend_zero() { return _mm512_setzero_ps(); }
 
 #else
-
-// Each head's query row is the tile's weight row and up to kTileTokens of the run's keys its
-// activation rows: the query is loaded once per 64-element step for all of them.
-void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
-                       size_t s_stride) {
-  for (int u0 = 0; u0 < n; u0 += kTileTokens)
-    for (int h = 0; h < nh; ++h)
-      tile<FloatVecDot>(q + size_t(h) * q_stride, k + size_t(u0) * k_stride, k_stride * sizeof(float), std::min(kTileTokens, n - u0), d,
-                        s + size_t(h) * s_stride + size_t(u0), 1);
-}
 
 using AttendVec = __m256;
 constexpr int kAttendWidth = 8;
@@ -130,9 +27,102 @@ inline __m256 attend_load(const float* p) { return _mm256_loadu_ps(p); }
 inline void attend_store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
 inline __m256 attend_add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
 inline __m256 attend_fma(float a, __m256 x, __m256 y) { return _mm256_fmadd_ps(_mm256_set1_ps(a), x, y); }
+inline __m256 attend_mul(float a, __m256 x) { return _mm256_mul_ps(_mm256_set1_ps(a), x); }
+constexpr int kScoreHeads = 2;  // 8 accumulators of 16 registers
 inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 
 #endif
+
+// Attention scores with the keys in vector lanes. CpuKvStore keeps each KV block's keys lane-major
+// (element i of the key at block offset u at kt[i * kAttendLanes + u]), so one load brings element i
+// of 16 keys (8 with AVX2: two halves) and one fma advances 16 dots. dot_f32_vec's order per key:
+// accumulator j (of 4) lane l takes elements 64s + 16j + l over the steps s, lane l = (acc0 + acc2) +
+// (acc1 + acc3), the 16 lanes fold l + (l + 8), then + (l + 4), then (0 + 2) + (1 + 3), then the
+// tail's fmas. Here each of those scalars is a vector over keys, so every key's score sees exactly
+// its dot's operations, and the fold costs adds of whole vectors. With keys in rows (4 heads x 2
+// keys of dots, folded by shuffles, the query rows loaded again per pair of keys) the fma pipe sat
+// idle a third of the time: in a 4096-token prefill ~33 -> ~44 GMAC/s per core (docs/BENCHMARKS.md).
+// NH heads per pass share each element's load; the lanes wait for the fold in `lanes` (on the stack:
+// 4 heads' 16 lanes would not fit the registers beside the accumulators). The first step multiplies:
+// q * k and fma(q, k, +0) differ only where the product is an exact -0, which the fma makes +0, and a
+// zero's sign cannot reach the softmax's weights (any nonzero term erases it; an all-zero score is
+// scaled, compared and exp'd to the same values).
+// kSteps: the number of whole 64-element steps when known at compile time (head_dim 128: 2), else 0.
+template <int NH, int kSteps>
+void attend_scores_pass(const float* const* qh, const float* kt, int64_t d, float (*out)[kAttendLanes]) {
+  const int64_t steps = kSteps ? kSteps : d / 64;
+  for (int half = 0; half < kAttendLanes / kAttendWidth; ++half) {
+    const float* k = kt + half * kAttendWidth;
+    AttendVec score[NH];
+    if (steps == 0) {
+      for (int h = 0; h < NH; ++h) score[h] = attend_zero();
+    } else {
+      alignas(64) float lanes[16][NH][kAttendWidth];
+      #pragma GCC unroll 1
+      for (int l = 0; l < 16; ++l) {
+        AttendVec acc[4][NH];
+        #pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          const AttendVec kv = attend_load(k + (16 * j + l) * kAttendLanes);
+          #pragma GCC unroll 8
+          for (int h = 0; h < NH; ++h) acc[j][h] = attend_mul(qh[h][16 * j + l], kv);
+          #pragma GCC unroll 4
+          for (int64_t e = 64 + 16 * j + l; e < 64 * steps; e += 64) {
+            const AttendVec kv2 = attend_load(k + e * kAttendLanes);
+            #pragma GCC unroll 8
+            for (int h = 0; h < NH; ++h) acc[j][h] = attend_fma(qh[h][e], kv2, acc[j][h]);
+          }
+        }
+        #pragma GCC unroll 8
+        for (int h = 0; h < NH; ++h) attend_store(lanes[l][h], attend_add(attend_add(acc[0][h], acc[2][h]), attend_add(acc[1][h], acc[3][h])));
+      }
+      #pragma GCC unroll 8
+      for (int h = 0; h < NH; ++h) {
+        AttendVec h8[8], h4[4];
+        #pragma GCC unroll 8
+        for (int l = 0; l < 8; ++l) h8[l] = attend_add(attend_load(lanes[l][h]), attend_load(lanes[l + 8][h]));
+        #pragma GCC unroll 4
+        for (int l = 0; l < 4; ++l) h4[l] = attend_add(h8[l], h8[l + 4]);
+        score[h] = attend_add(attend_add(h4[0], h4[2]), attend_add(h4[1], h4[3]));
+      }
+    }
+    for (int64_t e = steps * 64; e < d; ++e) {
+      const AttendVec kv = attend_load(k + e * kAttendLanes);
+      for (int h = 0; h < NH; ++h) score[h] = attend_fma(qh[h][e], kv, score[h]);
+    }
+    for (int h = 0; h < NH; ++h) attend_store(out[h] + half * kAttendWidth, score[h]);
+  }
+}
+
+template <int kSteps>
+void attend_scores_lanes(const float* q, size_t q_stride, int nh, const float* kt, int u0, int n, int64_t d, float* s, size_t s_stride) {
+  alignas(64) float out[kScoreHeads][kAttendLanes];
+  for (int h0 = 0; h0 < nh; h0 += kScoreHeads) {
+    const int m = nh - h0 < kScoreHeads ? nh - h0 : kScoreHeads;
+    const float* qh[kScoreHeads];
+    for (int h = 0; h < m; ++h) qh[h] = q + size_t(h0 + h) * q_stride;
+    switch (m) {
+      case 1: attend_scores_pass<1, kSteps>(qh, kt, d, out); break;
+      case 2: attend_scores_pass<2, kSteps>(qh, kt, d, out); break;
+      case 3: if constexpr (kScoreHeads > 2) attend_scores_pass<3, kSteps>(qh, kt, d, out); break;
+      default: attend_scores_pass<kScoreHeads, kSteps>(qh, kt, d, out);
+    }
+    for (int h = 0; h < m; ++h) {
+      float* sh = s + size_t(h0 + h) * s_stride;
+      if (n == kAttendLanes) {  // a whole block (no call to memcpy: it cost as much as a pass's fmas)
+        for (int v = 0; v < kAttendLanes; v += kAttendWidth) attend_store(sh + v, attend_load(out[h] + v));
+      } else {
+        for (int u = 0; u < n; ++u) sh[u] = out[h][u0 + u];
+      }
+    }
+  }
+}
+
+void attend_scores_x86(const float* q, size_t q_stride, int nh, const float* kt, int u0, int n, int64_t d, float* s, size_t s_stride) {
+  if (d == 128) return attend_scores_lanes<2>(q, q_stride, nh, kt, u0, n, d, s, s_stride);
+  if (d == 64) return attend_scores_lanes<1>(q, q_stride, nh, kt, u0, n, d, s, s_stride);
+  attend_scores_lanes<0>(q, q_stride, nh, kt, u0, n, d, s, s_stride);
+}
 
 // out[u * kHeads + g] = ph[g][u] for u0 <= u < u1: a group's attention weights key by key.
 template <int kHeads>

@@ -30,8 +30,12 @@ float fold_lanes(const float* x) {
   return (h4[0] + h4[2]) + (h4[1] + h4[3]);
 }
 
-// Block storage: per layer kind, one K and one V array per layer of that kind, indexed by
-// (block * kKvBlockTokens + offset) rows; Full blocks also keep the trunk's final hidden state.
+// Block storage: per layer kind, one K and one V array per layer of that kind, a block's
+// kKvBlockTokens positions at (block * kKvBlockTokens) rows; Full blocks also keep the trunk's final
+// hidden state. V and the hidden state are position rows; K is lane-major within a block and head
+// (element i of kv head h of offset u at [h][i][u]), the layout attend_scores reads 16 keys per load
+// from (cpu_kernels.h). Blocks travel (read_block, write_block) as position rows, so the bytes the
+// engine copies and the disk cache keeps are the same on every backend.
 // MTP layers keep their rows in Full blocks even when their attention is windowed: the engine
 // releases Sliding blocks one trunk window behind, and chained heads read further back.
 class CpuKvStore final : public KvStore {
@@ -39,8 +43,8 @@ class CpuKvStore final : public KvStore {
   CpuKvStore(const ModelConfig& c, int64_t full_blocks, int64_t sliding_blocks) : c_(c) {
     n_blocks_[0] = full_blocks, n_blocks_[1] = sliding_blocks;
     size_t floats = 0;
-    auto add_span = [&](int kind, size_t width) {
-      const Span span{floats, width};
+    auto add_span = [&](int kind, size_t width, bool lanes) {
+      const Span span{floats, width, lanes};
       floats += size_t(n_blocks_[kind] * kKvBlockTokens) * width;
       row_floats_[kind] += width;
       return span;
@@ -50,10 +54,10 @@ class CpuKvStore final : public KvStore {
       const LayerConfig& L = c.layers[size_t(il)];
       const int kind = int(kind_of(il));
       slot_[size_t(il)] = int(k_[kind].size());
-      k_[kind].push_back(add_span(kind, size_t(L.n_head_kv * c.head_dim)));
-      v_[kind].push_back(add_span(kind, size_t(L.n_head_kv * c.v_head_dim)));
+      k_[kind].push_back(add_span(kind, size_t(L.n_head_kv * c.head_dim), true));
+      v_[kind].push_back(add_span(kind, size_t(L.n_head_kv * c.v_head_dim), false));
     }
-    hidden_ = add_span(0, size_t(c.n_embd));
+    hidden_ = add_span(0, size_t(c.n_embd), false);
     mem_ = HugePageBuffer(floats * sizeof(float), "the KV cache (lower --kv-budget-mb or --ctx-size)");
   }
 
@@ -64,52 +68,70 @@ class CpuKvStore final : public KvStore {
     const LayerConfig& L = c_.layers[size_t(il)];
     return L.sliding && !L.mtp ? KvKind::Sliding : KvKind::Full;
   }
-  // Position rows of one layer's K or V: [n_blocks * kKvBlockTokens][n_head_kv * dim].
+  // One layer's K (lane-major blocks: [n_blocks][n_head_kv][head_dim][kKvBlockTokens]) or V (position
+  // rows: [n_blocks * kKvBlockTokens][n_head_kv * dim]).
   float* k_base(int il) { return base(k_, il); }
   float* v_base(int il) { return base(v_, il); }
   float* hidden_row(int32_t block, int64_t off) { return at(hidden_) + size_t(block * kKvBlockTokens + off) * hidden_.width; }
   const float* hidden_row(int32_t block, int64_t off) const { return const_cast<CpuKvStore*>(this)->hidden_row(block, off); }
 
   void copy_block(KvKind kind, int32_t src, int32_t dst, int64_t n) override {
-    for_each_span(kind, [&](float* base, size_t per_row) {
-      std::copy_n(base + size_t(src) * per_row * kKvBlockTokens, size_t(n) * per_row, base + size_t(dst) * per_row * kKvBlockTokens);
+    for_each_span(kind, [&](float* base, const Span& span) {
+      const float* from = base + size_t(src) * span.width * kKvBlockTokens;
+      float* to = base + size_t(dst) * span.width * kKvBlockTokens;
+      if (!span.lanes) return void(std::copy_n(from, size_t(n) * span.width, to));
+      for (size_t i = 0; i < span.width; ++i) std::copy_n(from + i * kKvBlockTokens, n, to + i * kKvBlockTokens);
     });
   }
   void read_block(KvKind kind, int32_t block, std::span<uint8_t> out) const override {
     check_size(kind, out.size());
     auto* dst = reinterpret_cast<float*>(out.data());
-    const_cast<CpuKvStore*>(this)->for_each_span(kind, [&](float* base, size_t per_row) {
-      dst = std::copy_n(base + size_t(block) * per_row * kKvBlockTokens, per_row * kKvBlockTokens, dst);
+    const_cast<CpuKvStore*>(this)->for_each_span(kind, [&](float* base, const Span& span) {
+      const float* from = base + size_t(block) * span.width * kKvBlockTokens;
+      if (!span.lanes) {
+        dst = std::copy_n(from, span.width * kKvBlockTokens, dst);
+        return;
+      }
+      for (int64_t u = 0; u < kKvBlockTokens; ++u)
+        for (size_t i = 0; i < span.width; ++i) *dst++ = from[i * kKvBlockTokens + size_t(u)];
     });
   }
   void write_block(KvKind kind, int32_t block, std::span<const uint8_t> in) override {
     check_size(kind, in.size());
     auto* src = reinterpret_cast<const float*>(in.data());
-    for_each_span(kind, [&](float* base, size_t per_row) {
-      std::copy_n(src, per_row * kKvBlockTokens, base + size_t(block) * per_row * kKvBlockTokens);
-      src += per_row * kKvBlockTokens;
+    for_each_span(kind, [&](float* base, const Span& span) {
+      float* to = base + size_t(block) * span.width * kKvBlockTokens;
+      if (!span.lanes) {
+        std::copy_n(src, span.width * kKvBlockTokens, to);
+        src += span.width * kKvBlockTokens;
+        return;
+      }
+      for (int64_t u = 0; u < kKvBlockTokens; ++u)
+        for (size_t i = 0; i < span.width; ++i) to[i * kKvBlockTokens + size_t(u)] = *src++;
     });
   }
 
  private:
-  // One array: position rows of `width` floats from `offset` floats into mem_.
+  // One array of `width` floats per position from `offset` floats into mem_: position rows, or
+  // lane-major within each block (K).
   struct Span {
     size_t offset, width;
+    bool lanes;
   };
   float* at(Span s) { return reinterpret_cast<float*>(mem_.data()) + s.offset; }
   float* base(const std::array<std::vector<Span>, 2>& arr, int il) { return at(arr[int(kind_of(il))][size_t(slot_[size_t(il)])]); }
   void check_size(KvKind kind, size_t bytes) const {
     if (bytes != block_bytes(kind)) throw std::invalid_argument("KV block buffer of the wrong size");
   }
-  // Every array of a kind with its floats per position, in one fixed order (the block byte layout).
+  // Every array of a kind, in one fixed order (the block byte layout).
   template <class Fn>
   void for_each_span(KvKind kind, Fn&& fn) {
     const int k = int(kind);
     for (size_t i = 0; i < k_[k].size(); ++i) {
-      fn(at(k_[k][i]), k_[k][i].width);
-      fn(at(v_[k][i]), v_[k][i].width);
+      fn(at(k_[k][i]), k_[k][i]);
+      fn(at(v_[k][i]), v_[k][i]);
     }
-    if (kind == KvKind::Full) fn(at(hidden_), hidden_.width);
+    if (kind == KvKind::Full) fn(at(hidden_), hidden_);
   }
 
   const ModelConfig& c_;
@@ -339,9 +361,13 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
   auto row = [](const std::vector<int32_t>& blocks, int64_t pos) {
     return int64_t(blocks[size_t(pos / kKvBlockTokens)]) * kKvBlockTokens + pos % kKvBlockTokens;
   };
-  auto key_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) { return kbase + row(blocks, pos) * kw + h * hd; };
+  // Kv head h's keys of pos's block, lane-major (CpuKvStore): pos's key element i at [i * kKvBlockTokens + pos % kKvBlockTokens].
+  static_assert(kKvBlockTokens == kAttendLanes);
+  auto keys_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) {
+    return kbase + int64_t(blocks[size_t(pos / kKvBlockTokens)]) * kKvBlockTokens * kw + h * hd * kKvBlockTokens;
+  };
   auto value_at = [&](const std::vector<int32_t>& blocks, int64_t pos, int64_t h) { return vbase + row(blocks, pos) * vw + h * vd; };
-  // How many of the n keys from pos on sit at key_at(pos)'s stride (kw floats): up to the block's end.
+  // How many of the n keys from pos on share pos's block: up to the block's end.
   auto keys_in_run = [](int64_t pos, int64_t n) { return std::min(n, kKvBlockTokens - pos % kKvBlockTokens); };
 
   // q, k, v and the gate read the normed input, converted once, in one parallel loop.
@@ -376,7 +402,10 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
       for (int64_t h = 0; h < Hkv; ++h) rope_apply(&k_[size_t(t * kw + h * hd)], cos_sin, L.rope.n_rot);
       // Every token's K/V goes into its block before any token attends: tokens of one sequence in
       // this micro-batch see each other.
-      std::copy_n(&k_[size_t(t * kw)], kw, key_at(table(t), pos, 0));
+      for (int64_t h = 0; h < Hkv; ++h) {
+        float* lane = keys_at(table(t), pos, h) + pos % kKvBlockTokens;
+        for (int64_t i = 0; i < hd; ++i) lane[i * kKvBlockTokens] = k_[size_t(t * kw + h * hd + i)];
+      }
       std::copy_n(&v_[size_t(t * vw)], vw, value_at(table(t), pos, 0));
     }
   });
@@ -440,11 +469,11 @@ void CpuBackend::attention(CpuKvStore& store, std::span<const UbatchToken> meta,
         // for L1 was barely faster than not asking), or the kernels would wait on one row's lines at
         // a time (a third faster on cold keys). Values are summed only after every score, so this
         // run's have the rest of the scoring to arrive.
-        for (int64_t j = j0 + run, end = std::min(j0 + run + kKvBlockTokens, pos + 1); cold && j < end; ++j)
-          for (int64_t e = 0; e < hd; e += 64 / int64_t(sizeof(float))) __builtin_prefetch(key_at(blocks, j, kvh) + e, 0, 2);
+        for (int64_t e = 0; cold && j0 + run <= pos && e < hd * kKvBlockTokens; e += 64 / int64_t(sizeof(float)))
+          __builtin_prefetch(keys_at(blocks, j0 + run, kvh) + e, 0, 2);
         for (int64_t j = j0; cold && j < j0 + run; ++j)
           for (int64_t e = 0; e < vd; e += 64 / int64_t(sizeof(float))) __builtin_prefetch(value_at(blocks, j, kvh) + e, 0, 2);
-        kern.attend_scores(q, size_t(hd), nh, key_at(blocks, j0, kvh), size_t(kw), run, hd, weights + (j0 - chunk0), key_room);
+        kern.attend_scores(q, size_t(hd), nh, keys_at(blocks, j0, kvh), int(j0 % kKvBlockTokens), run, hd, weights + (j0 - chunk0), key_room);
         j0 += run;
       }
       for (int h = 0; h < nh; ++h) {

@@ -86,12 +86,13 @@ struct CpuKernels {
   void (*rope_f32)(float* head, const float* cos_sin, int n_rot);
   // y[i] = expf_vector(x[i]) (cpu_silu.h, the reference's softmax exp), the same bits on every path.
   void (*exp_vector_f32)(const float* x, float* y, int64_t n);
-  // Attention scores for one run of n >= 1 keys (rows k + u * k_stride; a KV block's) and nh <=
-  // kAttendHeads query heads that share them (one GQA group; rows q + h * q_stride): s[h * s_stride +
-  // u] = the bits of dot_f32_vec(q_h, k_u, d) (cpu_dot.h; a zero score may carry the other sign, which
-  // the softmax cannot see). A group at once loads each key once.
-  void (*attend_scores)(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
-                        size_t s_stride);
+  // Attention scores for the keys at offsets u0 <= u < u0 + n of one KV block (n >= 1, u0 + n <=
+  // kAttendLanes), stored lane-major as CpuKvStore keeps them (element i of the key at offset u at
+  // kt[i * kAttendLanes + u]), and nh <= kAttendHeads query heads that share them (one GQA group;
+  // rows q + h * q_stride): s[h * s_stride + u - u0] = the bits of dot_f32_vec(q_h, key_u, d)
+  // (cpu_dot.h; a zero score may carry the other sign, which the softmax cannot see). The block's
+  // other keys are read too, whatever they hold, and their scores dropped.
+  void (*attend_scores)(const float* q, size_t q_stride, int nh, const float* kt, int u0, int n, int64_t d, float* s, size_t s_stride);
   // The weighted value sums over key positions first <= u < n (counted from a multiple of
   // kAttendLanes; value row v[u]): for head h (weights p[h * p_stride + u]) and element i, lane
   // l = u % kAttendLanes accumulates fma(p, v[u][i], lane) over its positions in order, from 0, and

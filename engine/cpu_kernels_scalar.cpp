@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "engine/cpu_dot.h"
 #include "engine/cpu_expf.h"
@@ -101,10 +102,13 @@ void exp_vector_f32(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = expf_vector(x[i]);
 }
 
-void attend_scores(const float* q, size_t q_stride, int nh, const float* k, size_t k_stride, int n, int64_t d, float* s,
-                   size_t s_stride) {
-  for (int h = 0; h < nh; ++h)
-    for (int u = 0; u < n; ++u) s[size_t(h) * s_stride + size_t(u)] = dot_f32_vec(q + size_t(h) * q_stride, k + size_t(u) * k_stride, d);
+void attend_scores(const float* q, size_t q_stride, int nh, const float* kt, int u0, int n, int64_t d, float* s, size_t s_stride) {
+  thread_local std::vector<float> key;  // one key gathered from its lane
+  if (key.size() < size_t(d)) key.resize(size_t(d));
+  for (int u = 0; u < n; ++u) {
+    for (int64_t i = 0; i < d; ++i) key[size_t(i)] = kt[size_t(i) * kAttendLanes + size_t(u0 + u)];
+    for (int h = 0; h < nh; ++h) s[size_t(h) * s_stride + size_t(u)] = dot_f32_vec(q + size_t(h) * q_stride, key.data(), d);
+  }
 }
 
 void attend_values(float* y, size_t y_stride, int nh, int64_t d, int64_t first, int64_t n, const float* const* v, const float* p,

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -323,28 +324,35 @@ TEST_P(KernelPath, AttentionHelpersMatchScalar) {
     }
   }
 
-  // attend_scores: every (head, key) score is a lone dot_f32_vec (its bits but for a zero's sign), for head and key counts
-  // and widths below, at and past a 64-element step, with a tail; runs up to a KV block's 16 keys and past.
-  constexpr int kMostKeys = 21;
+  // attend_scores: every (head, key) score is a lone dot_f32_vec (its bits but for a zero's sign), for head counts and widths
+  // below, at and past a 64-element step, with a tail, and every run of keys a block holds; the keys lane-major in their
+  // block as the KV store keeps them, so the kernels read keys outside the run too (here: NaNs) and must drop them.
   for (int64_t d : {128, 64, 131, 70, 256, 197, 16, 7}) {
-    const size_t q_stride = size_t(d) + 5, k_stride = size_t(d) + 3, s_stride = kMostKeys + 3;
-    const auto q = gaussian(q_stride * kAttendHeads, 60), k = gaussian(k_stride * kMostKeys, 61);
+    const size_t q_stride = size_t(d) + 5, s_stride = kAttendLanes + 3;
+    const auto q = gaussian(q_stride * kAttendHeads, 60), k = gaussian(size_t(d) * kAttendLanes, 61);
+    std::vector<float> kt(k.size());  // key u's element i at kt[i * kAttendLanes + u]
+    for (int u = 0; u < kAttendLanes; ++u)
+      for (int64_t i = 0; i < d; ++i) kt[size_t(i) * kAttendLanes + size_t(u)] = k[size_t(u) * size_t(d) + size_t(i)];
     for (int nh : {1, 3, 4, 8, 13, kAttendHeads})
-      for (int n = 1; n <= kMostKeys; ++n) {
-        std::vector<float> s(size_t(nh) * s_stride, -777.f);
-        path().attend_scores(q.data(), q_stride, nh, k.data(), k_stride, n, d, s.data(), s_stride);
-        for (int h = 0; h < nh; ++h)
-          for (int u = 0; u < int(s_stride); ++u) {
-            const std::string where = "d " + std::to_string(d) + " heads " + std::to_string(nh) + " keys " + std::to_string(n) +
-                                      " head " + std::to_string(h) + " key " + std::to_string(u);
-            const float got = s[size_t(h) * s_stride + size_t(u)];
-            if (u >= n) {
-              EXPECT_EQ(got, -777.f) << where << " written past the run";
-            } else {
-              EXPECT_EQ(got, dot_f32_vec(q.data() + size_t(h) * q_stride, k.data() + size_t(u) * k_stride, d)) << where;
+      for (int u0 = 0; u0 < kAttendLanes; ++u0)
+        for (int n = 1; u0 + n <= kAttendLanes; ++n) {
+          std::vector<float> block = kt, s(size_t(nh) * s_stride, -777.f);
+          for (int u = 0; u < kAttendLanes; ++u)
+            if (u < u0 || u >= u0 + n)
+              for (int64_t i = 0; i < d; ++i) block[size_t(i) * kAttendLanes + size_t(u)] = std::numeric_limits<float>::quiet_NaN();
+          path().attend_scores(q.data(), q_stride, nh, block.data(), u0, n, d, s.data(), s_stride);
+          for (int h = 0; h < nh; ++h)
+            for (int u = 0; u < int(s_stride); ++u) {
+              const std::string where = "d " + std::to_string(d) + " heads " + std::to_string(nh) + " keys " + std::to_string(u0) + ".." +
+                                        std::to_string(u0 + n - 1) + " head " + std::to_string(h) + " score " + std::to_string(u);
+              const float got = s[size_t(h) * s_stride + size_t(u)];
+              if (u >= n) {
+                EXPECT_EQ(got, -777.f) << where << " written past the run";
+              } else {
+                EXPECT_EQ(got, dot_f32_vec(q.data() + size_t(h) * q_stride, k.data() + size_t(u0 + u) * size_t(d), d)) << where;
+              }
             }
-          }
-      }
+        }
   }
 
   // attend_values: position u (first <= u < n) feeds lane u % 16 of every head with one fma per

@@ -4,6 +4,7 @@
 // reused by a fresh engine and rejected once the model file changes.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -11,6 +12,7 @@
 #include "engine/backend.h"
 #include "engine/engine.h"
 #include "engine/huge_page_buffer.h"
+#include "engine/model.h"
 #include "tests/golden.h"
 #include "tests/greedy_request.h"
 #include "tests/scratch.h"
@@ -148,6 +150,74 @@ TEST(PrefixCache, TinyBudgetEvictsAndStaysCorrect) {
 // The CPU store is one buffer of huge pages that become resident as positions are written, so a
 // budget beyond the machine's memory would open fine and die in the OOM killer once the cache
 // filled: it is refused when the engine opens, naming the cache and the flags that size it.
+// The CPU store keeps keys lane-major inside a block, but blocks travel as position rows (the bytes
+// the disk cache keeps and another backend reads): after one token at position 0 of a fresh block,
+// each array of the block's bytes holds that token in its first row and zeros in the other 15, and
+// bytes written are read back the same, and a partial copy carries exactly its positions.
+TEST(KvStore, BlocksTravelAsPositionRows) {
+  for (const char* name : kModels) {
+    SCOPED_TRACE(name);
+    auto g = test::load_golden(name);
+    auto model = Model::load(g.model_path);
+    auto be = make_cpu_backend(*model, 1);
+    const ModelConfig& c = model->config();
+    auto store = be->new_kv_store(3, 3);
+    BlockTable table;
+    table.full = {0};
+    table.sliding = {0};
+    const int32_t token = g.tokens[0];
+    const BatchRun run{&table, 0, std::span<const int32_t>(&token, 1), 1, nullptr};
+    be->forward(*store, std::span<const BatchRun>(&run, 1));
+
+    // The Full block's arrays in their byte order: each layer's K, V, then the hidden state; the trunk
+    // leaves the MTP layers' rows empty.
+    std::vector<size_t> widths;
+    std::vector<bool> written;
+    for (const LayerConfig& L : c.layers)
+      if (!L.sliding || L.mtp) {
+        widths.push_back(size_t(L.n_head_kv * c.head_dim)), widths.push_back(size_t(L.n_head_kv * c.v_head_dim));
+        written.push_back(!L.mtp), written.push_back(!L.mtp);
+      }
+    widths.push_back(size_t(c.n_embd));
+    written.push_back(true);
+    std::vector<uint8_t> bytes(store->block_bytes(KvKind::Full));
+    store->read_block(KvKind::Full, 0, bytes);
+    const float* f = reinterpret_cast<const float*>(bytes.data());
+    size_t at = 0;
+    for (size_t a = 0; a < widths.size(); ++a) {
+      const size_t w = widths[a];
+      bool first_row_set = false, others_zero = true;
+      for (size_t i = 0; i < w; ++i) first_row_set |= f[at + i] != 0.f;
+      for (size_t i = w; i < w * kKvBlockTokens; ++i) others_zero &= f[at + i] == 0.f;
+      EXPECT_EQ(first_row_set, bool(written[a])) << "array " << a << ": position 0's row";
+      EXPECT_TRUE(others_zero) << "array " << a << ": positions 1..15 hold data";
+      at += w * kKvBlockTokens;
+    }
+    ASSERT_EQ(at * sizeof(float), bytes.size());
+
+    std::vector<uint8_t> pattern(bytes.size()), back(bytes.size());
+    for (size_t i = 0; i < pattern.size(); i += sizeof(float)) {
+      const float v = float(i / sizeof(float)) * 0.5f + 1.f;
+      std::memcpy(&pattern[i], &v, sizeof v);
+    }
+    store->write_block(KvKind::Full, 1, pattern);
+    store->read_block(KvKind::Full, 1, back);
+    EXPECT_EQ(back, pattern) << "written bytes read back differently";
+    store->write_block(KvKind::Full, 2, bytes);
+    store->copy_block(KvKind::Full, 1, 2, 5);  // positions 0..4 of block 1 over block 2
+    store->read_block(KvKind::Full, 2, back);
+    at = 0;
+    for (size_t w : widths) {
+      for (size_t i = 0; i < w * kKvBlockTokens; ++i) {
+        const std::vector<uint8_t>& want = i < 5 * w ? pattern : bytes;
+        ASSERT_EQ(0, std::memcmp(&back[(at + i) * sizeof(float)], &want[(at + i) * sizeof(float)], sizeof(float)))
+            << "float " << i << " of an array of width " << w << " after copying 5 positions";
+      }
+      at += w * kKvBlockTokens;
+    }
+  }
+}
+
 TEST(KvBudget, MoreThanTheMachineHoldsIsRefusedAtOpen) {
   auto g = test::load_golden("tiny-qwen3moe-s11");
   const uint64_t too_much = available_memory_bytes() + (uint64_t(1) << 30);

@@ -602,31 +602,86 @@ inline __m256 expf_vector8(__m256 x, int* outside) {
   return _mm256_mul_ps(poly, _mm256_castsi256_ps(exponent));
 }
 
-// Both apply f (expf_vector or silu) to 8 lanes at a time, redoing the lanes expf_vector8 flags with
-// the scalar definition from the saved inputs (y may be x).
-template <float (*Scalar)(float), class Lanes>
-void apply_vector8(const float* x, float* y, int64_t n, Lanes lanes) {
+#ifdef __AVX512F__
+// expf_vector8 on 16 lanes, the same operations on each: the softmax's and SwiGLU's exps in fewer
+// instructions (3.15 -> 3.6-3.7 G exps per CPU-second, SiLU 2.45 -> 3.3; one core, 4096 values).
+inline __m512 expf_vector16(__m512 x, __mmask16* outside) {
+  using namespace silu_consts;
+  const __m512 shift = _mm512_set1_ps(kShift), one = _mm512_set1_ps(1.f);
+  const __m512 k = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(kLog2e), shift), shift);
+  const __m512 b = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Lo), _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Hi), x));
+  const __m512 u = _mm512_mul_ps(b, b);
+  const __m512 poly = _mm512_fmadd_ps(
+      _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(kP5), b, _mm512_set1_ps(kP4)), u,
+                      _mm512_fmadd_ps(_mm512_set1_ps(kP3), b, _mm512_set1_ps(kP2))),
+      u, _mm512_fmadd_ps(_mm512_set1_ps(kP1), b, one));
+  const __m512i exponent = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
+  const __mmask16 in_range = _mm512_cmp_ps_mask(k, _mm512_set1_ps(-126.f), _CMP_GE_OQ) & _mm512_cmp_ps_mask(k, _mm512_set1_ps(127.f), _CMP_LE_OQ);
+  *outside = __mmask16(~in_range);
+  return _mm512_mul_ps(poly, _mm512_castsi512_ps(exponent));
+}
+#endif
+
+// Applies f (expf_vector or silu) W lanes at a time over the first n / W * W elements and returns
+// that count: lanes(x, in, out) loads W floats from x, saves them to `in` (y may be x) with one store
+// of the same width (a narrower copy would stall the load on store forwarding), writes f of them to
+// out and returns the mask of lanes expf_vector16/8 flagged, which are redone with the scalar
+// definition.
+template <float (*Scalar)(float), int W, class Lanes>
+int64_t apply_lanes(const float* x, float* y, int64_t n, Lanes lanes) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    alignas(32) float in[8];
-    const __m256 xv = _mm256_loadu_ps(x + i);
-    _mm256_store_ps(in, xv);
-    int outside;
-    _mm256_storeu_ps(y + i, lanes(xv, &outside));
-    for (int l = 0; outside; ++l, outside >>= 1)
+  for (; i + W <= n; i += W) {
+    alignas(64) float in[W];
+    for (unsigned outside = lanes(x + i, in, y + i), l = 0; outside; ++l, outside >>= 1)
       if (outside & 1) y[i + l] = Scalar(in[l]);
   }
-  for (; i < n; ++i) y[i] = Scalar(x[i]);
+  return i;
 }
 
-void exp_vector_f32_x86(const float* x, float* y, int64_t n) { apply_vector8<expf_vector>(x, y, n, expf_vector8); }
+// Both run 16 lanes at a time (AVX-512), then 8, then one at a time.
+void exp_vector_f32_x86(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+#ifdef __AVX512F__
+  i = apply_lanes<expf_vector, 16>(x, y, n, [](const float* from, float* in, float* out) {
+    const __m512 xv = _mm512_loadu_ps(from);
+    _mm512_store_ps(in, xv);
+    __mmask16 outside;
+    _mm512_storeu_ps(out, expf_vector16(xv, &outside));
+    return unsigned(outside);
+  });
+#endif
+  i += apply_lanes<expf_vector, 8>(x + i, y + i, n - i, [](const float* from, float* in, float* out) {
+    const __m256 xv = _mm256_loadu_ps(from);
+    _mm256_store_ps(in, xv);
+    int outside;
+    _mm256_storeu_ps(out, expf_vector8(xv, &outside));
+    return unsigned(outside);
+  });
+  for (; i < n; ++i) y[i] = expf_vector(x[i]);
+}
 
 // cpu_silu.h's silu: x / (1 + expf_vector(0 - x)).
 void silu_f32_x86(const float* x, float* y, int64_t n) {
-  apply_vector8<silu>(x, y, n, [](__m256 xv, int* outside) {
-    const __m256 e = expf_vector8(_mm256_sub_ps(_mm256_setzero_ps(), xv), outside);
-    return _mm256_div_ps(xv, _mm256_add_ps(_mm256_set1_ps(1.f), e));
+  int64_t i = 0;
+#ifdef __AVX512F__
+  i = apply_lanes<silu, 16>(x, y, n, [](const float* from, float* in, float* out) {
+    const __m512 xv = _mm512_loadu_ps(from);
+    _mm512_store_ps(in, xv);
+    __mmask16 outside;
+    const __m512 e = expf_vector16(_mm512_sub_ps(_mm512_setzero_ps(), xv), &outside);
+    _mm512_storeu_ps(out, _mm512_div_ps(xv, _mm512_add_ps(_mm512_set1_ps(1.f), e)));
+    return unsigned(outside);
   });
+#endif
+  i += apply_lanes<silu, 8>(x + i, y + i, n - i, [](const float* from, float* in, float* out) {
+    const __m256 xv = _mm256_loadu_ps(from);
+    _mm256_store_ps(in, xv);
+    int outside;
+    const __m256 e = expf_vector8(_mm256_sub_ps(_mm256_setzero_ps(), xv), &outside);
+    _mm256_storeu_ps(out, _mm256_div_ps(xv, _mm256_add_ps(_mm256_set1_ps(1.f), e)));
+    return unsigned(outside);
+  });
+  for (; i < n; ++i) y[i] = silu(x[i]);
 }
 
 // The scalar rope_f32 with the fmas as instructions (fma1), which the compiler may vectorize.

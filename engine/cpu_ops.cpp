@@ -113,7 +113,8 @@ void rows_by_gemm(const MatmulJob& job, const GemmKernel& gemm, int64_t r0, int6
 // beside them. Chunks of 32 tokens against every group one tile at a time, before, read a chunk's
 // 37 KB of activations from L2 for each group: prefill was 1.06-1.09x slower at 512 tokens
 // (docs/BENCHMARKS.md). The shapes found no difference between chunks of 64..512 tokens and runs of
-// 64..256 KB on this machine's 1 MB L2; these sizes leave room for caches half as large.
+// 64..256 KB on this machine's 1 MB L2; these sizes leave room for caches half as large. With
+// per-call packing (rows_by_gemm) the groups stay outer: each is packed once.
 constexpr int64_t kChunkTokens = 128;
 constexpr size_t kGroupRunBytes = 128 * 1024;
 

@@ -33,6 +33,20 @@ inline __m256 attend_zero() { return _mm256_setzero_ps(); }
 
 #endif
 
+// 16 lanes folded as one 16-lane register is (l + (l + 8), then + (l + 4), then (0 + 2) + (1 + 3)),
+// each lane here a vector: lane l at lane0 + l * stride. dot_f32_vec's sum over its lanes and the
+// KQV product's over its key lanes are both this fold.
+inline AttendVec attend_fold16(const float* lane0, size_t stride) {
+  AttendVec lane[16];
+  #pragma GCC unroll 16
+  for (int l = 0; l < 16; ++l) lane[l] = attend_load(lane0 + size_t(l) * stride);
+  #pragma GCC unroll 8
+  for (int l = 0; l < 8; ++l) lane[l] = attend_add(lane[l], lane[l + 8]);
+  #pragma GCC unroll 4
+  for (int l = 0; l < 4; ++l) lane[l] = attend_add(lane[l], lane[l + 4]);
+  return attend_add(attend_add(lane[0], lane[2]), attend_add(lane[1], lane[3]));
+}
+
 // Attention scores with the keys in vector lanes. CpuKvStore keeps each KV block's keys lane-major
 // (element i of the key at block offset u at kt[i * kAttendLanes + u]), so one load brings element i
 // of 16 keys (8 with AVX2: two halves) and one fma advances 16 dots. dot_f32_vec's order per key:
@@ -77,14 +91,7 @@ void attend_scores_pass(const float* const* qh, const float* kt, int64_t d, floa
         for (int h = 0; h < NH; ++h) attend_store(lanes[l][h], attend_add(attend_add(acc[0][h], acc[2][h]), attend_add(acc[1][h], acc[3][h])));
       }
       #pragma GCC unroll 8
-      for (int h = 0; h < NH; ++h) {
-        AttendVec h8[8], h4[4];
-        #pragma GCC unroll 8
-        for (int l = 0; l < 8; ++l) h8[l] = attend_add(attend_load(lanes[l][h]), attend_load(lanes[l + 8][h]));
-        #pragma GCC unroll 4
-        for (int l = 0; l < 4; ++l) h4[l] = attend_add(h8[l], h8[l + 4]);
-        score[h] = attend_add(attend_add(h4[0], h4[2]), attend_add(h4[1], h4[3]));
-      }
+      for (int h = 0; h < NH; ++h) score[h] = attend_fold16(lanes[0][h], NH * kAttendWidth);
     }
     for (int64_t e = steps * 64; e < d; ++e) {
       const AttendVec kv = attend_load(k + e * kAttendLanes);
@@ -253,17 +260,8 @@ void attend_values_groups(float* y, size_t y_stride, int nh, int64_t d, int64_t 
       }
     }
     for (int s = 0; s < run_slices; ++s)
-      for (int h = 0; h < nh; ++h) {
-        AttendVec lane[kAttendLanes];
-        #pragma GCC unroll 16
-        for (int l = 0; l < kAttendLanes; ++l) lane[l] = attend_load(state[s][h][l]);
-        #pragma GCC unroll 8
-        for (int l = 0; l < 8; ++l) lane[l] = attend_add(lane[l], lane[l + 8]);
-        #pragma GCC unroll 4
-        for (int l = 0; l < 4; ++l) lane[l] = attend_add(lane[l], lane[l + 4]);
-        attend_store(y + size_t(h) * y_stride + size_t(i0 + int64_t(s) * kAttendWidth),
-                     attend_add(attend_add(lane[0], lane[2]), attend_add(lane[1], lane[3])));
-      }
+      for (int h = 0; h < nh; ++h)
+        attend_store(y + size_t(h) * y_stride + size_t(i0 + int64_t(s) * kAttendWidth), attend_fold16(state[s][h][0], kAttendWidth));
   }
   for (int64_t i = whole; i < d; ++i)  // the tail, element by element as the scalar path
     for (int h = 0; h < nh; ++h) {
